@@ -1,0 +1,1 @@
+//! Live Art. 33 detection and alert delivery (issue 4).

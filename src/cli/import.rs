@@ -1,0 +1,10 @@
+//! `dispo import`: not built yet.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`dispo import` is not built yet")
+}

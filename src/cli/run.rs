@@ -1,0 +1,10 @@
+//! `dispo run`: not built yet.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`dispo run` is not built yet")
+}

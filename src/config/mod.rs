@@ -1,0 +1,1 @@
+//! Probe definitions: TOML -> validated types (issue 3).

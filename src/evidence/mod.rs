@@ -1,0 +1,1 @@
+//! Evidence packs for the supervisor (issue 6).

@@ -1,0 +1,1 @@
+//! Observation CSV and gateway log import (issues 4 and 6).

@@ -1,0 +1,1 @@
+//! Probes and the run daemon (issue 3).

@@ -1,0 +1,1 @@
+//! The quarterly publication (issue 5).

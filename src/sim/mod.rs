@@ -1,0 +1,1 @@
+//! The embedded STET bank simulator (issue 2).

@@ -1,0 +1,1 @@
+//! The STET protocol shared by probes and simulator (issue 2).

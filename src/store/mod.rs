@@ -1,0 +1,324 @@
+//! The store: observations, monitor heartbeats and what the other stages persist, in SQLite
+//! through sqlx.
+//!
+//! In: observations from probes and imports, heartbeats from the probe daemon. Out: the rows the
+//! engine counts from. Schema in `migrations/`, applied on open; WAL mode so readers (`kpi`,
+//! `report`) never block the monitor; a write is durable once its transaction commits, so a
+//! `kill -9` loses nothing that was reported written. Times are integer epoch ms UTC.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, SqlitePool};
+
+use crate::domain::{
+    DomainError, EstablishmentCode, Interface, MonitoredInterval, NoReplyKind, Observation,
+    Outcome, Phases, Service, Source,
+};
+
+/// What can go wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot bring database {path} to the current schema: {source}")]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("row {id} of table {table} holds a bad value: {source}")]
+    BadRow {
+        table: &'static str,
+        id: i64,
+        source: DomainError,
+    },
+}
+
+/// An observation with what only the store keeps beside it: error text, the kind of no-reply,
+/// the probe that made it, its phases, and whether it is synthetic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObservation {
+    pub obs: Observation,
+    pub error_text: Option<String>,
+    pub no_reply_kind: Option<NoReplyKind>,
+    pub probe_id: Option<String>,
+    pub phases: Option<Phases>,
+    pub synthetic: bool,
+}
+
+impl From<Observation> for StoredObservation {
+    fn from(obs: Observation) -> Self {
+        Self {
+            obs,
+            error_text: None,
+            no_reply_kind: None,
+            probe_id: None,
+            phases: None,
+            synthetic: false,
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Columns bound per observation row in a multi-row INSERT.
+const OBS_COLUMNS: usize = 21;
+/// SQLite allows 32 766 bound parameters per statement.
+const ROWS_PER_STATEMENT: usize = 32_766 / OBS_COLUMNS;
+
+impl Store {
+    /// Opens (creating if missing) the database at `path` and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: shown,
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Inserts observations in one transaction; rows already present (same request id, time and
+    /// establishment) are skipped. Returns how many rows were new.
+    pub async fn insert_observations(&self, rows: &[StoredObservation]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new(
+                "INSERT OR IGNORE INTO observations (received_at, establishment, interface, service, \
+                 source, tpp, status, latency_ms, error_code, error_text, request_id, outcome, \
+                 no_reply_kind, probe_id, resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, \
+                 synthetic, id) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                let o = &r.obs;
+                let p = r.phases;
+                b.push_bind(o.received_at_ms)
+                    .push_bind(o.establishment.as_str().to_owned())
+                    .push_bind(o.interface.as_str())
+                    .push_bind(o.service.as_str().to_owned())
+                    .push_bind(o.source.as_str())
+                    .push_bind(o.tpp.clone())
+                    .push_bind(o.status.map(i64::from))
+                    .push_bind(o.latency_ms)
+                    .push_bind(o.error_code.clone())
+                    .push_bind(r.error_text.clone())
+                    .push_bind(o.request_id.clone())
+                    .push_bind(o.outcome.as_str())
+                    .push_bind(r.no_reply_kind.map(|k| k.as_str()))
+                    .push_bind(r.probe_id.clone())
+                    .push_bind(p.map(|p| p.resolve_ms))
+                    .push_bind(p.map(|p| p.connect_ms))
+                    .push_bind(p.map(|p| p.tls_ms))
+                    .push_bind(p.map(|p| p.processing_ms))
+                    .push_bind(p.map(|p| p.transfer_ms))
+                    .push_bind(r.synthetic)
+                    .push_bind(None::<i64>);
+            });
+            added += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Observations received in `[from_ms, to_ms)`, optionally only for some establishments,
+    /// in (received_at, request_id) order.
+    pub async fn load_observations(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        establishments: &[EstablishmentCode],
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT id, received_at, establishment, interface, service, source, tpp, status, \
+             latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, probe_id, \
+             resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic \
+             FROM observations WHERE received_at >= ",
+        );
+        qb.push_bind(from_ms)
+            .push(" AND received_at < ")
+            .push_bind(to_ms);
+        if !establishments.is_empty() {
+            qb.push(" AND establishment IN (");
+            let mut sep = qb.separated(", ");
+            for e in establishments {
+                sep.push_bind(e.as_str().to_owned());
+            }
+            qb.push(")");
+        }
+        qb.push(" ORDER BY received_at, request_id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_observation).collect()
+    }
+
+    /// The earliest and latest `received_at` in the store, if any.
+    pub async fn observation_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT MIN(received_at), MAX(received_at) FROM observations")
+            .fetch_one(&self.pool)
+            .await?;
+        let min: Option<i64> = row.try_get(0)?;
+        let max: Option<i64> = row.try_get(1)?;
+        Ok(min.zip(max))
+    }
+
+    /// Records that a monitor started; returns the heartbeat row to advance.
+    pub async fn start_heartbeat(&self, monitor_id: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(monitor_id)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Advances a running monitor's heartbeat.
+    pub async fn beat(&self, heartbeat_id: i64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE heartbeats SET last_beat = MAX(last_beat, ?) WHERE id = ?")
+            .bind(now_ms)
+            .bind(heartbeat_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes a monitor's heartbeat on a clean stop.
+    pub async fn stop_heartbeat(
+        &self,
+        heartbeat_id: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE heartbeats SET last_beat = MAX(last_beat, ?), stopped_at = ?, stop_reason = ? WHERE id = ?",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(heartbeat_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The intervals during which some monitor was running, overlapping `[from_ms, to_ms)`,
+    /// merged and clipped to it. `None` when no monitor ever recorded a heartbeat (data from logs
+    /// only): then nothing is reported as unmonitored.
+    pub async fn monitored_intervals(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<Vec<MonitoredInterval>>, StoreError> {
+        let any: i64 = sqlx::query("SELECT COUNT(*) FROM heartbeats")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        if any == 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT started_at, last_beat FROM heartbeats WHERE last_beat >= ? AND started_at < ? \
+             ORDER BY started_at",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<MonitoredInterval> = Vec::new();
+        for r in rows {
+            let s: i64 = r.try_get(0)?;
+            let e: i64 = r.try_get(1)?;
+            let iv = MonitoredInterval {
+                start_ms: s.max(from_ms),
+                end_ms: e.min(to_ms),
+            };
+            if iv.end_ms <= iv.start_ms {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if iv.start_ms <= last.end_ms => {
+                    last.end_ms = last.end_ms.max(iv.end_ms)
+                }
+                _ => out.push(iv),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let bad = |source| StoreError::BadRow {
+        table: "observations",
+        id,
+        source,
+    };
+    let parse = |col: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(col)?) };
+    let status: Option<i64> = r.try_get("status")?;
+    let no_reply_kind: Option<String> = r.try_get("no_reply_kind")?;
+    let resolve: Option<f64> = r.try_get("resolve_ms")?;
+    let phases = match resolve {
+        Some(resolve_ms) => Some(Phases {
+            resolve_ms,
+            connect_ms: r.try_get::<Option<f64>, _>("connect_ms")?.unwrap_or(0.0),
+            tls_ms: r.try_get::<Option<f64>, _>("tls_ms")?.unwrap_or(0.0),
+            processing_ms: r.try_get::<Option<f64>, _>("processing_ms")?.unwrap_or(0.0),
+            transfer_ms: r.try_get::<Option<f64>, _>("transfer_ms")?.unwrap_or(0.0),
+        }),
+        None => None,
+    };
+    Ok(StoredObservation {
+        obs: Observation {
+            received_at_ms: r.try_get("received_at")?,
+            establishment: EstablishmentCode::from_str(&parse("establishment")?).map_err(bad)?,
+            interface: Interface::from_str(&parse("interface")?).map_err(bad)?,
+            service: Service::from_str(&parse("service")?).map_err(bad)?,
+            source: Source::from_str(&parse("source")?).map_err(bad)?,
+            tpp: r.try_get("tpp")?,
+            status: status.map(|s| s as u16),
+            latency_ms: r.try_get("latency_ms")?,
+            error_code: r.try_get("error_code")?,
+            request_id: r.try_get("request_id")?,
+            outcome: Outcome::from_str(&parse("outcome")?).map_err(bad)?,
+        },
+        error_text: r.try_get("error_text")?,
+        no_reply_kind: no_reply_kind
+            .as_deref()
+            .map(NoReplyKind::from_str)
+            .transpose()
+            .map_err(bad)?,
+        probe_id: r.try_get("probe_id")?,
+        phases,
+        synthetic: r.try_get::<i64, _>("synthetic")? != 0,
+    })
+}

@@ -1,0 +1,1 @@
+//! Deterministic synthetic observations for benchmarks and demos (issue 7).

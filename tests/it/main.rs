@@ -1,0 +1,4 @@
+//! The one integration-test binary: drives the real `dispo` binary against the real simulator
+//! over real TLS. One module per area.
+
+mod support;

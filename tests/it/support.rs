@@ -1,0 +1,24 @@
+//! Shared test helpers: the binary's path, temporary directories, free ports.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Path of the `dispo` binary cargo built for these tests.
+pub fn dispo_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dispo"))
+}
+
+/// A free loopback TCP port (bound then released: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every test starts with this: the one rustls provider.
+pub fn init() {
+    dispo::install_crypto_provider();
+}
