@@ -322,3 +322,6 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
         synthetic: r.try_get::<i64, _>("synthetic")? != 0,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+//! Store round trips: what goes in comes back unchanged, duplicates are skipped, heartbeats merge.
+
+use super::*;
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dispo-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("t.db")
+}
+
+fn obs(at: i64, rid: &str, status: Option<u16>) -> StoredObservation {
+    StoredObservation {
+        obs: Observation {
+            received_at_ms: at,
+            establishment: "13807".parse().unwrap(),
+            interface: Interface::Api,
+            service: Service::new("cbpii").unwrap(),
+            source: Source::Probe,
+            tpp: Some("PSDFR-ACPR-12345".into()),
+            status,
+            latency_ms: status.map(|_| 123.5),
+            error_code: None,
+            request_id: rid.into(),
+            outcome: Outcome::from_reply(status, None),
+        },
+        error_text: None,
+        no_reply_kind: if status.is_none() {
+            Some(NoReplyKind::Timeout)
+        } else {
+            None
+        },
+        probe_id: Some("13807/cbpii".into()),
+        phases: status.map(|_| Phases {
+            resolve_ms: 0.1,
+            connect_ms: 0.2,
+            tls_ms: 3.0,
+            processing_ms: 100.0,
+            transfer_ms: 20.2,
+        }),
+        synthetic: false,
+    }
+}
+
+#[tokio::test]
+async fn observations_round_trip_and_duplicates_are_skipped() {
+    let store = Store::open(&temp_db("rt")).await.unwrap();
+    let rows = vec![
+        obs(1_000, "b", Some(200)),
+        obs(1_000, "a", None),
+        obs(2_000, "c", Some(503)),
+    ];
+    assert_eq!(store.insert_observations(&rows).await.unwrap(), 3);
+    // The same rows again add nothing: imports are idempotent.
+    assert_eq!(store.insert_observations(&rows).await.unwrap(), 0);
+    let back = store.load_observations(0, 10_000, &[]).await.unwrap();
+    // Ordered by (received_at, request_id): "a" before "b" at the same millisecond.
+    let ids: Vec<_> = back.iter().map(|r| r.obs.request_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(back[1], rows[0]);
+    assert_eq!(back[0], rows[1]);
+    assert_eq!(back[2].obs.outcome, Outcome::AspspError);
+    // The period is half-open and the establishment filter applies.
+    assert_eq!(
+        store
+            .load_observations(1_000, 2_000, &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .load_observations(0, 10_000, &["10807".parse().unwrap()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.observation_span().await.unwrap(),
+        Some((1_000, 2_000))
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_give_merged_monitored_intervals() {
+    let store = Store::open(&temp_db("hb")).await.unwrap();
+    assert_eq!(store.monitored_intervals(0, 100).await.unwrap(), None);
+    let a = store.start_heartbeat("m1", 10).await.unwrap();
+    store.beat(a, 40).await.unwrap();
+    store.stop_heartbeat(a, 50, "signal").await.unwrap();
+    let b = store.start_heartbeat("m2", 45).await.unwrap();
+    store.beat(b, 60).await.unwrap();
+    let c = store.start_heartbeat("m1", 80).await.unwrap();
+    store.beat(c, 200).await.unwrap();
+    // [10,50) and [45,60) merge into [10,60); [80,200) is clipped to the asked end 100.
+    let got = store.monitored_intervals(0, 100).await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        vec![
+            MonitoredInterval {
+                start_ms: 10,
+                end_ms: 60
+            },
+            MonitoredInterval {
+                start_ms: 80,
+                end_ms: 100
+            }
+        ]
+    );
+}
