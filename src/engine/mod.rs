@@ -8,11 +8,26 @@
 
 use std::collections::BTreeMap;
 
+pub mod days;
+pub mod episodes;
+pub mod fallback;
+pub mod intervals;
+pub mod json;
+pub mod live;
+pub mod maintenance;
+pub mod time;
+pub mod weeks;
+
+#[cfg(test)]
+mod tests;
+
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EstablishmentCode, Interface, MonitoredInterval, Observation, Service, TppId};
+use crate::domain::{
+    EstablishmentCode, Interface, MonitoredInterval, Observation, Service, Source, TppId,
+};
 
 /// The counting settings. Each field is a documented policy of the methodology; defaults are the
 /// methodology's defaults and every report prints them.
@@ -35,6 +50,10 @@ pub struct Settings {
     pub targets: Targets,
     /// Fallback use this long after an episode ends still counts as justified. Default 0.
     pub fallback_grace_s: i64,
+    /// Whether the monitor's own fallback probes count as fallback use. Default false: they
+    /// check that the contingency access works; counting them would report the monitor itself
+    /// as a TPP misusing the fallback.
+    pub fallback_counts_probes: bool,
 }
 
 impl Default for Settings {
@@ -48,6 +67,7 @@ impl Default for Settings {
             maintenance: Vec::new(),
             targets: Targets::default(),
             fallback_grace_s: 0,
+            fallback_counts_probes: false,
         }
     }
 }
@@ -146,6 +166,17 @@ pub struct Episode {
 impl Episode {
     pub fn duration_s(&self) -> f64 {
         (self.end_ms - self.start_ms) as f64 / 1000.0
+    }
+
+    /// A stable identifier: `<establishment>-<interface>-<start UTC, compact>`, e.g.
+    /// `13807-api-20240701T101500.000Z`. `dispo kpi` prints it; `dispo evidence --episode` takes it.
+    pub fn id(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.establishment,
+            self.interface,
+            time::utc(self.start_ms).format("%Y%m%dT%H%M%S%.3fZ")
+        )
     }
 }
 
@@ -274,4 +305,124 @@ pub enum EngineError {
     EmptyPeriod { from: NaiveDate, to: NaiveDate },
     #[error("invalid setting {name}: {why}")]
     Setting { name: &'static str, why: String },
+}
+
+/// Computes every figure of the methodology for the local days of `period`.
+///
+/// Episodes are detected over all the observations given (so one that started before the period
+/// is still seen) and reported when they overlap the period; day rows cover the period only.
+pub fn compute(
+    input: &EngineInput,
+    period: Period,
+    settings: &Settings,
+) -> Result<Kpis, EngineError> {
+    if period.to <= period.from {
+        return Err(EngineError::EmptyPeriod {
+            from: period.from,
+            to: period.to,
+        });
+    }
+    if settings.failures_to_down == 0 {
+        return Err(EngineError::Setting {
+            name: "failures_to_down",
+            why: "must be at least 1".into(),
+        });
+    }
+    if settings.window_ms < 0 {
+        return Err(EngineError::Setting {
+            name: "window_ms",
+            why: "must not be negative".into(),
+        });
+    }
+    if settings.fallback_grace_s < 0 {
+        return Err(EngineError::Setting {
+            name: "fallback_grace_s",
+            why: "must not be negative".into(),
+        });
+    }
+    let tz = settings.tz;
+    let dates: Vec<NaiveDate> = time::days(period.from, period.to).collect();
+    let mut bounds: Vec<i64> = dates.iter().map(|d| time::day_start_ms(tz, *d)).collect();
+    bounds.push(time::day_start_ms(tz, period.to));
+    let (p_start, p_end) = (bounds[0], bounds[dates.len()]);
+
+    let mut sorted: Vec<&Observation> = input.observations.iter().collect();
+    sorted.sort_unstable_by(|a, b| {
+        a.received_at_ms
+            .cmp(&b.received_at_ms)
+            .then_with(|| a.request_id.cmp(&b.request_id))
+    });
+    let mut series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> = BTreeMap::new();
+    for o in &sorted {
+        series
+            .entry((o.establishment.clone(), o.interface))
+            .or_default()
+            .push(o);
+    }
+
+    let monitored = input.monitored.as_deref();
+    let unmonitored_all: Option<Vec<intervals::Span>> = monitored.map(|m| {
+        let on: Vec<intervals::Span> = m.iter().map(|iv| (iv.start_ms, iv.end_ms)).collect();
+        intervals::subtract(&[(p_start, p_end)], &intervals::merge(on))
+    });
+    let mut maint_cache: BTreeMap<EstablishmentCode, Vec<intervals::Span>> = BTreeMap::new();
+    let mut maint = |e: &EstablishmentCode| -> Vec<intervals::Span> {
+        maint_cache
+            .entry(e.clone())
+            .or_insert_with(|| {
+                maintenance::spans(&settings.maintenance, tz, e, period.from, period.to)
+            })
+            .clone()
+    };
+
+    let mut all_episodes = Vec::new();
+    let mut days_out = Vec::new();
+    for ((est, iface), obs) in &series {
+        let m = maint(est);
+        let eps = episodes::detect(obs, settings, p_end, monitored, &|_| m.clone());
+        let in_period: Vec<&Observation> = obs
+            .iter()
+            .copied()
+            .filter(|o| o.received_at_ms >= p_start && o.received_at_ms < p_end)
+            .collect();
+        if !in_period.is_empty() {
+            let down = intervals::merge(eps.iter().map(|e| (e.start_ms, e.end_ms)).collect());
+            let probed = obs.iter().any(|o| o.source == Source::Probe);
+            let sd = days::SeriesDays {
+                establishment: est,
+                interface: *iface,
+                observations: &in_period,
+                downtime: &down,
+                maintenance: &m,
+                unmonitored: if probed {
+                    unmonitored_all.as_deref()
+                } else {
+                    None
+                },
+            };
+            days_out.extend(days::day_rows(&sd, &dates, &bounds));
+        }
+        all_episodes.extend(
+            eps.into_iter()
+                .filter(|e| e.start_ms < p_end && e.end_ms >= p_start),
+        );
+    }
+    days_out.sort_by(|a, b| {
+        (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
+    });
+    let weeks = weeks::watch(&days_out, &settings.targets);
+    let in_period: Vec<&Observation> = sorted
+        .iter()
+        .copied()
+        .filter(|o| o.received_at_ms >= p_start && o.received_at_ms < p_end)
+        .collect();
+    let fallback = fallback::classify(&in_period, &all_episodes, settings, tz);
+    Ok(Kpis {
+        period,
+        settings: settings.clone(),
+        days: days_out,
+        episodes: all_episodes,
+        weeks,
+        fallback,
+    })
 }

@@ -1,0 +1,108 @@
+//! The JSON view of [`Kpis`] that `dispo kpi --format json` prints and scripts rely on (names
+//! documented in the README). Instants in RFC 3339 UTC; numbers unrounded. Built in this one
+//! place so every output that shows JSON shows the same names.
+
+use serde_json::{Map, Value, json};
+
+use super::time::rfc3339;
+use super::{Kpis, LatencyStats};
+
+fn per_service(
+    latency: &std::collections::BTreeMap<crate::domain::Service, LatencyStats>,
+    f: fn(&LatencyStats) -> Value,
+) -> Value {
+    Value::Object(
+        latency
+            .iter()
+            .map(|(s, l)| (s.to_string(), f(l)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+pub fn to_json(k: &Kpis) -> Value {
+    let days: Vec<Value> = k
+        .days
+        .iter()
+        .map(|d| {
+            json!({
+                "date": d.date.to_string(),
+                "establishment": d.establishment,
+                "interface": d.interface,
+                "seconds_in_day": d.seconds_in_day,
+                "downtime_s": d.downtime_s,
+                "planned_downtime_s": d.planned_downtime_s,
+                "unplanned_downtime_s": d.downtime_s - d.planned_downtime_s,
+                "downtime_pct": d.downtime_pct,
+                "uptime_pct": d.uptime_pct,
+                "unmonitored_s": d.unmonitored_s,
+                "requests": d.requests,
+                "no_reply": d.no_reply,
+                "bank_errors": d.bank_errors,
+                "error_rate_pct": d.error_rate_pct,
+                "replies": per_service(&d.latency, |l| json!(l.replies)),
+                "avg_ms": per_service(&d.latency, |l| json!(l.avg_ms)),
+                "p50_ms": per_service(&d.latency, |l| json!(l.p50_ms)),
+                "p95_ms": per_service(&d.latency, |l| json!(l.p95_ms)),
+                "p99_ms": per_service(&d.latency, |l| json!(l.p99_ms)),
+                "max_ms": per_service(&d.latency, |l| json!(l.max_ms)),
+            })
+        })
+        .collect();
+    let episodes: Vec<Value> = k
+        .episodes
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id(),
+                "establishment": e.establishment,
+                "interface": e.interface,
+                "start": rfc3339(e.start_ms),
+                "end": rfc3339(e.end_ms),
+                "duration_s": e.duration_s(),
+                "planned_s": e.planned_s,
+                "open": e.open,
+                "request_ids": e.request_ids,
+                "ended_by": e.ended_by,
+            })
+        })
+        .collect();
+    let weeks: Vec<Value> = k
+        .weeks
+        .iter()
+        .map(|w| {
+            json!({
+                "week": w.week,
+                "monday": w.monday.to_string(),
+                "establishment": w.establishment,
+                "seconds": w.seconds,
+                "uptime_pct": w.uptime_pct,
+                "error_rate_pct": w.error_rate_pct,
+                "avg_ms": w.avg_ms,
+                "customer_uptime_pct": w.customer_uptime_pct,
+                "misses": w.misses,
+                "consecutive_missed": w.consecutive_missed,
+                "level": w.level,
+            })
+        })
+        .collect();
+    let fallback: Vec<Value> = k
+        .fallback
+        .iter()
+        .map(|f| {
+            json!({
+                "date": f.date.to_string(),
+                "establishment": f.establishment,
+                "tpp": f.tpp,
+                "justified": f.justified,
+                "unjustified": f.unjustified,
+            })
+        })
+        .collect();
+    json!({
+        "period": {"from": k.period.from.to_string(), "to": k.period.to.to_string(), "tz": k.settings.tz.name()},
+        "days": days,
+        "episodes": episodes,
+        "weeks": weeks,
+        "fallback": fallback,
+    })
+}

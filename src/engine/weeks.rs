@@ -1,0 +1,142 @@
+//! The weekly watch (methodology section 5): per ISO week, the dedicated interface of each
+//! establishment against its targets and against the bank's own customer interfaces (Art. 32(1)),
+//! and how many consecutive weeks missed (Art. 33(7): more than two is critical).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use super::time::{iso_week_label, monday_of};
+use super::{DayFigures, Miss, Targets, WatchLevel, WeekWatch};
+use crate::domain::{EstablishmentCode, Interface, Service};
+
+#[derive(Default)]
+struct Acc {
+    seconds: i64,
+    downtime_s: f64,
+    requests: u64,
+    bank_errors: u64,
+    /// Per service: (sum of latencies, replies), so the weekly mean is exact.
+    latency: BTreeMap<Service, (f64, u64)>,
+}
+
+impl Acc {
+    fn add(&mut self, d: &DayFigures) {
+        self.seconds += d.seconds_in_day;
+        self.downtime_s += d.downtime_s;
+        self.requests += d.requests;
+        self.bank_errors += d.bank_errors;
+        for (svc, l) in &d.latency {
+            let e = self.latency.entry(svc.clone()).or_default();
+            e.0 += l.avg_ms * l.replies as f64;
+            e.1 += l.replies;
+        }
+    }
+    fn uptime_pct(&self) -> f64 {
+        if self.seconds == 0 {
+            100.0
+        } else {
+            100.0 - self.downtime_s / self.seconds as f64 * 100.0
+        }
+    }
+}
+
+/// Week rows from the day rows (sorted by establishment, then Monday).
+pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
+    let mut acc: BTreeMap<(EstablishmentCode, NaiveDate, Interface), Acc> = BTreeMap::new();
+    for d in days {
+        if d.interface == Interface::Api || d.interface.is_customer() {
+            acc.entry((d.establishment.clone(), monday_of(d.date), d.interface))
+                .or_default()
+                .add(d);
+        }
+    }
+    let mut out: Vec<WeekWatch> = Vec::new();
+    for ((est, monday, iface), a) in &acc {
+        if *iface != Interface::Api {
+            continue;
+        }
+        let uptime = a.uptime_pct();
+        let error_rate = if a.requests == 0 {
+            0.0
+        } else {
+            a.bank_errors as f64 / a.requests as f64 * 100.0
+        };
+        let avg_ms: BTreeMap<Service, f64> = a
+            .latency
+            .iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(s, (sum, n))| (s.clone(), sum / *n as f64))
+            .collect();
+        let customer: BTreeMap<Interface, f64> = [Interface::PsuWeb, Interface::PsuApp]
+            .into_iter()
+            .filter_map(|ci| {
+                acc.get(&(est.clone(), *monday, ci))
+                    .map(|c| (ci, c.uptime_pct()))
+            })
+            .collect();
+        let mut misses = Vec::new();
+        if uptime < targets.uptime_pct {
+            misses.push(Miss::Uptime {
+                actual_pct: uptime,
+                target_pct: targets.uptime_pct,
+            });
+        }
+        for (svc, ms) in &avg_ms {
+            let target = targets.avg_ms_for(svc);
+            if *ms > target {
+                misses.push(Miss::ResponseTime {
+                    service: svc.clone(),
+                    actual_ms: *ms,
+                    target_ms: target,
+                });
+            }
+        }
+        if error_rate > targets.error_rate_pct {
+            misses.push(Miss::ErrorRate {
+                actual_pct: error_rate,
+                target_pct: targets.error_rate_pct,
+            });
+        }
+        if targets.parity_with_customer_interface {
+            for (ci, cu) in &customer {
+                if uptime < *cu {
+                    misses.push(Miss::Parity {
+                        customer_interface: *ci,
+                        customer_uptime_pct: *cu,
+                        api_uptime_pct: uptime,
+                    });
+                }
+            }
+        }
+        // Consecutive with the previous calendar week of the same establishment only.
+        let prev = out
+            .last()
+            .filter(|w| w.establishment == *est && w.monday + chrono::Duration::days(7) == *monday);
+        let consecutive_missed = if misses.is_empty() {
+            0
+        } else {
+            prev.map_or(0, |w| w.consecutive_missed) + 1
+        };
+        let level = match consecutive_missed {
+            0 => None,
+            1 => Some(WatchLevel::Notice),
+            2 => Some(WatchLevel::Warning),
+            _ => Some(WatchLevel::Critical),
+        };
+        out.push(WeekWatch {
+            week: iso_week_label(*monday),
+            monday: *monday,
+            establishment: est.clone(),
+            seconds: a.seconds,
+            uptime_pct: uptime,
+            error_rate_pct: error_rate,
+            avg_ms,
+            customer_uptime_pct: customer,
+            misses,
+            consecutive_missed,
+            level,
+        });
+    }
+    out
+}
