@@ -94,10 +94,8 @@ fn progress_bar() -> ProgressBar {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} {bar:30} {bytes}/{total_bytes} {msg} (ETA {eta})",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {msg} (ETA {eta})")
+            .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

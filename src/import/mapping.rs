@@ -169,7 +169,10 @@ impl Mapping {
             }
         })?;
         if m.fields.service.is_none() && m.fields.path.is_none() && m.defaults.service.is_none() {
-            return Err("no service: set fields.service, fields.path (with [services]) or defaults.service".into());
+            return Err(
+                "no service: set fields.service, fields.path (with [services]) or defaults.service"
+                    .into(),
+            );
         }
         if m.fields.establishment.is_none() && m.defaults.establishment.is_none() {
             return Err(
@@ -313,7 +316,9 @@ impl Mapping {
                     .from_local_datetime(&naive)
                     .earliest()
                     .map(|t| t.timestamp_millis())
-                    .ok_or_else(|| format!("time {s:?} does not exist in {}", self.timestamp.timezone))
+                    .ok_or_else(|| {
+                        format!("time {s:?} does not exist in {}", self.timestamp.timezone)
+                    })
             }
         }
     }
@@ -397,7 +402,7 @@ pub fn organization_identifier(dn: &str) -> Option<String> {
 
 /// A DER-encoded short string (tag, one length byte, bytes) given in hex.
 fn decode_der_string(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())

@@ -494,6 +494,11 @@ fn open(input: &Input) -> Result<Opened, ImportError> {
     Ok((out, total, n))
 }
 
+/// The columns of the observation CSV, in order.
+pub fn csv_header() -> &'static [&'static str] {
+    &csv_rows::HEADER
+}
+
 /// The observation CSV reader (the shared format of `dispo kpi --input`).
 fn csv_source(input: Box<dyn BufRead + Send>) -> Result<Box<dyn RowSource>, ImportError> {
     Ok(Box::new(csv_rows::CsvRows::new(input)?))
