@@ -1,0 +1,1 @@
+//! Evidence packs: built from imported data, verified, secrets scanned.
