@@ -309,3 +309,83 @@ fn period_packs_in_english_and_unknown_episodes() {
     assert!(se.contains(EPISODE_ID), "{se}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn exemption_dossier_wants_three_months() {
+    support::init();
+    let (d, db) = imported_db("evidence-exemption");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+    let settings = dispo::engine::Settings::default();
+    rt.block_on(async {
+        let store = dispo::store::Store::open(&db).await.unwrap();
+        let lang = dispo::evidence::Lang::Fr;
+        // 2024-07-01 to 2024-09-30 is one day short of three months.
+        let e = dispo::evidence::exemption::build(
+            &store,
+            day("2024-07-01"),
+            day("2024-09-30"),
+            &settings,
+            lang,
+            &d.join("short"),
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("at least three months"), "{e}");
+        assert!(!d.join("short").exists());
+
+        // Three months exactly: 2024-07-01 to 2024-10-01.
+        let out = d.join("dossier");
+        let files = dispo::evidence::exemption::build(
+            &store,
+            day("2024-07-01"),
+            day("2024-10-01"),
+            &settings,
+            lang,
+            &out,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(files.iter().any(|f| f.ends_with("exemption.xlsx")));
+        let eps = csv_rows(&out.join("episodes.csv"));
+        assert_eq!(eps.len(), 1);
+        assert_eq!(eps[0][0], EPISODE_ID);
+        assert_eq!(eps[0][5], "60.25");
+        // Successful api calls in July: cbpii early, r0, r1, late, later = 5, one TPP (A).
+        let usage = csv_rows(&out.join("usage.csv"));
+        assert!(
+            usage.contains(&vec![
+                "2024-07".to_string(),
+                "13807".into(),
+                "cbpii".into(),
+                "5".into(),
+                "2".into()
+            ]),
+            "{usage:?}"
+        );
+        let v = dispo::evidence::manifest::verify(&out).unwrap();
+        assert!(v.is_intact(), "{v:?}");
+
+        // A short period when allowed: marked as such.
+        let out = d.join("short-ok");
+        dispo::evidence::exemption::build(
+            &store,
+            day("2024-07-01"),
+            day("2024-07-08"),
+            &settings,
+            dispo::evidence::Lang::En,
+            &out,
+            true,
+        )
+        .await
+        .unwrap();
+        let html = std::fs::read_to_string(out.join("exemption.html")).unwrap();
+        assert!(html.contains("PERIOD SHORTER THAN THREE MONTHS"), "{html}");
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -379,3 +379,86 @@ fn json_lines_through_a_mapping() {
     assert!(text(&o).1.contains("--mapping"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_killed_import_leaves_whole_batches_and_resumes() {
+    support::init();
+    let d = tmp("import-kill");
+    let db = d.join("o.db");
+    // 100 000 rows, one every 10 ms from 2024-07-04T00:00:00Z.
+    let n = 100_000usize;
+    let mut csv = String::with_capacity(n * 90);
+    csv.push_str(HEADER);
+    let t0 = 1_720_051_200_000i64;
+    for i in 0..n {
+        let t = chrono::DateTime::from_timestamp_millis(t0 + i as i64 * 10).unwrap();
+        csv.push_str(&format!(
+            "{},13807,api,cbpii,log,T,200,50,,k{i}\n",
+            t.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        ));
+    }
+    let file = d.join("big.csv");
+    std::fs::write(&file, csv).unwrap();
+    let mut child = Command::new(support::dispo_bin())
+        .args([
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--batch-rows",
+            "1000",
+            file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL) as soon as something has landed, or after 20 s at most.
+    let count = |db: &Path| -> i64 {
+        let o = Command::new("sqlite3")
+            .arg(db)
+            .arg("SELECT COUNT(*) FROM observations")
+            .output();
+        match o {
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20)
+        && child.try_wait().unwrap().is_none()
+        && (!db.exists() || count(&db) == 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let landed = load_all(&db).len();
+    eprintln!("killed after {landed} of {n} rows landed");
+    // Whole transactions only: a multiple of the batch size.
+    assert_eq!(landed % 1000, 0, "{landed} rows landed");
+
+    // Re-running finishes the job: what landed is skipped, the rest is added.
+    let o = dispo(
+        &[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with(&format!(
+            "{} added, {landed} already present, 0 rejected",
+            n - landed
+        )),
+        "{out}"
+    );
+    assert_eq!(load_all(&db).len(), n);
+    let _ = std::fs::remove_dir_all(&d);
+}
