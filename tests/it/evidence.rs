@@ -356,7 +356,8 @@ fn exemption_dossier_wants_three_months() {
         assert_eq!(eps.len(), 1);
         assert_eq!(eps[0][0], EPISODE_ID);
         assert_eq!(eps[0][5], "60.25");
-        // Successful api calls in July: cbpii early, r0, r1, late, later = 5, one TPP (A).
+        // cbpii on api in July: 5 successful calls (early, r0, r1, late, later); 2 distinct
+        // TPPs (A, and B whose f4 failed).
         let usage = csv_rows(&out.join("usage.csv"));
         assert!(
             usage.contains(&vec![
