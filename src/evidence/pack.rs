@@ -74,19 +74,28 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
                 .observation_span()
                 .await?
                 .ok_or(EvidenceError::Empty)?;
-            // From the day before the start (a run crossing midnight), until the data ends, at
-            // most a month on: an episode still open then is shown open.
+            // From the day before the start (a run crossing midnight), over a window that grows
+            // (2, 4, 8, 16, 32 days) until the episode closes or the data ends, so a short
+            // episode never loads a month of gateway logs. Still open after a month: shown open.
             let from = local_date(id.start_ms, tz) - chrono::Days::new(1);
-            let to = (local_date(last, tz) + chrono::Days::new(1))
-                .min(from + chrono::Days::new(32))
-                .max(from + chrono::Days::new(2));
-            let (kpis, _) = compute(store, Period { from, to }, &req.settings, &filter).await?;
-            let found: Vec<Episode> = kpis
-                .episodes
-                .iter()
-                .filter(|e| id.matches(e))
-                .cloned()
-                .collect();
+            let data_end = local_date(last, tz) + chrono::Days::new(1);
+            let mut days = 2u64;
+            let (kpis, found) = loop {
+                let to =
+                    (from + chrono::Days::new(days)).min(data_end.max(from + chrono::Days::new(2)));
+                let (kpis, _) = compute(store, Period { from, to }, &req.settings, &filter).await?;
+                let found: Vec<Episode> = kpis
+                    .episodes
+                    .iter()
+                    .filter(|e| id.matches(e))
+                    .cloned()
+                    .collect();
+                let still_open = found.iter().any(|e| e.open);
+                if !still_open || to >= data_end || days >= 32 {
+                    break (kpis, found);
+                }
+                days *= 2;
+            };
             if found.is_empty() {
                 let near = kpis
                     .episodes
