@@ -17,7 +17,11 @@ use crate::evidence::{EpisodeId, Lang, manifest};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Episode ids: <establishment>-<interface>-<start UTC>, e.g. \
+13807-api-20240704T100100.000Z. `verify` exits with 1 when a file is altered, missing or extra."
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Sub>,

@@ -16,6 +16,11 @@ use crate::import::{self, Format, ImportOptions, ImportSummary, Input, mapping::
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every line imported or already present; 2 some lines refused \
+(the rest imported; see the rejects file); 1 an error stopped the import (whole batches that \
+landed stay; re-running is safe)."
+)]
 pub struct Args {
     /// The SQLite database (created if missing).
     #[arg(long)]
