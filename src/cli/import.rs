@@ -82,11 +82,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(failure) => {
             print_summary(&failure.landed);
-            eprintln!(
-                "import stopped: {} rows committed before the error (whole batches only); \
+            if failure.landed.added() > 0 {
+                eprintln!(
+                    "import stopped: {} rows committed before the error (whole batches only); \
                  re-running the same command is safe: rows already present are skipped",
-                failure.landed.added()
-            );
+                    failure.landed.added()
+                );
+            }
             Err(anyhow::Error::new(failure))
         }
     }

@@ -35,6 +35,8 @@ pub struct CsvRows<R: BufRead> {
     error_text: Option<usize>,
     outcome: Option<usize>,
     record: csv::ByteRecord,
+    /// An empty input (not even a header): zero rows, not an error (a quiet night's log).
+    empty: bool,
 }
 
 impl<R: BufRead> CsvRows<R> {
@@ -44,6 +46,7 @@ impl<R: BufRead> CsvRows<R> {
             .flexible(true)
             .from_reader(input);
         let header = reader.byte_headers().map_err(csv_fatal)?.clone();
+        let empty = header.is_empty() && reader.is_done();
         let find = |name: &str| {
             header
                 .iter()
@@ -57,7 +60,7 @@ impl<R: BufRead> CsvRows<R> {
                 None => missing.push(*name),
             }
         }
-        if !missing.is_empty() {
+        if !missing.is_empty() && !empty {
             return Err(ImportError::Header(format!(
                 "line 1: the CSV header lacks {} (expected {}; for gateway exports use --format jsonl --mapping FILE)",
                 missing.join(", "),
@@ -70,6 +73,7 @@ impl<R: BufRead> CsvRows<R> {
             reader,
             cols,
             record: csv::ByteRecord::new(),
+            empty,
         })
     }
 
@@ -162,6 +166,9 @@ fn csv_fatal(e: csv::Error) -> ImportError {
 
 impl<R: BufRead + Send> RowSource for CsvRows<R> {
     fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
+        if self.empty {
+            return Ok(None);
+        }
         let more = match self.reader.read_byte_record(&mut self.record) {
             Ok(m) => m,
             Err(e) => {

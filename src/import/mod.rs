@@ -178,7 +178,7 @@ pub enum ImportError {
 
 /// An import that stopped: what landed before, and why it stopped.
 #[derive(Debug, thiserror::Error)]
-#[error("{input}: {error}")]
+#[error("{input}")]
 pub struct ImportFailure {
     pub input: String,
     /// Everything committed before the failure (whole batches only), including the failing input's.
