@@ -1,10 +1,185 @@
-//! `dispo evidence`: not built yet.
+//! `dispo evidence`: builds an evidence pack for the supervisor from the database, or checks one.
+//!
+//! `dispo evidence --db FILE (--episode ID | --from D --to D) [--establishment CODE] [--lang fr|en]
+//! --out DIR` writes the pack; `dispo evidence verify DIR` checks its manifest. Exit status of
+//! `verify`: 0 when every file is intact, 1 when a file is altered, missing or extra.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use chrono::NaiveDate;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dispo evidence` is not built yet")
+use crate::domain::EstablishmentCode;
+use crate::engine::Settings;
+use crate::evidence::pack::{self, PackRequest, Selection};
+use crate::evidence::{EpisodeId, Lang, manifest};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Episode ids: <establishment>-<interface>-<start UTC>, e.g. \
+13807-api-20240704T100100.000Z. `verify` exits with 1 when a file is altered, missing or extra."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Check a pack against its MANIFEST.sha256: reports altered, missing and extra files
+    Verify {
+        /// The pack directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The SQLite database.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// One episode, by its id `<establishment>-<interface>-<start UTC>` (e.g.
+    /// 13807-api-20240704T100000.000Z).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub episode: Option<String>,
+    /// First local day (YYYY-MM-DD) of the period whose episodes go in the pack.
+    #[arg(long, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Day after the last (exclusive).
+    #[arg(long, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Only this establishment (5 digits).
+    #[arg(long)]
+    pub establishment: Option<EstablishmentCode>,
+    /// Language of the summary.
+    #[arg(long, value_enum, default_value = "fr")]
+    pub lang: Lang,
+    /// Counting settings (TOML, the engine's settings; methodology defaults when absent).
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Time zone of local days (overrides the settings file).
+    #[arg(long)]
+    pub tz: Option<chrono_tz::Tz>,
+    /// Minutes of observations kept before and after each episode.
+    #[arg(long, default_value_t = 10)]
+    pub context_minutes: i64,
+    /// The pack's directory (created; must be new or empty).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(Sub::Verify { dir }) => verify(dir),
+        None => build(args.build).await,
+    }
+}
+
+fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let v = manifest::verify(&dir)?;
+    for f in &v.altered {
+        println!("ALTERED  {f}");
+    }
+    for f in &v.missing {
+        println!("MISSING  {f}");
+    }
+    for f in &v.extra {
+        println!("EXTRA    {f}");
+    }
+    for (line, text) in &v.malformed {
+        println!("MALFORMED manifest line {line}: {text}");
+    }
+    if v.is_intact() {
+        println!(
+            "{}: intact ({} files match {})",
+            dir.display(),
+            v.ok.len(),
+            manifest::MANIFEST
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{}: NOT intact: {} altered, {} missing, {} extra, {} ok",
+            dir.display(),
+            v.altered.len(),
+            v.missing.len(),
+            v.extra.len(),
+            v.ok.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Reads the engine settings from TOML; `--tz` overrides.
+pub fn load_settings(
+    path: Option<&PathBuf>,
+    tz: Option<chrono_tz::Tz>,
+) -> anyhow::Result<Settings> {
+    let mut s = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading settings {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("settings {}", p.display()))?
+        }
+        None => Settings::default(),
+    };
+    if let Some(tz) = tz {
+        s.tz = tz;
+    }
+    Ok(s)
+}
+
+async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
+    let db =
+        a.db.context("--db FILE is required (or use `dispo evidence verify DIR`)")?;
+    let out = a
+        .out
+        .context("--out DIR is required: where to write the pack")?;
+    let selection = match (a.episode, a.from, a.to) {
+        (Some(id), _, _) => Selection::Episode(id.parse::<EpisodeId>()?),
+        (None, Some(from), Some(to)) => Selection::Period { from, to },
+        _ => {
+            anyhow::bail!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
+        }
+    };
+    let settings = load_settings(a.settings.as_ref(), a.tz)?;
+    if !db.exists() {
+        anyhow::bail!("database {} does not exist", db.display());
+    }
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let req = PackRequest {
+        selection,
+        establishment: a.establishment,
+        settings,
+        lang: a.lang,
+        out_dir: out,
+        context_ms: a.context_minutes.max(0) * 60_000,
+        db_name: db
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let o = pack::build(&store, &req).await?;
+    println!(
+        "evidence pack {}: {} episode(s) {}, {} files, {:.1} KiB",
+        o.dir.display(),
+        o.episode_ids.len(),
+        o.episode_ids.join(" "),
+        o.files.len(),
+        o.total_bytes as f64 / 1024.0
+    );
+    if o.over_limit {
+        eprintln!(
+            "warning: the pack weighs {:.1} MiB, over the ACPR's 10 MB attachment limit: narrow the period or send the summary and episode-requests.csv only",
+            o.total_bytes as f64 / 1024.0 / 1024.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,140 @@
-//! `dispo import`: not built yet.
+//! `dispo import`: loads observation CSVs or gateway JSON lines into the database.
+//!
+//! Exit status: 0 when every line imported (or was already present), 2 when some lines were
+//! refused (the rest imported; see the rejects file), 1 on an error that stopped the import
+//! (what landed before is reported; re-running is safe).
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::import::{self, Format, ImportOptions, ImportSummary, Input, mapping::Mapping};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Exit status: 0 every line imported or already present; 2 some lines refused \
+(the rest imported; see the rejects file); 1 an error stopped the import (whole batches that \
+landed stay; re-running is safe)."
+)]
+pub struct Args {
+    /// The SQLite database (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Input format: the observation CSV of `dispo kpi`, or JSON lines read through --mapping.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// TOML field mapping for --format jsonl (see the README).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Where refused lines are written, as JSON lines. Default: `<db>.rejects.jsonl` (replaced
+    /// when this import refuses a line, left alone otherwise).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = import::DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+    /// How many refused lines to print.
+    #[arg(long, default_value_t = 10)]
+    pub show_rejects: usize,
+    /// Files to import, plain or gzip; `-` reads stdin.
+    #[arg(required = true, value_name = "LOGFILE")]
+    pub files: Vec<PathBuf>,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dispo import` is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mapping = match (&args.format, &args.mapping) {
+        (Format::Jsonl, None) => anyhow::bail!(import::ImportError::NoMapping),
+        (_, Some(p)) => Some(Mapping::load(p)?),
+        (Format::Csv, None) => None,
+    };
+    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
+        let mut p = args.db.clone().into_os_string();
+        p.push(".rejects.jsonl");
+        PathBuf::from(p)
+    });
+    let store = Store::open(&args.db)
+        .await
+        .with_context(|| format!("opening {}", args.db.display()))?;
+    let inputs: Vec<Input> = args.files.iter().map(|p| Input::from_arg(p)).collect();
+    let opts = ImportOptions {
+        format: args.format,
+        mapping,
+        batch_rows: args.batch_rows,
+        rejects_path,
+        show_rejects: args.show_rejects,
+    };
+    let bar = progress_bar();
+    let result = import::import(&store, &inputs, &opts, &bar).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            print_summary(&summary);
+            Ok(if summary.rejected() > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(failure) => {
+            print_summary(&failure.landed);
+            if failure.landed.added() > 0 {
+                eprintln!(
+                    "import stopped: {} rows committed before the error (whole batches only); \
+                 re-running the same command is safe: rows already present are skipped",
+                    failure.landed.added()
+                );
+            }
+            Err(anyhow::Error::new(failure))
+        }
+    }
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise (the summary line says it all).
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {msg} (ETA {eta})")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(s: &ImportSummary) {
+    for f in &s.files {
+        println!(
+            "{}: {} rows read, {} added, {} already present, {} rejected",
+            f.input, f.rows, f.added, f.already_present, f.rejected
+        );
+    }
+    println!(
+        "imported {} rows in {:.1} s ({:.0} rows/s): {} added, {} already present, {} rejected",
+        s.rows(),
+        s.elapsed.as_secs_f64(),
+        s.rows_per_s(),
+        s.added(),
+        s.already_present(),
+        s.rejected()
+    );
+    if !s.first_rejects.is_empty() {
+        eprintln!("refused lines (first {}):", s.first_rejects.len());
+        for r in &s.first_rejects {
+            eprintln!("  {}:{}: {}", r.input, r.reject.line, r.reject.reason);
+        }
+    }
+    if let Some(p) = &s.rejects_path {
+        eprintln!(
+            "all {} refused lines are in {} (JSON lines: input, line, reason, raw)",
+            s.rejected(),
+            p.display()
+        );
+    }
 }

@@ -1,4 +1,6 @@
 //! The one integration-test binary: drives the real `dispo` binary against the real simulator
 //! over real TLS. One module per area.
 
+mod evidence;
+mod import;
 mod support;

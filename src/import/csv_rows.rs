@@ -1,0 +1,204 @@
+//! The observation CSV as a streaming [`RowSource`]: header
+//! `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`
+//! (columns found by name, in any order; extra columns `error_text` and `outcome` are read when
+//! present, others ignored). `received_at` is RFC 3339 with an offset or `Z`; empty `status` and
+//! `latency_ms` mean no reply; an empty `source` means `log`.
+//!
+//! In: a byte stream. Out: one row per record, or a reject naming the line and the field.
+
+use std::io::BufRead;
+
+use chrono::DateTime;
+
+use super::{ImportError, Row, RowReject, RowSource};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
+use crate::store::StoredObservation;
+
+/// The columns every observation CSV has.
+pub const HEADER: [&str; 10] = [
+    "received_at",
+    "establishment",
+    "interface",
+    "service",
+    "source",
+    "tpp",
+    "status",
+    "latency_ms",
+    "error_code",
+    "request_id",
+];
+
+pub struct CsvRows<R: BufRead> {
+    reader: csv::Reader<R>,
+    /// Index of each `HEADER` column in the file.
+    cols: [usize; 10],
+    error_text: Option<usize>,
+    outcome: Option<usize>,
+    record: csv::ByteRecord,
+    /// An empty input (not even a header): zero rows, not an error (a quiet night's log).
+    empty: bool,
+}
+
+impl<R: BufRead> CsvRows<R> {
+    pub fn new(input: R) -> Result<Self, ImportError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(input);
+        let header = reader.byte_headers().map_err(csv_fatal)?.clone();
+        let empty = header.is_empty() && reader.is_done();
+        let find = |name: &str| {
+            header
+                .iter()
+                .position(|h| h.trim_ascii() == name.as_bytes())
+        };
+        let mut cols = [0; 10];
+        let mut missing = Vec::new();
+        for (i, name) in HEADER.iter().enumerate() {
+            match find(name) {
+                Some(c) => cols[i] = c,
+                None => missing.push(*name),
+            }
+        }
+        if !missing.is_empty() && !empty {
+            return Err(ImportError::Header(format!(
+                "line 1: the CSV header lacks {} (expected {}; for gateway exports use --format jsonl --mapping FILE)",
+                missing.join(", "),
+                HEADER.join(",")
+            )));
+        }
+        Ok(Self {
+            error_text: find("error_text"),
+            outcome: find("outcome"),
+            reader,
+            cols,
+            record: csv::ByteRecord::new(),
+            empty,
+        })
+    }
+
+    fn parse(&self) -> Result<StoredObservation, String> {
+        let r = &self.record;
+        let field = |i: usize| -> Result<&str, String> {
+            let b = r.get(i).unwrap_or(b"");
+            std::str::from_utf8(b)
+                .map(str::trim)
+                .map_err(|_| format!("column {} is not UTF-8", i + 1))
+        };
+        let get = |k: usize| field(self.cols[k]);
+        let opt = |k: usize| -> Result<Option<&str>, String> {
+            let s = get(k)?;
+            Ok((!s.is_empty()).then_some(s))
+        };
+        if r.len() < HEADER.len() {
+            return Err(format!(
+                "{} fields, expected at least {}",
+                r.len(),
+                HEADER.len()
+            ));
+        }
+        let t = get(0)?;
+        let received_at_ms = DateTime::parse_from_rfc3339(t)
+            .map_err(|e| format!("received_at {t:?} is not RFC 3339 with an offset ({e})"))?
+            .timestamp_millis();
+        let establishment = get(1)?
+            .parse::<EstablishmentCode>()
+            .map_err(|e| e.to_string())?;
+        let interface = get(2)?.parse::<Interface>().map_err(|e| e.to_string())?;
+        let service = get(3)?.parse::<Service>().map_err(|e| e.to_string())?;
+        let source = match opt(4)? {
+            Some(s) => s.parse::<Source>().map_err(|e| e.to_string())?,
+            None => Source::Log,
+        };
+        let tpp = opt(5)?.map(str::to_owned);
+        let status = match opt(6)? {
+            None => None,
+            Some(s) => match s.parse::<u16>() {
+                Ok(n) if (100..=599).contains(&n) => Some(n),
+                _ => return Err(format!("status {s:?} is not an HTTP status (100 to 599)")),
+            },
+        };
+        let latency_ms = match opt(7)? {
+            None => None,
+            Some(s) => match s.parse::<f64>() {
+                Ok(n) if n >= 0.0 && n.is_finite() => Some(n),
+                _ => return Err(format!("latency_ms {s:?} is not a non-negative number")),
+            },
+        };
+        if status.is_none() && latency_ms.is_some() {
+            return Err("latency_ms given without a status (no reply has no latency)".into());
+        }
+        let error_code = opt(8)?.map(str::to_owned);
+        let request_id = opt(9)?.ok_or("request_id is empty")?.to_owned();
+        let derived = Outcome::from_reply(status, error_code.as_deref());
+        let outcome = match self.outcome.map(field).transpose()? {
+            Some(s) if !s.is_empty() => s.parse::<Outcome>().map_err(|e| e.to_string())?,
+            _ => derived,
+        };
+        let error_text = match self.error_text.map(field).transpose()? {
+            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            _ => None,
+        };
+        let mut so = StoredObservation::from(Observation {
+            received_at_ms,
+            establishment,
+            interface,
+            service,
+            source,
+            tpp,
+            status,
+            latency_ms,
+            error_code,
+            request_id,
+            outcome,
+        });
+        so.error_text = error_text;
+        Ok(so)
+    }
+}
+
+fn csv_fatal(e: csv::Error) -> ImportError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => ImportError::Read(io),
+        other => ImportError::Header(format!("line 1: unreadable CSV header: {other:?}")),
+    }
+}
+
+impl<R: BufRead + Send> RowSource for CsvRows<R> {
+    fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
+        if self.empty {
+            return Ok(None);
+        }
+        let more = match self.reader.read_byte_record(&mut self.record) {
+            Ok(m) => m,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return match e.into_kind() {
+                    csv::ErrorKind::Io(io) => Err(ImportError::Read(io)),
+                    other => Ok(Some(Row::Reject(RowReject {
+                        line,
+                        reason: format!("malformed CSV: {other:?}"),
+                        raw: String::new(),
+                    }))),
+                };
+            }
+        };
+        if !more {
+            return Ok(None);
+        }
+        let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+        Ok(Some(match self.parse() {
+            Ok(o) => Row::Obs(Box::new(o)),
+            Err(reason) => Row::Reject(RowReject {
+                line,
+                reason,
+                raw: self
+                    .record
+                    .iter()
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }),
+        }))
+    }
+}

@@ -1,0 +1,500 @@
+//! The field mapping of a gateway's JSON-lines export: which JSON field holds each observation
+//! field, how times are written, which request path is which service.
+//!
+//! In: a TOML file (`--mapping`), parsed once into [`Mapping`]. Out: per JSON line, an
+//! observation or the reason it cannot be one ([`Mapping::apply`]). Field names are paths into
+//! the JSON object: `status`, `request.headers.X-Request-ID` (an exact key is tried before a
+//! dotted path; the last segment also matches case-insensitively, as HTTP header names do).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
+use crate::store::StoredObservation;
+
+/// The mapping file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Where each observation field is found.
+    pub fields: Fields,
+    /// How `received_at` is written. Default: RFC 3339 with offset.
+    #[serde(default)]
+    pub timestamp: TimestampFormat,
+    /// Unit of the latency field: `ms` (default), `s` or `us`.
+    #[serde(default)]
+    pub latency_unit: LatencyUnit,
+    /// Request path fragment → service (`"/oauth/token" = "token"`). The longest fragment found
+    /// in the path wins.
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    /// Values used when the line lacks the field.
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+/// JSON field names (paths) of each observation field. Only `received_at` and `request_id` are
+/// required; the others fall back to `[defaults]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    pub received_at: String,
+    pub request_id: String,
+    pub establishment: Option<String>,
+    pub interface: Option<String>,
+    /// A header or flag that, when `1`/`true`/`yes`, marks a use of the fallback interface.
+    pub fallback: Option<String>,
+    pub service: Option<String>,
+    /// The request path, turned into a service through `[services]`.
+    pub path: Option<String>,
+    pub tpp: Option<String>,
+    /// The TLS client certificate's subject DN; the organization identifier
+    /// (`2.5.4.97=` / `organizationIdentifier=`) is taken from it.
+    pub tpp_dn: Option<String>,
+    pub status: Option<String>,
+    pub latency: Option<String>,
+    pub error_code: Option<String>,
+    pub error_text: Option<String>,
+    pub source: Option<String>,
+}
+
+/// How times are written in the export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampFormat {
+    /// `rfc3339` (default), `epoch_ms`, `epoch_s`, or a chrono `strftime` pattern such as
+    /// `%d/%b/%Y:%H:%M:%S%.3f %z`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Zone of times written without an offset. Default UTC.
+    #[serde(default = "default_tz")]
+    pub timezone: Tz,
+}
+
+fn default_format() -> String {
+    "rfc3339".into()
+}
+fn default_tz() -> Tz {
+    chrono_tz::UTC
+}
+
+impl Default for TimestampFormat {
+    fn default() -> Self {
+        Self {
+            format: default_format(),
+            timezone: default_tz(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyUnit {
+    #[default]
+    Ms,
+    S,
+    Us,
+}
+
+/// Values for fields a line does not carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub establishment: Option<EstablishmentCode>,
+    #[serde(default = "default_interface")]
+    pub interface: Interface,
+    pub service: Option<Service>,
+    #[serde(default = "default_source")]
+    pub source: Source,
+}
+
+fn default_interface() -> Interface {
+    Interface::Api
+}
+fn default_source() -> Source {
+    Source::Log
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            establishment: None,
+            interface: default_interface(),
+            service: None,
+            source: default_source(),
+        }
+    }
+}
+
+/// A mapping file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read mapping file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("mapping file {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Mapping {
+    /// Reads and checks a mapping file; errors name the file and line.
+    pub fn load(path: &Path) -> Result<Self, MappingError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| MappingError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| MappingError::Parse {
+            path: shown,
+            message,
+        })
+    }
+
+    /// Parses the TOML text of a mapping.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let m: Mapping = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(l) => format!("line {l}: {}", e.message()),
+                None => e.message().to_owned(),
+            }
+        })?;
+        if m.fields.service.is_none() && m.fields.path.is_none() && m.defaults.service.is_none() {
+            return Err(
+                "no service: set fields.service, fields.path (with [services]) or defaults.service"
+                    .into(),
+            );
+        }
+        if m.fields.establishment.is_none() && m.defaults.establishment.is_none() {
+            return Err(
+                "no establishment: set fields.establishment or defaults.establishment (e.g. \"13807\")"
+                    .into(),
+            );
+        }
+        if m.fields.path.is_some() && m.services.is_empty() && m.defaults.service.is_none() {
+            return Err("fields.path is set but [services] is empty: map path fragments to services, e.g. \"/oauth/token\" = \"token\"".into());
+        }
+        Ok(m)
+    }
+
+    /// Turns one JSON object into an observation, or says why not.
+    pub fn apply(&self, v: &Value) -> Result<StoredObservation, String> {
+        let f = &self.fields;
+        let received_at_ms = {
+            let raw = lookup(v, &f.received_at)
+                .ok_or_else(|| format!("missing time field {:?}", f.received_at))?;
+            self.parse_time(raw)?
+        };
+        let request_id = text(lookup(v, &f.request_id))
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("missing request id field {:?}", f.request_id))?;
+        let establishment = match opt_text(v, &f.establishment) {
+            Some(s) => s.parse::<EstablishmentCode>().map_err(|e| e.to_string())?,
+            None => self
+                .defaults
+                .establishment
+                .clone()
+                .ok_or("missing establishment")?,
+        };
+        let fallback = opt_field(v, &f.fallback).map(truthy).unwrap_or(false);
+        let interface = if fallback {
+            Interface::Fallback
+        } else {
+            match opt_text(v, &f.interface) {
+                Some(s) => s.parse::<Interface>().map_err(|e| e.to_string())?,
+                None => self.defaults.interface,
+            }
+        };
+        let service = match opt_text(v, &f.service) {
+            Some(s) => s.parse::<Service>().map_err(|e| e.to_string())?,
+            None => match opt_text(v, &f.path) {
+                Some(p) => self
+                    .service_for_path(&p)
+                    .or_else(|| self.defaults.service.clone())
+                    .ok_or_else(|| format!("path {p:?} matches no entry of [services]"))?,
+                None => self.defaults.service.clone().ok_or("missing service")?,
+            },
+        };
+        let source = match opt_text(v, &f.source) {
+            Some(s) => s.parse::<Source>().map_err(|e| e.to_string())?,
+            None => self.defaults.source,
+        };
+        let tpp = match opt_text(v, &f.tpp) {
+            Some(t) => Some(t),
+            None => opt_text(v, &f.tpp_dn).and_then(|dn| organization_identifier(&dn)),
+        };
+        let status = match opt_field(v, &f.status) {
+            None => None,
+            Some(x) => {
+                let n = number(x).ok_or_else(|| format!("status {x} is not a number"))?;
+                // Gateways often write 0 or -1 for "no reply".
+                if n <= 0.0 {
+                    None
+                } else if n.fract() == 0.0 && (100.0..=599.0).contains(&n) {
+                    Some(n as u16)
+                } else {
+                    return Err(format!("status {x} is not an HTTP status (100 to 599)"));
+                }
+            }
+        };
+        let latency_ms = match opt_field(v, &f.latency) {
+            None => None,
+            Some(x) => {
+                let n = number(x).ok_or_else(|| format!("latency {x} is not a number"))?;
+                if !(n >= 0.0 && n.is_finite()) {
+                    return Err(format!("latency {x} is negative"));
+                }
+                Some(match self.latency_unit {
+                    LatencyUnit::Ms => n,
+                    LatencyUnit::S => n * 1000.0,
+                    LatencyUnit::Us => n / 1000.0,
+                })
+            }
+        };
+        let latency_ms = if status.is_none() { None } else { latency_ms };
+        let error_code = opt_text(v, &f.error_code).filter(|s| !s.is_empty());
+        let error_text = opt_text(v, &f.error_text).filter(|s| !s.is_empty());
+        let outcome = Outcome::from_reply(status, error_code.as_deref());
+        let mut so = StoredObservation::from(Observation {
+            received_at_ms,
+            establishment,
+            interface,
+            service,
+            source,
+            tpp,
+            status,
+            latency_ms,
+            error_code,
+            request_id,
+            outcome,
+        });
+        so.error_text = error_text;
+        Ok(so)
+    }
+
+    fn service_for_path(&self, path: &str) -> Option<Service> {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        self.services
+            .iter()
+            .filter(|(frag, _)| path.contains(frag.as_str()))
+            .max_by_key(|(frag, _)| frag.len())
+            .map(|(_, s)| s.clone())
+    }
+
+    fn parse_time(&self, raw: &Value) -> Result<i64, String> {
+        let fmt = self.timestamp.format.as_str();
+        let bad = || format!("time {raw} does not match format {fmt:?}");
+        match fmt {
+            "epoch_ms" => number(raw).map(|n| n.round() as i64).ok_or_else(bad),
+            "epoch_s" => number(raw)
+                .map(|n| (n * 1000.0).round() as i64)
+                .ok_or_else(bad),
+            "rfc3339" => {
+                let s = raw.as_str().ok_or_else(bad)?;
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|e| format!("time {s:?} is not RFC 3339 ({e})"))
+            }
+            pattern => {
+                let s = raw.as_str().ok_or_else(bad)?;
+                if let Ok(t) = DateTime::parse_from_str(s, pattern) {
+                    return Ok(t.timestamp_millis());
+                }
+                let naive = NaiveDateTime::parse_from_str(s, pattern)
+                    .map_err(|e| format!("time {s:?} does not match {pattern:?} ({e})"))?;
+                self.timestamp
+                    .timezone
+                    .from_local_datetime(&naive)
+                    .earliest()
+                    .map(|t| t.timestamp_millis())
+                    .ok_or_else(|| {
+                        format!("time {s:?} does not exist in {}", self.timestamp.timezone)
+                    })
+            }
+        }
+    }
+}
+
+/// Finds a field: the exact key first, then a dotted path; the last segment may differ in case.
+fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let obj = v.as_object()?;
+    if let Some(x) = obj.get(path) {
+        return Some(x);
+    }
+    if let Some((head, rest)) = path.split_once('.')
+        && let Some(inner) = obj.get(head)
+        && let Some(x) = lookup(inner, rest)
+    {
+        return Some(x);
+    }
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(path))
+        .map(|(_, x)| x)
+}
+
+fn opt_field<'a>(v: &'a Value, path: &Option<String>) -> Option<&'a Value> {
+    path.as_deref()
+        .and_then(|p| lookup(v, p))
+        .filter(|x| !x.is_null())
+}
+
+fn opt_text(v: &Value, path: &Option<String>) -> Option<String> {
+    text(opt_field(v, path)).filter(|s| !s.is_empty())
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        ),
+        _ => false,
+    }
+}
+
+/// The organization identifier (`PSDFR-ACPR-12345`) in a certificate subject DN, written either
+/// RFC 4514 style (`CN=x,2.5.4.97=PSDFR-ACPR-12345,O=y`) or OpenSSL style
+/// (`/C=FR/organizationIdentifier=PSDFR-ACPR-12345/CN=x`). A DER hex value (`#0c10…`) is decoded.
+pub fn organization_identifier(dn: &str) -> Option<String> {
+    let lower = dn.to_ascii_lowercase();
+    let (at, key_len) = ["2.5.4.97=", "organizationidentifier=", "oid.2.5.4.97="]
+        .iter()
+        .filter_map(|k| lower.find(k).map(|i| (i, k.len())))
+        .min_by_key(|(i, _)| *i)?;
+    let rest = &dn[at + key_len..];
+    let end = rest.find([',', '/', '+', ';']).unwrap_or(rest.len());
+    let value = rest[..end].trim();
+    let value = match value.strip_prefix('#') {
+        Some(hex) => decode_der_string(hex)?,
+        None => value.to_owned(),
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// A DER-encoded short string (tag, one length byte, bytes) given in hex.
+fn decode_der_string(hex: &str) -> Option<String> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let bytes = bytes?;
+    let len = *bytes.get(1)? as usize;
+    let body = bytes.get(2..2 + len)?;
+    String::from_utf8(body.to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPPING: &str = r#"
+latency_unit = "ms"
+[fields]
+received_at = "ts"
+request_id = "headers.X-Request-ID"
+establishment = "bank"
+fallback = "headers.fallback"
+path = "path"
+tpp_dn = "tls.client_dn"
+status = "status"
+latency = "duration"
+error_code = "error.code"
+[timestamp]
+format = "%d/%m/%Y %H:%M:%S%.3f"
+timezone = "Europe/Paris"
+[services]
+"/stet/psd2/oauth/token" = "token"
+"/funds-confirmations" = "cbpii"
+"/stet/psd2" = "other"
+"#;
+
+    #[test]
+    fn a_gateway_line_becomes_an_observation() {
+        let m = Mapping::parse(MAPPING).unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"ts":"04/07/2024 12:00:01.250","headers":{"x-request-id":"r1","fallback":"1"},
+            "bank":"13807","path":"/stet/psd2/v1.4/funds-confirmations?x=1",
+            "tls":{"client_dn":"CN=tpp,2.5.4.97=PSDFR-ACPR-12345,O=TPP SA,C=FR"},
+            "status":503,"duration":"12.5","error":{"code":"INTS"}}"#,
+        )
+        .unwrap();
+        let o = m.apply(&v).unwrap().obs;
+        // 12:00:01.250 in Paris in July (UTC+2) is 10:00:01.250 UTC = 1720087201250.
+        assert_eq!(o.received_at_ms, 1_720_087_201_250);
+        assert_eq!(o.request_id, "r1");
+        assert_eq!(o.interface, Interface::Fallback);
+        assert_eq!(o.service.as_str(), "cbpii");
+        assert_eq!(o.tpp.as_deref(), Some("PSDFR-ACPR-12345"));
+        assert_eq!(o.status, Some(503));
+        assert_eq!(o.latency_ms, Some(12.5));
+        assert_eq!(o.outcome, Outcome::AspspError);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let m = Mapping::parse(MAPPING).unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"ts":"2024-07-04","headers":{"X-Request-ID":"r"},"bank":"13807","path":"/stet/psd2/oauth/token"}"#,
+        )
+        .unwrap();
+        assert!(m.apply(&v).unwrap_err().contains("does not match"));
+        let v: Value = serde_json::from_str(
+            r#"{"ts":"04/07/2024 12:00:01.250","headers":{"X-Request-ID":"r"},"bank":"1380","path":"/x"}"#,
+        )
+        .unwrap();
+        assert!(m.apply(&v).unwrap_err().contains("5 digits"));
+    }
+
+    #[test]
+    fn organization_identifiers_from_dns() {
+        assert_eq!(
+            organization_identifier("/C=FR/O=TPP/organizationIdentifier=PSDFR-ACPR-1/CN=x")
+                .as_deref(),
+            Some("PSDFR-ACPR-1")
+        );
+        // "PSD" as a DER UTF8String: tag 0c, length 03, 'P' 'S' 'D'.
+        assert_eq!(
+            organization_identifier("CN=x,2.5.4.97=#0c03505344").as_deref(),
+            Some("PSD")
+        );
+        assert_eq!(organization_identifier("CN=x,O=y"), None);
+    }
+
+    #[test]
+    fn mapping_errors_name_the_line() {
+        let e = Mapping::parse("[fields]\nreceived_at = 3\n").unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
+    }
+}
