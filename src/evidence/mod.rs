@@ -216,10 +216,8 @@ fn run_engine(
     period: Period,
     settings: &Settings,
 ) -> Result<Kpis, EvidenceError> {
-    let _ = (input, period, settings);
-    Err(EvidenceError::Engine(
-        "engine::compute is not on main yet".into(),
-    ))
+    crate::engine::compute(input, period, settings)
+        .map_err(|e| EvidenceError::Engine(e.to_string()))
 }
 
 #[cfg(test)]
