@@ -504,4 +504,4 @@ fn csv_source(input: Box<dyn BufRead + Send>) -> Result<Box<dyn RowSource>, Impo
     Ok(Box::new(csv_rows::CsvRows::new(input)?))
 }
 
-mod csv_rows;
+pub mod csv_rows;

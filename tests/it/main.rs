@@ -3,4 +3,5 @@
 
 mod evidence;
 mod import;
+mod kpi;
 mod support;
