@@ -4,4 +4,6 @@
 mod evidence;
 mod import;
 mod kpi;
+mod sim;
+mod sim_support;
 mod support;
