@@ -454,7 +454,8 @@ async fn signature_failures_are_400() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cases: Vec<(&str, Box<dyn Fn(&mut http::HeaderMap)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut http::HeaderMap)>;
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "no signature",
             Box::new(|h| {
