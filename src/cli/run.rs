@@ -1,10 +1,74 @@
-//! `dispo run`: not built yet.
+//! `dispo run`: the probe daemon, recording every observation in SQLite.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::probe::daemon::{self, RunOptions};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Probe definitions (TOML).
+    #[arg(long, default_value = "probes/sandbox.toml")]
+    pub config: PathBuf,
+    /// SQLite database (created when missing).
+    #[arg(long, default_value = "dispo.db")]
+    pub db: PathBuf,
+    /// Stop after this long (`90s`, `2m`, `1h`); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dispo run` is not built yet")
+/// `90s`, `2m`, `1h`, `500ms` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = match crate::config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            anyhow::bail!(
+                "{} is not valid: fix the problems above (dispo check-config lists them)",
+                args.config.display()
+            );
+        }
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let store = Store::open(&args.db)
+        .await
+        .with_context(|| format!("database {}", args.db.display()))?;
+    let (observers, _) = tokio::sync::broadcast::channel(4096);
+    let opts = RunOptions {
+        duration: args.duration,
+        status_line: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    let summary = daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?;
+    println!(
+        "{} observations recorded in {}",
+        summary.observations_written,
+        args.db.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,702 @@
-//! Probe definitions: TOML -> validated types (issue 3).
+//! Probe definitions: a TOML file an operator reads and edits, turned once into validated types.
+//! Every problem is reported with its file and line, all of them at once (`dispo check-config`),
+//! so the rest of the code never re-checks configuration.
+//!
+//! ```toml
+//! [monitor]                      # all optional
+//! id = "sandbox"                 # names this monitor in heartbeats
+//! schedule_tz = "Europe/Paris"   # zone of the cron schedules
+//! timeout_s = 30                 # per request
+//! burst_interval_s = 5           # confirmation burst after a failure (0 = off)
+//!
+//! [[establishment]]
+//! code = "13807"
+//! base_url = "https://www.13807.sim.localhost:8443"
+//! psu_url = "https://psu.13807.sim.localhost:8443/se-connecter/sso"
+//! resolve = "127.0.0.1"          # optional address pin, like curl --resolve
+//! ca = "../sandbox-pki/ca.pem"   # paths are relative to this file
+//! client_id = "PSDFR-ACPR-12345"
+//! qwac_cert = "..."; qwac_key = "..."; qseal_cert = "..."; qseal_key = "..."
+//!
+//! [[probe]]
+//! name = "cbpii-1.4.2"
+//! step = "funds-confirmation"    # token | funds-confirmation | fallback | psu
+//! schedule = "* * * * *"         # crontab (5 fields) or with seconds (6/7 fields)
+//! stet = "1.4.2"
+//! iban = "FR7613807008043001965405255"
+//! amount = "10.00"
+//! expect = true
+//! ```
+//! `[counting]` holds the counting settings (`engine::Settings`) and `[alerts]` the alert channels.
+
+pub mod cron;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::{Amount, EstablishmentCode, Iban, known_establishment};
+use crate::engine::Settings;
+use crate::stet::certs;
+use crate::stet::models::StetVersion;
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+    /// Warnings (e.g. a certificate expiring within 30 days) do not stop `dispo run`.
+    pub warning: bool,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.warning { "warning" } else { "error" };
+        write!(
+            f,
+            "{}:{}: {kind}: {}",
+            self.file.display(),
+            self.line,
+            self.message
+        )
+    }
+}
+
+/// Every problem of a file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    monitor: RawMonitor,
+    #[serde(default)]
+    establishment: Vec<RawEstablishment>,
+    #[serde(default)]
+    probe: Vec<RawProbe>,
+    #[serde(default)]
+    counting: Option<Settings>,
+    #[serde(default)]
+    alerts: Option<crate::alert::AlertsConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    id: Option<String>,
+    schedule_tz: Option<Spanned<String>>,
+    timeout_s: Option<f64>,
+    burst_interval_s: Option<f64>,
+    heartbeat_s: Option<f64>,
+    reuse_connections: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEstablishment {
+    code: Spanned<String>,
+    name: Option<String>,
+    base_url: Spanned<String>,
+    psu_url: Option<Spanned<String>>,
+    resolve: Option<Spanned<String>>,
+    ca: Spanned<String>,
+    client_id: String,
+    qwac_cert: Spanned<String>,
+    qwac_key: Spanned<String>,
+    qseal_cert: Option<Spanned<String>>,
+    qseal_key: Spanned<String>,
+    key_id: Option<String>,
+    signed_headers: Option<Vec<String>>,
+    psu_ip_address: Option<String>,
+    refresh_token_file: Option<Spanned<String>>,
+    refresh_token_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    name: Spanned<String>,
+    step: Spanned<String>,
+    schedule: Spanned<String>,
+    #[serde(default)]
+    establishments: Vec<Spanned<String>>,
+    stet: Option<Spanned<String>>,
+    iban: Option<Spanned<String>>,
+    amount: Option<Spanned<String>>,
+    expect: Option<bool>,
+    grant: Option<Spanned<String>>,
+    login: Option<String>,
+    sms_code: Option<String>,
+    marker: Option<String>,
+}
+
+/// Monitor-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    pub id: String,
+    pub schedule_tz: Tz,
+    pub timeout: std::time::Duration,
+    /// `None` when confirmation bursts are off.
+    pub burst_interval: Option<std::time::Duration>,
+    pub heartbeat: std::time::Duration,
+    pub reuse_connections: bool,
+}
+
+/// How a probe gets its access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    ClientCredentials,
+    /// A customer's refresh token, from a file or an environment variable.
+    RefreshToken,
+    /// The sandbox's authorization-code flow with a persona's login and SMS code.
+    AuthorizationCode {
+        login: String,
+        sms_code: String,
+    },
+}
+
+/// A validated establishment.
+#[derive(Debug, Clone)]
+pub struct Establishment {
+    pub code: EstablishmentCode,
+    pub name: String,
+    pub base_url: url::Url,
+    pub host: String,
+    pub port: u16,
+    pub psu_url: Option<url::Url>,
+    pub resolve: Option<IpAddr>,
+    pub ca: PathBuf,
+    pub client_id: String,
+    pub qwac_cert: PathBuf,
+    pub qwac_key: PathBuf,
+    pub qseal_key: PathBuf,
+    pub key_id: String,
+    pub signed_headers: Vec<String>,
+    pub psu_ip_address: Option<String>,
+    pub refresh_token_file: Option<PathBuf>,
+    pub refresh_token_env: Option<String>,
+    /// Expiry of the QWAC and QSealC (epoch ms), for alerts and /metrics.
+    pub cert_not_after_ms: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Token,
+    FundsConfirmation {
+        stet: StetVersion,
+        iban: Iban,
+        amount: Amount,
+        expect: bool,
+    },
+    Fallback,
+    Psu {
+        marker: String,
+    },
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Token => "token",
+            Step::FundsConfirmation { .. } => "funds-confirmation",
+            Step::Fallback => "fallback",
+            Step::Psu { .. } => "psu",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub step: Step,
+    pub schedule: ::cron::Schedule,
+    pub schedule_text: String,
+    /// Codes this probe runs for; empty = every establishment.
+    pub establishments: Vec<EstablishmentCode>,
+    pub grant: Grant,
+}
+
+/// A whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub monitor: Monitor,
+    pub establishments: Vec<Establishment>,
+    pub probes: Vec<Probe>,
+    pub counting: Settings,
+    pub alerts: crate::alert::AlertsConfig,
+    /// Warnings found while loading (e.g. certificates expiring soon).
+    pub warnings: Vec<Problem>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Loads and validates a configuration; `Err` lists every error (and the warnings).
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_at(path, chrono::Utc::now().timestamp_millis())
+}
+
+/// As [`load`], judging certificate expiry against `now_ms`.
+pub fn load_at(path: &Path, now_ms: i64) -> Result<Config, ConfigErrors> {
+    let problem = |line: usize, message: String| Problem {
+        file: path.to_owned(),
+        line,
+        message,
+        warning: false,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![problem(1, format!("cannot read the file: {e}"))]))?;
+    let raw: RawFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(1);
+        ConfigErrors(vec![problem(line, e.message().trim().to_owned())])
+    })?;
+    let mut v = Validator {
+        text: &text,
+        path,
+        dir: path.parent().unwrap_or(Path::new(".")),
+        problems: Vec::new(),
+        now_ms,
+    };
+    let cfg = v.validate(raw);
+    let errors = v.problems.iter().any(|p| !p.warning);
+    match cfg {
+        Some(mut c) if !errors => {
+            c.warnings = v.problems;
+            Ok(c)
+        }
+        _ => Err(ConfigErrors(v.problems)),
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+    dir: &'a Path,
+    problems: Vec<Problem>,
+    now_ms: i64,
+}
+
+impl Validator<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = line_of(self.text, at.span().start);
+        self.problems.push(Problem {
+            file: self.path.into(),
+            line,
+            message: message.into(),
+            warning: false,
+        });
+    }
+    fn warn<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = line_of(self.text, at.span().start);
+        self.problems.push(Problem {
+            file: self.path.into(),
+            line,
+            message: message.into(),
+            warning: true,
+        });
+    }
+    fn path_of(&self, s: &str) -> PathBuf {
+        let p = Path::new(s);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.dir.join(p)
+        }
+    }
+    fn readable(&mut self, at: &Spanned<String>) -> PathBuf {
+        let p = self.path_of(at.get_ref());
+        if let Err(e) = std::fs::metadata(&p) {
+            self.err(at, format!("cannot read {}: {e}", p.display()));
+        }
+        p
+    }
+
+    /// Checks a certificate file: readable, not expired, warns within 30 days. Returns its
+    /// expiry and SPKI.
+    fn cert(
+        &mut self,
+        at: &Spanned<String>,
+        what: &str,
+    ) -> Option<(i64, certs::CertInfo, Vec<u8>)> {
+        let p = self.path_of(at.get_ref());
+        let der = match certs::read_certs(&p) {
+            Ok(mut c) => c.remove(0),
+            Err(e) => {
+                self.err(at, format!("{what}: {e}"));
+                return None;
+            }
+        };
+        let info = match certs::cert_info(&der) {
+            Ok(i) => i,
+            Err(e) => {
+                self.err(at, format!("{what}: {e}"));
+                return None;
+            }
+        };
+        let days = (info.not_after_ms - self.now_ms) as f64 / 86_400_000.0;
+        if days < 0.0 {
+            self.err(
+                at,
+                format!("{what} {} expired {:.0} days ago", p.display(), -days),
+            );
+        } else if days < 30.0 {
+            self.warn(
+                at,
+                format!("{what} {} expires in {days:.0} days", p.display()),
+            );
+        }
+        let spki = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, c)| c.public_key().raw.to_vec())
+            .unwrap_or_default();
+        Some((info.not_after_ms, info, spki))
+    }
+
+    /// Checks that a key file is readable and belongs to the certificate (same public key).
+    fn key_matches(&mut self, at: &Spanned<String>, spki: Option<&[u8]>, what: &str) {
+        let p = self.path_of(at.get_ref());
+        let key = match certs::read_key(&p) {
+            Ok(k) => k,
+            Err(e) => return self.err(at, format!("{what}: {e}")),
+        };
+        let signing = match rustls::crypto::ring::sign::any_supported_type(&key) {
+            Ok(k) => k,
+            Err(e) => return self.err(at, format!("{what} {}: unusable key: {e}", p.display())),
+        };
+        if let (Some(cert_spki), Some(key_spki)) = (spki, signing.public_key())
+            && cert_spki != key_spki.as_ref()
+        {
+            self.err(
+                at,
+                format!(
+                    "{what} {} does not belong to its certificate (public keys differ)",
+                    p.display()
+                ),
+            );
+        }
+    }
+
+    fn validate(&mut self, raw: RawFile) -> Option<Config> {
+        let m = raw.monitor;
+        let schedule_tz = match &m.schedule_tz {
+            None => chrono_tz::Europe::Paris,
+            Some(s) => match s.get_ref().parse::<Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    self.err(
+                        s,
+                        format!(
+                            "unknown time zone {:?}: give an IANA name such as Europe/Paris",
+                            s.get_ref()
+                        ),
+                    );
+                    chrono_tz::Europe::Paris
+                }
+            },
+        };
+        let secs = |v: Option<f64>, d: f64| {
+            std::time::Duration::from_secs_f64(v.unwrap_or(d).clamp(0.0, 3600.0))
+        };
+        let monitor = Monitor {
+            id: m.id.unwrap_or_else(|| "dispo".into()),
+            schedule_tz,
+            timeout: secs(m.timeout_s, 30.0).max(std::time::Duration::from_millis(100)),
+            burst_interval: match m.burst_interval_s.unwrap_or(5.0) {
+                b if b <= 0.0 => None,
+                b => Some(secs(Some(b), 5.0)),
+            },
+            heartbeat: secs(m.heartbeat_s, 5.0).max(std::time::Duration::from_millis(200)),
+            reuse_connections: m.reuse_connections.unwrap_or(false),
+        };
+
+        let mut establishments = Vec::new();
+        for e in raw.establishment {
+            let code = match e.code.get_ref().parse::<EstablishmentCode>() {
+                Ok(c) if known_establishment(c.as_str()).is_some() => Some(c),
+                Ok(_) => {
+                    self.err(
+                        &e.code,
+                        format!(
+                            "unknown establishment code {} (not in the Banque Populaire list)",
+                            e.code.get_ref()
+                        ),
+                    );
+                    None
+                }
+                Err(err) => {
+                    self.err(&e.code, err.to_string());
+                    None
+                }
+            };
+            if establishments
+                .iter()
+                .any(|x: &Establishment| Some(&x.code) == code.as_ref())
+            {
+                self.err(
+                    &e.code,
+                    format!("establishment {} is defined twice", e.code.get_ref()),
+                );
+            }
+            let base = match url::Url::parse(e.base_url.get_ref()) {
+                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(u),
+                _ => {
+                    self.err(&e.base_url, "base_url must be an https:// URL with a host");
+                    None
+                }
+            };
+            let psu_url = e
+                .psu_url
+                .as_ref()
+                .and_then(|p| match url::Url::parse(p.get_ref()) {
+                    Ok(u) if u.host_str().is_some() => Some(u),
+                    _ => {
+                        self.err(p, "psu_url must be an absolute URL");
+                        None
+                    }
+                });
+            let resolve = e
+                .resolve
+                .as_ref()
+                .and_then(|r| match r.get_ref().parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        self.err(
+                            r,
+                            "resolve must be an IP address (the host name stays in SNI and Host)",
+                        );
+                        None
+                    }
+                });
+            let ca = self.readable(&e.ca);
+            if certs::read_certs(&ca).is_err() && ca.exists() {
+                self.err(&e.ca, format!("{} holds no PEM certificate", ca.display()));
+            }
+            let qwac = self.cert(&e.qwac_cert, "QWAC certificate");
+            self.key_matches(
+                &e.qwac_key,
+                qwac.as_ref().map(|q| q.2.as_slice()),
+                "QWAC key",
+            );
+            let mut not_after = Vec::new();
+            if let Some(q) = &qwac {
+                not_after.push(("qwac".to_string(), q.0));
+                if q.1.organization_identifier.as_deref() != Some(e.client_id.as_str()) {
+                    self.err(
+                        &e.qwac_cert,
+                        format!(
+                            "client_id {} differs from the QWAC's organization identifier {:?}",
+                            e.client_id, q.1.organization_identifier
+                        ),
+                    );
+                }
+            }
+            let qseal = e
+                .qseal_cert
+                .as_ref()
+                .and_then(|c| self.cert(c, "QSealC certificate"));
+            self.key_matches(
+                &e.qseal_key,
+                qseal.as_ref().map(|q| q.2.as_slice()),
+                "QSealC key",
+            );
+            if let Some(q) = &qseal {
+                not_after.push(("qseal".to_string(), q.0));
+            }
+            let key_id = match (e.key_id, &qseal) {
+                (Some(k), _) => k,
+                (None, Some(q)) => q.1.key_id(),
+                (None, None) if e.qseal_cert.is_some() => String::new(), // its error is reported
+                (None, None) => {
+                    self.err(
+                        &e.qseal_key,
+                        "give qseal_cert (keyId is derived from it) or key_id",
+                    );
+                    String::new()
+                }
+            };
+            let refresh_token_file = e.refresh_token_file.as_ref().map(|f| self.readable(f));
+            let (Some(code), Some(base)) = (code, base) else {
+                continue;
+            };
+            let host = base.host_str().unwrap_or_default().to_owned();
+            let port = base.port_or_known_default().unwrap_or(443);
+            establishments.push(Establishment {
+                name: e.name.unwrap_or_else(|| {
+                    known_establishment(code.as_str())
+                        .map(|k| k.short.to_owned())
+                        .unwrap_or_default()
+                }),
+                code,
+                host,
+                port,
+                base_url: base,
+                psu_url,
+                resolve,
+                ca,
+                client_id: e.client_id,
+                qwac_cert: self.path_of(e.qwac_cert.get_ref()),
+                qwac_key: self.path_of(e.qwac_key.get_ref()),
+                qseal_key: self.path_of(e.qseal_key.get_ref()),
+                key_id,
+                signed_headers: e.signed_headers.unwrap_or_default(),
+                psu_ip_address: e.psu_ip_address,
+                refresh_token_file,
+                refresh_token_env: e.refresh_token_env,
+                cert_not_after_ms: not_after,
+            });
+        }
+
+        let mut probes = Vec::new();
+        for p in raw.probe {
+            let schedule = match cron::parse(p.schedule.get_ref()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.err(&p.schedule, e);
+                    None
+                }
+            };
+            let mut codes = Vec::new();
+            for c in &p.establishments {
+                match c.get_ref().parse::<EstablishmentCode>() {
+                    Ok(code) if establishments.iter().any(|e| e.code == code) => codes.push(code),
+                    _ => self.err(
+                        c,
+                        format!("establishment {} is not defined in this file", c.get_ref()),
+                    ),
+                }
+            }
+            let grant = match p.grant.as_ref().map(|g| g.get_ref().as_str()) {
+                None | Some("client_credentials") => Grant::ClientCredentials,
+                Some("refresh_token") => Grant::RefreshToken,
+                Some("authorization_code") => match (&p.login, &p.sms_code) {
+                    (Some(l), Some(s)) => Grant::AuthorizationCode {
+                        login: l.clone(),
+                        sms_code: s.clone(),
+                    },
+                    _ => {
+                        self.err(
+                            p.grant.as_ref().unwrap_or(&p.step),
+                            "grant authorization_code needs login and sms_code (sandbox only)",
+                        );
+                        Grant::ClientCredentials
+                    }
+                },
+                Some(other) => {
+                    let at = p.grant.as_ref().unwrap_or(&p.step);
+                    self.err(at, format!("unknown grant {other:?}: client_credentials, refresh_token or authorization_code"));
+                    Grant::ClientCredentials
+                }
+            };
+            let step = match p.step.get_ref().as_str() {
+                "token" => Some(Step::Token),
+                "fallback" => Some(Step::Fallback),
+                "psu" => Some(Step::Psu {
+                    marker: p
+                        .marker
+                        .clone()
+                        .unwrap_or_else(|| crate::sim::api::PSU_MARKER.into()),
+                }),
+                "funds-confirmation" => self.funds_step(&p),
+                other => {
+                    self.err(
+                        &p.step,
+                        format!(
+                            "unknown step {other:?}: token, funds-confirmation, fallback or psu"
+                        ),
+                    );
+                    None
+                }
+            };
+            if matches!(step, Some(Step::Psu { .. })) {
+                let missing: Vec<_> = establishments
+                    .iter()
+                    .filter(|e| {
+                        e.psu_url.is_none() && (codes.is_empty() || codes.contains(&e.code))
+                    })
+                    .map(|e| e.code.to_string())
+                    .collect();
+                if !missing.is_empty() {
+                    self.err(
+                        &p.step,
+                        format!(
+                            "step psu needs psu_url on establishment(s) {}",
+                            missing.join(", ")
+                        ),
+                    );
+                }
+            }
+            if let (Some(step), Some(schedule)) = (step, schedule) {
+                probes.push(Probe {
+                    name: p.name.get_ref().clone(),
+                    step,
+                    schedule,
+                    schedule_text: p.schedule.get_ref().clone(),
+                    establishments: codes,
+                    grant,
+                });
+            }
+        }
+        let counting = raw.counting.unwrap_or_default();
+        Some(Config {
+            path: self.path.to_owned(),
+            monitor,
+            establishments,
+            probes,
+            counting,
+            alerts: raw.alerts.unwrap_or_default(),
+            warnings: Vec::new(),
+        })
+    }
+
+    fn funds_step(&mut self, p: &RawProbe) -> Option<Step> {
+        let stet = match p.stet.as_ref().map(|s| s.get_ref().as_str()) {
+            Some("1.4.0") | None => StetVersion::V140,
+            Some("1.4.2") => StetVersion::V142,
+            Some(other) => {
+                self.err(
+                    p.stet.as_ref().unwrap_or(&p.step),
+                    format!("stet {other:?}: 1.4.0 or 1.4.2"),
+                );
+                return None;
+            }
+        };
+        let Some(iban_s) = &p.iban else {
+            self.err(&p.step, "funds-confirmation needs iban");
+            return None;
+        };
+        let iban = match iban_s.get_ref().parse::<Iban>() {
+            Ok(i) => i,
+            Err(e) => {
+                self.err(iban_s, e.to_string());
+                return None;
+            }
+        };
+        let amount = match &p.amount {
+            None => Amount::from_cents(100),
+            Some(a) => match a.get_ref().parse::<Amount>() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.err(a, e.to_string());
+                    return None;
+                }
+            },
+        };
+        Some(Step::FundsConfirmation {
+            stet,
+            iban,
+            amount,
+            expect: p.expect.unwrap_or(true),
+        })
+    }
+}

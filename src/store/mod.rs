@@ -12,6 +12,8 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+mod tokens;
+
 use crate::domain::{
     DomainError, EstablishmentCode, Interface, MonitoredInterval, NoReplyKind, Observation,
     Outcome, Phases, Service, Source,

@@ -1,0 +1,323 @@
+//! The probe daemon behind `dispo run`: every probe runs for every establishment it names on its
+//! cron schedule, open-loop (a slow or hanging answer never delays the next scheduled run). After
+//! a failure, a confirmation burst (one run every `burst_interval` until a reply or five failures
+//! within 30 s) confirms an outage within about 30 seconds. Observations are written in batches,
+//! each in one transaction, and only then published to observers, so whatever was reported is in
+//! the database. A heartbeat records that the monitor runs; on stop, probes in flight are recorded
+//! as interrupted (the monitor's own fault, outside every figure) and the heartbeat is closed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::steps::{self, StepResult, Target, TargetError};
+use crate::config::{Config, Probe};
+use crate::domain::{Interface, Outcome};
+use crate::store::{Store, StoreError, StoredObservation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the configuration has no probe to run (add [[probe]] tables)")]
+    NothingToRun,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long (tests, demos); `None` runs until the shutdown signal.
+    pub duration: Option<Duration>,
+    /// Print a status line per establishment (when stdout is a terminal).
+    pub status_line: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub observations_written: u64,
+}
+
+/// Per (establishment, interface): whether a confirmation burst is running.
+type Bursts = Arc<std::sync::Mutex<BTreeMap<(String, Interface), Arc<AtomicBool>>>>;
+
+/// The last known state of each establishment, for the status line.
+#[derive(Debug, Default, Clone)]
+pub struct Status {
+    pub last: BTreeMap<(String, Interface), (Outcome, Option<f64>)>,
+}
+
+/// Runs until `shutdown` resolves or the duration ends. Observers receive each observation once
+/// it is durably written.
+pub async fn run(
+    cfg: Config,
+    store: Store,
+    opts: RunOptions,
+    observers: broadcast::Sender<StoredObservation>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<RunSummary, DaemonError> {
+    let jobs: Vec<(Arc<Target>, Probe)> = {
+        let mut targets = BTreeMap::new();
+        for e in &cfg.establishments {
+            targets.insert(
+                e.code.clone(),
+                Target::new(e.clone(), cfg.monitor.reuse_connections)?,
+            );
+        }
+        cfg.probes
+            .iter()
+            .flat_map(|p| {
+                targets
+                    .iter()
+                    .filter(|(code, _)| {
+                        p.establishments.is_empty() || p.establishments.contains(code)
+                    })
+                    .map(|(_, t)| (t.clone(), p.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    if jobs.is_empty() {
+        return Err(DaemonError::NothingToRun);
+    }
+    let started = now_ms();
+    let hb = store.start_heartbeat(&cfg.monitor.id, started).await?;
+    tracing::info!(monitor = %cfg.monitor.id, jobs = jobs.len(), "probing started");
+
+    // Writer: batches, one transaction each, then publishes.
+    let (tx, mut rx) = mpsc::channel::<StepResult>(10_000);
+    let written = Arc::new(AtomicU64::new(0));
+    let status = Arc::new(std::sync::Mutex::new(Status::default()));
+    let writer = {
+        let (store, written, observers, status) = (
+            store.clone(),
+            written.clone(),
+            observers.clone(),
+            status.clone(),
+        );
+        tokio::spawn(async move {
+            let mut batch: Vec<StepResult> = Vec::new();
+            loop {
+                let first = rx.recv().await;
+                let done = first.is_none();
+                batch.extend(first);
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                if !batch.is_empty() {
+                    let obs: Vec<StoredObservation> =
+                        batch.iter().flat_map(|r| r.observations.clone()).collect();
+                    let tokens: Vec<_> = batch.iter().flat_map(|r| r.tokens.clone()).collect();
+                    // A failed write is retried: nothing recorded is dropped while the monitor runs.
+                    let mut attempt = 0u32;
+                    while let Err(e) = store.insert_observations(&obs).await {
+                        attempt += 1;
+                        tracing::error!(error = %e, attempt, "cannot write observations; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
+                            .await;
+                    }
+                    if let Err(e) = store.record_tokens(&tokens).await {
+                        tracing::warn!(error = %e, "cannot record token metadata");
+                    }
+                    written.fetch_add(obs.len() as u64, Ordering::Relaxed);
+                    let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+                    for o in obs {
+                        st.last.insert(
+                            (o.obs.establishment.to_string(), o.obs.interface),
+                            (o.obs.outcome, o.obs.latency_ms),
+                        );
+                        let _ = observers.send(o);
+                    }
+                    batch.clear();
+                }
+                if done {
+                    return;
+                }
+            }
+        })
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut schedulers = JoinSet::new();
+    let inflight = Arc::new(tokio::sync::Mutex::new(JoinSet::<()>::new()));
+    let bursting: Bursts = Default::default();
+    let timeout = cfg.monitor.timeout;
+    let burst = cfg.monitor.burst_interval;
+    for (target, probe) in jobs {
+        let (tx, stop_rx, inflight, bursting) = (
+            tx.clone(),
+            stop_rx.clone(),
+            inflight.clone(),
+            bursting.clone(),
+        );
+        let tz = cfg.monitor.schedule_tz;
+        schedulers.spawn(async move {
+            let upcoming = probe
+                .schedule
+                .after_owned(chrono::Utc::now().with_timezone(&tz));
+            for next in upcoming {
+                let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                if *stop_rx.borrow() {
+                    return;
+                }
+                let (t, p, tx, stop, bursting) = (
+                    target.clone(),
+                    probe.clone(),
+                    tx.clone(),
+                    stop_rx.clone(),
+                    bursting.clone(),
+                );
+                // Open loop: the run goes on in its own task; the schedule does not wait for it.
+                inflight.lock().await.spawn(async move {
+                    let r = run_once(&t, &p, timeout, stop.clone()).await;
+                    let failed = r.outcome().is_some_and(|o| o.is_failure(true));
+                    let iface = r.observations.last().map(|o| o.obs.interface);
+                    let _ = tx.send(r).await;
+                    if let (true, Some(interval), Some(iface)) = (failed, burst, iface) {
+                        confirm(t, &p, iface, interval, timeout, tx, stop, bursting).await;
+                    }
+                });
+            }
+        });
+    }
+    drop(tx);
+
+    let status_task = opts.status_line.then(|| {
+        let status = status.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                print_status(&status.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+        })
+    });
+
+    // Heartbeats until the end.
+    let deadline = async {
+        match opts.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::pin!(deadline);
+    let reason = loop {
+        tokio::select! {
+            _ = &mut shutdown => break "signal",
+            _ = &mut deadline => break "duration",
+            _ = tokio::time::sleep(cfg.monitor.heartbeat) => {
+                if let Err(e) = store.beat(hb, now_ms()).await {
+                    tracing::warn!(error = %e, "cannot record the heartbeat");
+                }
+            }
+        }
+    };
+    tracing::info!(reason, "stopping: waiting for probes in flight");
+    let _ = stop_tx.send(true);
+    schedulers.shutdown().await;
+    let mut set = std::mem::take(&mut *inflight.lock().await);
+    while set.join_next().await.is_some() {}
+    drop(inflight);
+    let _ = writer.await;
+    if let Some(t) = status_task {
+        t.abort();
+    }
+    store.stop_heartbeat(hb, now_ms(), reason).await?;
+    let summary = RunSummary {
+        observations_written: written.load(Ordering::Relaxed),
+    };
+    tracing::info!(written = summary.observations_written, "probing stopped");
+    Ok(summary)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs a step; if the monitor stops meanwhile, records it as interrupted instead.
+async fn run_once(
+    t: &Target,
+    p: &Probe,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> StepResult {
+    tokio::select! {
+        r = steps::run(t, p, timeout) => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            StepResult { observations: vec![steps::probe_error(t, p, "interrupted: the monitor stopped")], tokens: vec![] }
+        }
+    }
+}
+
+/// The confirmation burst after a failure: one run every `interval` until a reply that is not a
+/// failure, or until five consecutive failures (counting the first) have come within 30 s.
+#[allow(clippy::too_many_arguments)]
+async fn confirm(
+    t: Arc<Target>,
+    p: &Probe,
+    iface: Interface,
+    interval: Duration,
+    timeout: Duration,
+    tx: mpsc::Sender<StepResult>,
+    stop: watch::Receiver<bool>,
+    bursting: Bursts,
+) {
+    let flag = bursting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((t.est.code.to_string(), iface))
+        .or_default()
+        .clone();
+    if flag.swap(true, Ordering::SeqCst) {
+        return; // a burst for this interface is already running
+    }
+    tracing::info!(establishment = %t.est.code, interface = %iface, probe = %p.name, "failure: confirmation burst");
+    let mut failures = 1;
+    while failures < 5 && !*stop.borrow() {
+        tokio::time::sleep(interval).await;
+        if *stop.borrow() {
+            break;
+        }
+        // Each burst request is its own open-loop task too, so a hang does not slow the burst.
+        let (t2, p2, tx2, stop2) = (t.clone(), p.clone(), tx.clone(), stop.clone());
+        let r = tokio::spawn(async move {
+            let r = run_once(&t2, &p2, timeout, stop2).await;
+            let o = r.outcome();
+            let _ = tx2.send(r).await;
+            o
+        });
+        // Count it as a failure once its outcome is known, or after one interval if it hangs.
+        match tokio::time::timeout(interval, r).await {
+            Ok(Ok(Some(o))) if !o.is_failure(true) => break,
+            _ => failures += 1,
+        }
+    }
+    flag.store(false, Ordering::SeqCst);
+}
+
+fn print_status(s: &Status) {
+    use std::io::Write;
+    let mut line = String::new();
+    for ((code, iface), (outcome, lat)) in &s.last {
+        let mark = if outcome.is_failure(true) {
+            "DOWN?"
+        } else {
+            "up"
+        };
+        let lat = lat
+            .map(|l| format!("{l:.0}ms"))
+            .unwrap_or_else(|| "-".into());
+        line.push_str(&format!("{code}/{iface} {mark} {outcome} {lat} | "));
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}

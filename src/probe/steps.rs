@@ -1,0 +1,733 @@
+//! The probe steps against one establishment — token, funds confirmation (STET 1.4.0/1.4.2),
+//! fallback, customer page — and the classification of each answer into an outcome
+//! (methodology section 2). A funds confirmation uses a cached access token, fetched (and
+//! recorded as a `token` observation) when missing or about to expire.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::http::{Endpoint, NoReply, Reply};
+use crate::config::{Establishment, Grant, Probe, Step};
+use crate::domain::{
+    EstablishmentCode, Interface, NoReplyKind, Observation, Outcome, Service, Source,
+};
+use crate::stet::models::{AUTHORIZE_PATH, StetError, StetVersion, TOKEN_PATH, TokenResponse};
+use crate::stet::signing::Signer;
+use crate::store::StoredObservation;
+
+/// Refresh the access token this long before it expires.
+const REFRESH_MARGIN_MS: i64 = 60_000;
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    access: String,
+    expires_at_ms: i64,
+}
+
+/// What a running monitor knows about an establishment.
+pub struct Target {
+    pub est: Establishment,
+    pub api: Endpoint,
+    pub psu: Option<Endpoint>,
+    pub signer: Signer,
+    tokens: Mutex<std::collections::HashMap<String, CachedToken>>,
+    /// The customer refresh token (refresh or authorization-code grants); never logged.
+    refresh: Mutex<Option<String>>,
+}
+
+/// Token metadata worth keeping (never the token itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenEvent {
+    pub establishment: EstablishmentCode,
+    pub grant: &'static str,
+    pub scope: String,
+    pub obtained_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub has_refresh_token: bool,
+    /// First 12 hex digits of the SHA-256 of the access token, to tell tokens apart.
+    pub fingerprint: String,
+}
+
+/// What one run of a step produced.
+#[derive(Debug, Default)]
+pub struct StepResult {
+    pub observations: Vec<StoredObservation>,
+    pub tokens: Vec<TokenEvent>,
+}
+
+impl StepResult {
+    /// The outcome of the step's own request (the last observation).
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.observations.last().map(|o| o.obs.outcome)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("establishment {code}: {source}")]
+    Cert {
+        code: String,
+        source: crate::stet::certs::CertError,
+    },
+    #[error("establishment {code}: the QSealC key cannot sign: {source}")]
+    Signer {
+        code: String,
+        source: crate::stet::signing::SignError,
+    },
+}
+
+impl Target {
+    pub fn new(est: Establishment, reuse: bool) -> Result<Arc<Self>, TargetError> {
+        let code = est.code.to_string();
+        let tls = super::http::client_config(&est.ca, &est.qwac_cert, &est.qwac_key).map_err(
+            |source| TargetError::Cert {
+                code: code.clone(),
+                source,
+            },
+        )?;
+        let pem = std::fs::read(&est.qseal_key).map_err(|e| TargetError::Cert {
+            code: code.clone(),
+            source: crate::stet::certs::CertError::Read {
+                path: est.qseal_key.clone(),
+                source: e,
+            },
+        })?;
+        let signer = Signer::from_pkcs8_pem(&pem, est.key_id.clone(), &est.signed_headers)
+            .map_err(|source| TargetError::Signer {
+                code: code.clone(),
+                source,
+            })?;
+        let api = Endpoint::new(est.host.clone(), est.port, est.resolve, tls.clone(), reuse);
+        let psu = est.psu_url.as_ref().map(|u| {
+            Endpoint::new(
+                u.host_str().unwrap_or_default().to_owned(),
+                u.port_or_known_default().unwrap_or(443),
+                est.resolve,
+                tls.clone(),
+                reuse,
+            )
+        });
+        let refresh = est
+            .refresh_token_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|s| s.trim().to_owned())
+            .or_else(|| {
+                est.refresh_token_env
+                    .as_ref()
+                    .and_then(|v| std::env::var(v).ok())
+            });
+        Ok(Arc::new(Self {
+            est,
+            api,
+            psu,
+            signer,
+            tokens: Mutex::new(Default::default()),
+            refresh: Mutex::new(refresh),
+        }))
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Builds an observation of this target.
+#[allow(clippy::too_many_arguments)]
+fn observation(
+    t: &Target,
+    probe: &str,
+    interface: Interface,
+    service: &str,
+    at_ms: i64,
+    rid: String,
+    result: &Result<Reply, NoReply>,
+    outcome: Outcome,
+    error_code: Option<String>,
+    error_text: Option<String>,
+) -> StoredObservation {
+    let (status, latency, phases, kind) = match result {
+        Ok(r) => (Some(r.status), Some(r.total_ms), Some(r.phases), None),
+        Err(n) => (None, None, None, Some(n.kind)),
+    };
+    let error_text = error_text.or_else(|| result.as_ref().err().map(|n| n.message.clone()));
+    StoredObservation {
+        obs: Observation {
+            received_at_ms: at_ms,
+            establishment: t.est.code.clone(),
+            interface,
+            service: Service::new(service)
+                .unwrap_or_else(|_| Service::new("other").expect("valid")),
+            source: Source::Probe,
+            tpp: Some(t.est.client_id.clone()),
+            status,
+            latency_ms: latency,
+            error_code,
+            request_id: rid,
+            outcome,
+        },
+        error_text: error_text.map(|s| s.chars().take(500).collect()),
+        no_reply_kind: kind,
+        probe_id: Some(format!("{probe}@{}", t.est.code)),
+        phases,
+        synthetic: false,
+    }
+}
+
+/// The STET/CFONB code and message of an error answer, if its body is a STET error.
+fn stet_error(r: &Reply) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<StetError>(&r.body) {
+        Ok(e) => (
+            e.code().map(|c| c.as_str().to_owned()).or(e.error.clone()),
+            Some(e.message),
+        ),
+        Err(_) => {
+            // OAuth errors (RFC 6749) name themselves in `error`.
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (
+                v["error"].as_str().map(str::to_owned),
+                v["error_description"].as_str().map(str::to_owned),
+            )
+        }
+    }
+}
+
+/// The outcome of an answer that is not the expected success.
+fn by_status(r: &Reply) -> (Outcome, Option<String>, Option<String>) {
+    let (code, text) = stet_error(r);
+    (
+        Outcome::from_reply(Some(r.status), code.as_deref()),
+        code,
+        text,
+    )
+}
+
+fn form_request(
+    t: &Target,
+    path: &str,
+    fields: &[(&str, &str)],
+    fallback: bool,
+    rid: &str,
+) -> http::Request<Full<Bytes>> {
+    let body = serde_urlencoded::to_string(fields).unwrap_or_default();
+    let mut b = http::Request::post(path)
+        .header(http::header::HOST, t.api.authority())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header("x-request-id", rid);
+    if fallback {
+        b = b.header("fallback", "1");
+    }
+    b.body(Full::new(Bytes::from(body))).unwrap_or_default()
+}
+
+/// Runs one step once.
+pub async fn run(t: &Target, probe: &Probe, timeout: Duration) -> StepResult {
+    let mut out = StepResult::default();
+    match &probe.step {
+        Step::Token => {
+            let scope = "cbpii";
+            fetch_token(t, probe, scope, timeout, &mut out).await;
+        }
+        Step::FundsConfirmation {
+            stet,
+            iban,
+            amount,
+            expect,
+        } => {
+            let scope = stet.scope();
+            let token = {
+                let cached = t.tokens.lock().await.get(scope).cloned();
+                match cached {
+                    Some(c) if c.expires_at_ms - REFRESH_MARGIN_MS > now_ms() => Some(c.access),
+                    _ => fetch_token(t, probe, scope, timeout, &mut out).await,
+                }
+            };
+            let Some(token) = token else { return out };
+            let o = funds(
+                t,
+                probe,
+                *stet,
+                iban.as_str(),
+                &amount.to_string(),
+                *expect,
+                &token,
+                timeout,
+            )
+            .await;
+            if o.obs.status == Some(401) {
+                // The bank no longer accepts the token: fetch a new one next time.
+                t.tokens.lock().await.remove(scope);
+            }
+            out.observations.push(o);
+        }
+        Step::Fallback => {
+            let rid = new_request_id();
+            let at = now_ms();
+            let req = form_request(
+                t,
+                TOKEN_PATH,
+                &[
+                    ("client_id", &t.est.client_id),
+                    ("grant_type", "client_credentials"),
+                    ("scope", "cbpii"),
+                ],
+                true,
+                &rid,
+            );
+            let result = t.api.send(req, timeout).await;
+            let (outcome, code, text) = match &result {
+                Ok(r) if r.status == 302 => {
+                    let loc = r
+                        .headers
+                        .get(http::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let jwt = url::Url::parse(loc).ok().and_then(|u| {
+                        u.query_pairs()
+                            .find(|(k, _)| k == "fallback")
+                            .map(|(_, v)| v.into_owned())
+                    });
+                    match jwt {
+                        Some(j) if j.split('.').count() == 3 => (Outcome::Ok, None, None),
+                        _ => (
+                            Outcome::Unexpected,
+                            None,
+                            Some("302 without a fallback=<JWT> in Location".into()),
+                        ),
+                    }
+                }
+                Ok(r) if r.status < 400 => (
+                    Outcome::Unexpected,
+                    None,
+                    Some(format!("expected 302, got {}", r.status)),
+                ),
+                Ok(r) => by_status(r),
+                Err(_) => (Outcome::NoReply, None, None),
+            };
+            out.observations.push(observation(
+                t,
+                &probe.name,
+                Interface::Fallback,
+                Service::FALLBACK,
+                at,
+                rid,
+                &result,
+                outcome,
+                code,
+                text,
+            ));
+        }
+        Step::Psu { marker } => {
+            let Some(ep) = &t.psu else { return out };
+            let url = t.est.psu_url.as_ref().map(|u| {
+                let mut s = u.path().to_owned();
+                if let Some(q) = u.query() {
+                    s.push('?');
+                    s.push_str(q);
+                }
+                s
+            });
+            let rid = new_request_id();
+            let at = now_ms();
+            let req = http::Request::get(url.unwrap_or_else(|| "/".into()))
+                .header(http::header::HOST, ep.authority())
+                .header("x-request-id", &rid)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_default();
+            let result = ep.send(req, timeout).await;
+            let (outcome, code, text) = match &result {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    if String::from_utf8_lossy(&r.body).contains(marker.as_str()) {
+                        (Outcome::Ok, None, None)
+                    } else {
+                        (
+                            Outcome::Unexpected,
+                            None,
+                            Some(format!("the page lacks the marker {marker:?}")),
+                        )
+                    }
+                }
+                Ok(r) if r.status < 400 => (
+                    Outcome::Unexpected,
+                    None,
+                    Some(format!("unexpected status {}", r.status)),
+                ),
+                Ok(r) => by_status(r),
+                Err(_) => (Outcome::NoReply, None, None),
+            };
+            out.observations.push(observation(
+                t,
+                &probe.name,
+                Interface::PsuWeb,
+                Service::PSU_LOGIN,
+                at,
+                rid,
+                &result,
+                outcome,
+                code,
+                text,
+            ));
+        }
+    }
+    out
+}
+
+/// Gets an access token by the probe's grant, records the token request, caches the token.
+async fn fetch_token(
+    t: &Target,
+    probe: &Probe,
+    scope: &str,
+    timeout: Duration,
+    out: &mut StepResult,
+) -> Option<String> {
+    if let Grant::AuthorizationCode { login, sms_code } = &probe.grant
+        && t.refresh.lock().await.is_none()
+    {
+        authorization_code(t, probe, scope, login, sms_code, timeout, out).await?;
+    }
+    let refresh = t.refresh.lock().await.clone();
+    let (grant, fields): (&'static str, Vec<(&str, String)>) = match (&probe.grant, refresh) {
+        (Grant::ClientCredentials, _) => (
+            "client_credentials",
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", t.est.client_id.clone()),
+                ("scope", scope.into()),
+            ],
+        ),
+        (_, Some(rt)) => (
+            "refresh_token",
+            vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", rt),
+                ("client_id", t.est.client_id.clone()),
+            ],
+        ),
+        (_, None) => {
+            out.observations.push(probe_error(
+                t,
+                probe,
+                "no refresh token: set refresh_token_file or refresh_token_env",
+            ));
+            return None;
+        }
+    };
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    token_exchange(t, probe, grant, scope, &pairs, timeout, out).await
+}
+
+async fn token_exchange(
+    t: &Target,
+    probe: &Probe,
+    grant: &'static str,
+    scope: &str,
+    fields: &[(&str, &str)],
+    timeout: Duration,
+    out: &mut StepResult,
+) -> Option<String> {
+    let rid = new_request_id();
+    let at = now_ms();
+    let result = t
+        .api
+        .send(form_request(t, TOKEN_PATH, fields, false, &rid), timeout)
+        .await;
+    let mut token = None;
+    let (outcome, code, text) = match &result {
+        Ok(r) if r.status == 200 => match serde_json::from_slice::<TokenResponse>(&r.body) {
+            Ok(tr) if !tr.access_token.is_empty() => {
+                let expires_at_ms = tr.expires_in.map(|s| at + s as i64 * 1000);
+                out.tokens.push(TokenEvent {
+                    establishment: t.est.code.clone(),
+                    grant,
+                    scope: scope.into(),
+                    obtained_at_ms: at,
+                    expires_at_ms,
+                    has_refresh_token: tr.refresh_token.is_some(),
+                    fingerprint: fingerprint(&tr.access_token),
+                });
+                if let Some(rt) = &tr.refresh_token {
+                    *t.refresh.lock().await = Some(rt.clone());
+                }
+                t.tokens.lock().await.insert(
+                    scope.to_owned(),
+                    CachedToken {
+                        access: tr.access_token.clone(),
+                        expires_at_ms: expires_at_ms.unwrap_or(at + 3_600_000),
+                    },
+                );
+                token = Some(tr.access_token);
+                (Outcome::Ok, None, None)
+            }
+            _ => (
+                Outcome::Unexpected,
+                None,
+                Some("200 without a valid token answer".into()),
+            ),
+        },
+        Ok(r) => {
+            if r.status == 400 && grant == "refresh_token" {
+                // A refused refresh token will not work again: forget it.
+                *t.refresh.lock().await = None;
+            }
+            by_status(r)
+        }
+        Err(_) => (Outcome::NoReply, None, None),
+    };
+    out.observations.push(observation(
+        t,
+        &probe.name,
+        Interface::Api,
+        Service::TOKEN,
+        at,
+        rid,
+        &result,
+        outcome,
+        code,
+        text,
+    ));
+    token
+}
+
+/// The sandbox's authorization-code flow: the persona logs in and consents, the code comes back
+/// on the redirect, then it is exchanged for a token pair.
+#[allow(clippy::too_many_arguments)]
+async fn authorization_code(
+    t: &Target,
+    probe: &Probe,
+    scope: &str,
+    login: &str,
+    sms: &str,
+    timeout: Duration,
+    out: &mut StepResult,
+) -> Option<()> {
+    let redirect = "https://dispo.invalid/callback";
+    let rid = new_request_id();
+    let at = now_ms();
+    let fields = [
+        ("response_type", "code"),
+        ("client_id", t.est.client_id.as_str()),
+        ("redirect_uri", redirect),
+        ("scope", scope),
+        ("state", "dispo"),
+        ("login", login),
+        ("sms_code", sms),
+    ];
+    let result = t
+        .api
+        .send(
+            form_request(t, AUTHORIZE_PATH, &fields, false, &rid),
+            timeout,
+        )
+        .await;
+    let code = match &result {
+        Ok(r) if r.status == 302 => r
+            .headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| url::Url::parse(l).ok())
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "code")
+                    .map(|(_, v)| v.into_owned())
+            }),
+        _ => None,
+    };
+    let (outcome, ecode, text) = match (&result, &code) {
+        (Ok(_), Some(_)) => (Outcome::Ok, None, None),
+        (Ok(r), None) if r.status < 400 => (
+            Outcome::Unexpected,
+            None,
+            Some("no code in the redirect".into()),
+        ),
+        (Ok(r), None) => by_status(r),
+        (Err(_), _) => (Outcome::NoReply, None, None),
+    };
+    out.observations.push(observation(
+        t,
+        &probe.name,
+        Interface::Api,
+        Service::AUTHORIZE,
+        at,
+        rid,
+        &result,
+        outcome,
+        ecode,
+        text,
+    ));
+    let code = code?;
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("client_id", t.est.client_id.as_str()),
+    ];
+    token_exchange(t, probe, "authorization_code", scope, &fields, timeout, out)
+        .await
+        .map(|_| ())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn funds(
+    t: &Target,
+    probe: &Probe,
+    stet: StetVersion,
+    iban: &str,
+    amount: &str,
+    expect: bool,
+    token: &str,
+    timeout: Duration,
+) -> StoredObservation {
+    let rid = new_request_id();
+    let body = serde_json::json!({
+        "paymentCoverageRequestId": format!("dispo-{}", &rid[..8]),
+        "instructedAmount": {"currency": "EUR", "amount": amount},
+        "accountId": {"iban": iban},
+    });
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let path = stet.funds_path();
+    let mut headers = http::HeaderMap::new();
+    let hv = |s: &str| {
+        http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+    };
+    headers.insert(http::header::HOST, hv(&t.api.authority()));
+    headers.insert("x-request-id", hv(&rid));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(http::header::AUTHORIZATION, hv(&format!("Bearer {token}")));
+    if let Some(ip) = &t.est.psu_ip_address {
+        headers.insert("psu-ip-address", hv(ip));
+    }
+    if let Err(e) = t
+        .signer
+        .sign(&http::Method::POST, path, &mut headers, &bytes)
+    {
+        return probe_error(t, probe, &format!("cannot sign the request: {e}"));
+    }
+    let mut req = http::Request::post(path)
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_default();
+    *req.headers_mut() = headers;
+    let at = now_ms();
+    let result = t.api.send(req, timeout).await;
+    let (outcome, code, text) = match &result {
+        Ok(r) if r.status == 200 => match check_answer(&r.body, &body, expect) {
+            Ok(()) => (Outcome::Ok, None, None),
+            Err(why) => (Outcome::Unexpected, None, Some(why)),
+        },
+        Ok(r) if r.status < 400 => (
+            Outcome::Unexpected,
+            None,
+            Some(format!("unexpected status {}", r.status)),
+        ),
+        Ok(r) => by_status(r),
+        Err(_) => (Outcome::NoReply, None, None),
+    };
+    observation(
+        t,
+        &probe.name,
+        Interface::Api,
+        Service::CBPII,
+        at,
+        rid,
+        &result,
+        outcome,
+        code,
+        text,
+    )
+}
+
+/// A 200 must echo the request, carry a boolean `result` equal to the known answer, and
+/// `_links.self.href`.
+pub fn check_answer(body: &[u8], sent: &Value, expect: bool) -> Result<(), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+    let result = v
+        .get("result")
+        .and_then(Value::as_bool)
+        .ok_or("no boolean `result`")?;
+    if v.get("request") != Some(sent) {
+        return Err("`request` does not echo the request sent".into());
+    }
+    if v.pointer("/_links/self/href")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        return Err("no `_links.self.href`".into());
+    }
+    if result != expect {
+        return Err(format!(
+            "known account answered {result}, expected {expect}"
+        ));
+    }
+    Ok(())
+}
+
+/// The monitor's own fault: recorded, excluded from every figure.
+pub fn probe_error(t: &Target, probe: &Probe, why: &str) -> StoredObservation {
+    let err: Result<Reply, NoReply> = Err(NoReply {
+        kind: NoReplyKind::Other,
+        message: why.into(),
+        elapsed_ms: 0.0,
+    });
+    let mut o = observation(
+        t,
+        &probe.name,
+        Interface::Api,
+        Service::CBPII,
+        now_ms(),
+        new_request_id(),
+        &err,
+        Outcome::ProbeError,
+        None,
+        Some(why.into()),
+    );
+    o.no_reply_kind = None;
+    o
+}
+
+fn fingerprint(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_checked_against_the_known_result() {
+        let sent = serde_json::json!({"paymentCoverageRequestId": "x"});
+        let ok = serde_json::json!({"request": sent, "result": true, "_links": {"self": {"href": "/p"}}});
+        assert_eq!(check_answer(ok.to_string().as_bytes(), &sent, true), Ok(()));
+        assert!(
+            check_answer(ok.to_string().as_bytes(), &sent, false)
+                .unwrap_err()
+                .contains("expected false")
+        );
+        let no_links = serde_json::json!({"request": sent, "result": true});
+        assert!(check_answer(no_links.to_string().as_bytes(), &sent, true).is_err());
+        let wrong_echo =
+            serde_json::json!({"request": {}, "result": true, "_links": {"self": {"href": "/p"}}});
+        assert!(
+            check_answer(wrong_echo.to_string().as_bytes(), &sent, true)
+                .unwrap_err()
+                .contains("echo")
+        );
+        assert!(check_answer(b"<html>", &sent, true).is_err());
+    }
+}
