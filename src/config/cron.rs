@@ -32,8 +32,17 @@ pub fn parse(expr: &str) -> Result<cron::Schedule, String> {
             }
         }
     };
-    cron::Schedule::from_str(&translated)
-        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+    // The crate's message draws a caret under the field; keep its one explanatory line.
+    cron::Schedule::from_str(&translated).map_err(|e| {
+        let text = e.to_string();
+        let why = text
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && *l != "^")
+            .unwrap_or("")
+            .to_owned();
+        format!("invalid cron expression {expr:?}: {why}")
+    })
 }
 
 /// Crontab day-of-week field (0/7 = Sunday) with numbers turned into names.

@@ -4,6 +4,7 @@
 mod evidence;
 mod import;
 mod kpi;
+mod probe;
 mod sim;
 mod sim_support;
 mod support;
