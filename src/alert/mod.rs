@@ -1,13 +1,222 @@
-//! Live Art. 33 detection and alert delivery (issue 4).
+//! Live Art. 33 detection and alert delivery.
 //!
-//! In: observations as the probe daemon records them, and the `[alerts]` table of the probe
-//! configuration. Out: alerts delivered to webhooks, Slack, Alertmanager and e-mail through a
-//! durable outbox in SQLite.
+//! In: observations as `dispo run` records them (the live detector runs the engine's own episode
+//! state machine over them), the probe configuration (certificates, `[alerts]` channels) and the
+//! store (weekly watch, fallback use). Out: alerts — firing when the dedicated interface is deemed
+//! down (five failures within 30 s), resolved with the duration when it recovers, reminders while
+//! it stays down, and warnings (weekly watch levels, certificates expiring, unjustified fallback
+//! use, the monitor's own errors) — written to a durable outbox in SQLite first, then delivered to
+//! every channel with retries and backoff, so no alert is lost when a channel or the monitor
+//! restarts. One file per channel.
 
-use serde::Deserialize;
+pub mod alertmanager;
+pub mod email;
+pub mod live;
+pub mod outbox;
+pub mod slack;
+pub mod webhook;
 
-/// The `[alerts]` table of a probe configuration file. Parsed by the config loader with the rest
-/// of the file (unknown keys are errors there too).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+use serde::{Deserialize, Serialize};
+
+/// The `[alerts]` table of a probe configuration.
+///
+/// ```toml
+/// [alerts]
+/// reminder_s = 3600                 # re-send while an episode stays open (0 = never)
+/// unjustified_fallback_per_day = 1  # alert when a TPP's unjustified fallback uses reach this
+/// [[alerts.webhook]]
+/// url = "http://127.0.0.1:9000/hook"
+/// [[alerts.slack]]
+/// url = "https://hooks.slack.com/services/..."
+/// [[alerts.alertmanager]]
+/// url = "http://127.0.0.1:9093"     # POSTs to <url>/api/v2/alerts
+/// [[alerts.email]]
+/// smtp = "127.0.0.1:25"
+/// from = "dispo@bank.example"
+/// to = ["oncall@bank.example"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub webhook: Vec<UrlChannel>,
+    pub slack: Vec<UrlChannel>,
+    pub alertmanager: Vec<UrlChannel>,
+    pub email: Vec<EmailChannel>,
+    /// Seconds between reminders of an alert still firing; 0 = no reminders. Default 3600.
+    pub reminder_s: u64,
+    /// Certificates expiring within this many days raise a warning. Default 30.
+    pub cert_expiry_days: i64,
+    /// Unjustified fallback uses by one TPP in a day that raise an alert. Default 1.
+    pub unjustified_fallback_per_day: u64,
+    /// Seconds between the periodic checks (weekly watch, fallback, certificates). Default 300.
+    pub check_interval_s: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook: vec![],
+            slack: vec![],
+            alertmanager: vec![],
+            email: vec![],
+            reminder_s: 3600,
+            cert_expiry_days: 30,
+            unjustified_fallback_per_day: 1,
+            check_interval_s: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertsConfig {}
+pub struct UrlChannel {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChannel {
+    /// `host:port` of the SMTP relay (plain SMTP; a relay inside the bank's network).
+    pub smtp: String,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// How urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What happened to an alert, as a delivery says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Firing,
+    Reminder,
+    Resolved,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Firing => "firing",
+            Event::Reminder => "reminder",
+            Event::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert, deduplicated by `key` (one per episode, per week, per certificate...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub key: String,
+    /// `interface_down`, `weekly_watch`, `certificate_expiry`, `unjustified_fallback`, `probe_error`.
+    pub kind: String,
+    pub severity: Severity,
+    pub establishment: Option<String>,
+    pub interface: Option<String>,
+    pub summary: String,
+    pub description: String,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: Option<i64>,
+}
+
+/// One delivery to make: an alert and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub event: Event,
+    pub alert: Alert,
+}
+
+/// A channel failed to take a notice (it will be retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("HTTP delivery to {url} failed: {why}")]
+    Http { url: String, why: String },
+    #[error("e-mail delivery through {relay} failed: {why}")]
+    Smtp { relay: String, why: String },
+}
+
+/// A configured channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    Webhook(String),
+    Slack(String),
+    Alertmanager(String),
+    Email(EmailChannel),
+}
+
+impl Channel {
+    /// A stable name for the outbox (`webhook:<url>`...).
+    pub fn id(&self) -> String {
+        match self {
+            Channel::Webhook(u) => format!("webhook:{u}"),
+            Channel::Slack(u) => format!("slack:{u}"),
+            Channel::Alertmanager(u) => format!("alertmanager:{u}"),
+            Channel::Email(e) => format!("email:{}:{}", e.smtp, e.to.join(",")),
+        }
+    }
+
+    pub async fn deliver(&self, http: &reqwest::Client, n: &Notice) -> Result<(), DeliveryError> {
+        match self {
+            Channel::Webhook(u) => webhook::send(http, u, n).await,
+            Channel::Slack(u) => slack::send(http, u, n).await,
+            Channel::Alertmanager(u) => alertmanager::send(http, u, n).await,
+            Channel::Email(e) => email::send(e, n).await,
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut v: Vec<Channel> = Vec::new();
+        v.extend(self.webhook.iter().map(|c| Channel::Webhook(c.url.clone())));
+        v.extend(self.slack.iter().map(|c| Channel::Slack(c.url.clone())));
+        v.extend(
+            self.alertmanager
+                .iter()
+                .map(|c| Channel::Alertmanager(c.url.clone())),
+        );
+        v.extend(self.email.iter().cloned().map(Channel::Email));
+        v
+    }
+}
+
+/// Posts JSON, mapping any failure (including a non-2xx answer) to a retryable error.
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), DeliveryError> {
+    let r = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| DeliveryError::Http {
+            url: url.into(),
+            why: e.to_string(),
+        })?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(DeliveryError::Http {
+            url: url.into(),
+            why: format!("answered {}", r.status()),
+        })
+    }
+}

@@ -20,6 +20,9 @@ pub struct Args {
     /// Stop after this long (`90s`, `2m`, `1h`); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `90s`, `2m`, `1h`, `500ms` or a number of seconds.
@@ -59,12 +62,47 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&args.db)
         .await
         .with_context(|| format!("database {}", args.db.display()))?;
-    let (observers, _) = tokio::sync::broadcast::channel(4096);
+    let (observers, _) = tokio::sync::broadcast::channel(16_384);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Live Art. 33 detection and alert delivery, fed what the daemon has durably written; it
+    // ends when the daemon drops the channel, after draining it.
+    let mut tasks = vec![tokio::spawn(crate::alert::live::run(
+        store.clone(),
+        cfg.clone(),
+        observers.subscribe(),
+    ))];
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        let metrics = crate::metrics::Metrics::new(&cfg);
+        let mut rx = observers.subscribe();
+        let m = metrics.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(o) => m.observe(&o),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(listener, metrics, stop_rx).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        }));
+        tracing::info!(%addr, "metrics on /metrics");
+    }
     let opts = RunOptions {
         duration: args.duration,
         status_line: std::io::IsTerminal::is_terminal(&std::io::stdout()),
     };
     let summary = daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+    }
     println!(
         "{} observations recorded in {}",
         summary.observations_written,

@@ -12,7 +12,10 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+mod outbox;
 mod tokens;
+
+pub use outbox::PendingDelivery;
 
 use crate::domain::{
     DomainError, EstablishmentCode, Interface, MonitoredInterval, NoReplyKind, Observation,

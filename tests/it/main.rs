@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `dispo` binary against the real simulator
 //! over real TLS. One module per area.
 
+mod alert;
 mod evidence;
 mod import;
 mod kpi;

@@ -1,0 +1,396 @@
+//! Alerts end to end: a simulator outage drives `dispo run` to an episode, and the firing and
+//! resolved alerts reach a webhook, a Slack-compatible hook, a real Prometheus Alertmanager and an
+//! SMTP relay; the outbox delivers what a channel missed once it is back; /metrics is scraped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::sim_support::Sim;
+use crate::support;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dispo-it-alert-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+type Received = Arc<Mutex<Vec<(SystemTime, Value)>>>;
+
+/// A loopback HTTP receiver recording every JSON body posted to `/hook` and `/slack`.
+async fn receiver(port: u16) -> (Received, Received) {
+    let hooks: Received = Default::default();
+    let slack: Received = Default::default();
+    let (h, s) = (hooks.clone(), slack.clone());
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(move |axum::Json(v): axum::Json<Value>| {
+                let h = h.clone();
+                async move { h.lock().unwrap().push((SystemTime::now(), v)) }
+            }),
+        )
+        .route(
+            "/slack",
+            post(move |axum::Json(v): axum::Json<Value>| {
+                let s = s.clone();
+                async move { s.lock().unwrap().push((SystemTime::now(), v)) }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (hooks, slack)
+}
+
+/// A loopback SMTP relay recording each message's DATA.
+async fn smtp(port: u16) -> Arc<Mutex<Vec<String>>> {
+    let mails: Arc<Mutex<Vec<String>>> = Default::default();
+    let m = mails.clone();
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(b"220 test relay\r\n").await;
+                let (mut data, mut in_data) = (String::new(), false);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            m.lock().unwrap().push(std::mem::take(&mut data));
+                            let _ = w.write_all(b"250 queued\r\n").await;
+                        } else {
+                            data.push_str(&line);
+                        }
+                    } else if line.starts_with("DATA") {
+                        in_data = true;
+                        let _ = w.write_all(b"354 go on\r\n").await;
+                    } else if line.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        let _ = w.write_all(b"250 ok\r\n").await;
+                    }
+                }
+            });
+        }
+    });
+    mails
+}
+
+/// A real Alertmanager on loopback; killed on drop.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn alertmanager(dir: &std::path::Path) -> Alertmanager {
+    let bin = ["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())
+        .expect("Prometheus Alertmanager is not installed: apt-get install prometheus-alertmanager (.ci/run does)");
+    let cfg = dir.join("am.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+    )
+    .unwrap();
+    let port = support::free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let am = Alertmanager { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/-/ready")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Alertmanager did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    am
+}
+
+fn config(sim: &Sim, alerts: &str, probes: &str) -> String {
+    let p = sim.pki.display();
+    let port = sim.port;
+    format!(
+        r#"[monitor]
+id = "it-alert"
+timeout_s = 1
+burst_interval_s = 0
+heartbeat_s = 0.5
+
+[[establishment]]
+code = "13807"
+base_url = "https://www.13807.sim.localhost:{port}"
+resolve = "127.0.0.1"
+ca = "{p}/ca.pem"
+client_id = "PSDFR-ACPR-12345"
+qwac_cert = "{p}/tpp-qwac.pem"
+qwac_key = "{p}/tpp-qwac.key"
+qseal_cert = "{p}/tpp-qseal.pem"
+qseal_key = "{p}/tpp-qseal.key"
+
+[alerts]
+check_interval_s = 3600
+{alerts}
+{probes}"#
+    )
+}
+
+const FUNDS: &str = r#"
+[[probe]]
+name = "v142"
+step = "funds-confirmation"
+schedule = "* * * * * *"
+stet = "1.4.2"
+iban = "FR7613807008043001965405255"
+"#;
+
+#[tokio::test]
+async fn an_outage_is_alerted_on_every_channel_and_resolved() {
+    let sim = Sim::start();
+    let dir = tmp("e2e");
+    let am = alertmanager(&dir).await;
+    let (hook_port, smtp_port, metrics_port) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
+    let (hooks, slack) = receiver(hook_port).await;
+    let mails = smtp(smtp_port).await;
+    // Answers for 2 s, hangs for 7 s (so failures at about 2, 3, 4, 5, 6 s), then answers again.
+    sim.set_faults(json!({"fault": [{"establishment": "13807", "interface": "api", "kind": "hang", "after_s": 2, "for_s": 7}]})).await;
+    let alerts = format!(
+        r#"[[alerts.webhook]]
+url = "http://127.0.0.1:{hook_port}/hook"
+[[alerts.slack]]
+url = "http://127.0.0.1:{hook_port}/slack"
+[[alerts.alertmanager]]
+url = "http://127.0.0.1:{}"
+[[alerts.email]]
+smtp = "127.0.0.1:{smtp_port}"
+from = "dispo@bank.example"
+to = ["oncall@bank.example"]
+"#,
+        am.port
+    );
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, config(&sim, &alerts, FUNDS)).unwrap();
+    let db = dir.join("d.db");
+    let mut run = Command::new(support::dispo_bin())
+        .args([
+            "run",
+            "--duration",
+            "14s",
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // While it is down, Alertmanager holds the firing alert with our labels.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let am_alert = loop {
+        let v: Value = reqwest::get(format!("http://127.0.0.1:{}/api/v2/alerts", am.port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(a) = v.as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["labels"]["alertname"] == "dispo_interface_down")
+        }) {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "no alert reached Alertmanager");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(am_alert["labels"]["establishment"], "13807");
+    assert_eq!(am_alert["labels"]["interface"], "api");
+    assert_eq!(am_alert["labels"]["severity"], "critical");
+
+    // /metrics while it runs.
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "probe_success{",
+        "probe_duration_seconds{",
+        "probe_http_duration_seconds{",
+        "phase=\"tls\"",
+        "probe_ssl_earliest_cert_expiry{",
+        "dispo_interface_up{establishment=\"13807\",interface=\"api\"} 0",
+        "dispo_episodes_total{establishment=\"13807\",interface=\"api\"} 1",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+
+    assert!(
+        tokio::task::spawn_blocking(move || run.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+
+    // The webhook got firing then resolved, for the same episode.
+    let got = hooks.lock().unwrap().clone();
+    let events: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(_, v)| (v["event"].as_str().unwrap(), v["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [("firing", "interface_down"), ("resolved", "interface_down")]
+    );
+    let (fired_at, firing) = &got[0];
+    assert_eq!(firing["key"], got[1].1["key"]);
+    assert!(firing["key"].as_str().unwrap().starts_with("13807-api-"));
+    assert!(
+        firing["summary"]
+            .as_str()
+            .unwrap()
+            .contains("deemed unavailable since")
+    );
+    assert!(
+        got[1].1["description"]
+            .as_str()
+            .unwrap()
+            .contains("available again")
+    );
+
+    // From the first failed probe to the alert delivered: under 35 s.
+    let store = dispo::store::Store::open(&db).await.unwrap();
+    let first_fail = store
+        .load_observations(0, i64::MAX, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.obs.outcome == dispo::domain::Outcome::NoReply)
+        .unwrap()
+        .obs
+        .received_at_ms;
+    let delivered = fired_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let elapsed = delivered - first_fail;
+    assert!(
+        (0..35_000).contains(&elapsed),
+        "first failure to alert: {elapsed} ms"
+    );
+    // The episode the alert names is the one the engine counts.
+    let key = firing["key"].as_str().unwrap();
+    assert_eq!(format!("13807-api-{}", &key[10..]), key);
+
+    let s = slack.lock().unwrap().clone();
+    assert_eq!(s.len(), 2);
+    assert!(s[0].1["text"].as_str().unwrap().contains("[FIRING]"));
+    let m = mails.lock().unwrap().clone();
+    assert_eq!(m.len(), 2, "one e-mail when firing, one when resolved");
+    assert!(m[0].contains("Subject: [dispo firing]") && m[0].contains("To: oncall@bank.example"));
+}
+
+#[tokio::test]
+async fn the_outbox_delivers_once_the_channel_is_back() {
+    let sim = Sim::start();
+    let dir = tmp("outbox");
+    let hook_port = support::free_port(); // nothing listens yet
+    sim.set_faults(
+        json!({"fault": [{"establishment": "13807", "interface": "api", "kind": "refuse"}]}),
+    )
+    .await;
+    let alerts = format!("[[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n");
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, config(&sim, &alerts, FUNDS)).unwrap();
+    let db = dir.join("d.db");
+    // Down from the start: the alert fires but the webhook is unreachable.
+    run_for(&cfg, &db, "7s").await;
+    let store = dispo::store::Store::open(&db).await.unwrap();
+    let pending = store.due_deliveries(i64::MAX, 100).await.unwrap();
+    assert_eq!(pending.len(), 1, "the firing notice waits in the outbox");
+    assert!(pending[0].attempts >= 1);
+    // The channel comes back, the bank too; the next run delivers the waiting notice, then the
+    // resolution.
+    let (hooks, _) = receiver(hook_port).await;
+    sim.set_faults(json!({"fault": []})).await;
+    run_for(&cfg, &db, "4s").await;
+    let events: Vec<String> = hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["firing", "resolved"]);
+    assert!(
+        store
+            .due_deliveries(i64::MAX, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Runs `dispo run` for a while, off the async threads.
+async fn run_for(cfg: &std::path::Path, db: &std::path::Path, d: &'static str) {
+    let (cfg, db) = (cfg.to_owned(), db.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(support::dispo_bin())
+            .args(["run", "--duration", d, "--config"])
+            .arg(&cfg)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
