@@ -27,6 +27,7 @@
 pub mod alert;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod evidence;

@@ -1,10 +1,36 @@
-//! `dispo demo`: not built yet.
+//! `dispo demo`: the whole product in one command against the embedded simulator.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::demo::{DemoOptions, run as run_demo};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// How long to probe (`30s`, `2m`).
+    #[arg(long, default_value = "2m", value_parser = super::run::parse_duration)]
+    pub duration: Duration,
+    /// Where the database, figures, evidence pack (and publication) go.
+    #[arg(long, default_value = "reports/demo")]
+    pub out: PathBuf,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dispo demo` is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.duration < Duration::from_secs(20) {
+        anyhow::bail!(
+            "--duration must be at least 20s: the scripted outage needs time to be confirmed"
+        );
+    }
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    run_demo(
+        DemoOptions {
+            duration: args.duration,
+            out: args.out,
+            interactive,
+        },
+        super::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,62 @@
+//! `dispo demo --duration 30s`: the outputs exist and the scripted outage is an episode.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support;
+
+#[test]
+fn the_demo_detects_the_scripted_outage_and_writes_its_outputs() {
+    support::init();
+    let out = std::env::temp_dir().join(format!("dispo-it-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(support::dispo_bin())
+        .args(["demo", "--duration", "30s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("ALERT FIRING"), "{stdout}");
+    assert!(stdout.contains("ALERT RESOLVED"), "{stdout}");
+
+    let kpi: Value = serde_json::from_slice(&std::fs::read(out.join("kpi.json")).unwrap()).unwrap();
+    let episodes = kpi["episodes"].as_array().unwrap();
+    let outage = episodes
+        .iter()
+        .find(|e| e["establishment"] == "13807" && e["interface"] == "api")
+        .expect("the scripted BPGO outage is an episode");
+    // The hang lasts 12 s: the episode runs from the first unanswered request to the first
+    // answer after the fault, so about 12 s (more than 8, less than 20).
+    let d = outage["duration_s"].as_f64().unwrap();
+    assert!((8.0..20.0).contains(&d), "{d}");
+    assert_eq!(outage["open"], false);
+    // The 503 INTS period of BPAURA is an episode too (bank errors count as failures).
+    assert!(episodes.iter().any(|e| e["establishment"] == "16807"));
+    // The TPP's fallback use outside any outage is unjustified.
+    let fb = kpi["fallback"].as_array().unwrap();
+    assert!(
+        fb.iter()
+            .any(|f| f["establishment"] == "14607" && f["unjustified"] == 3 && f["justified"] == 0)
+    );
+
+    let id = outage["id"].as_str().unwrap();
+    let pack = out.join(format!("evidence-{id}"));
+    assert!(pack.join("MANIFEST.sha256").exists());
+    let verify = Command::new(support::dispo_bin())
+        .args(["evidence", "verify"])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(out.join("demo.db").exists());
+}
