@@ -66,8 +66,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "info,sqlx::query=error",
+        1 => "debug,sqlx::query=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -1,10 +1,86 @@
-//! `dispo synth`: not built yet.
+//! `dispo synth`: deterministic synthetic observations into a database or an observation CSV.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dispo synth` is not built yet")
+use crate::domain::{EstablishmentCode, SEED_ESTABLISHMENT_CODES};
+use crate::engine::time;
+use crate::store::Store;
+use crate::synth::{Synth, SynthSpec};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many observations.
+    #[arg(long)]
+    pub observations: u64,
+    /// First local day (Europe/Paris).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Day after the last.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Establishment codes (comma-separated); default: every code of the bank's documentation.
+    #[arg(long, value_delimiter = ',')]
+    pub establishments: Vec<EstablishmentCode>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write an observation CSV (the format of `dispo import` / `dispo kpi --input`).
+    #[arg(long, conflicts_with = "db")]
+    pub out: Option<PathBuf>,
+    /// Write into a database.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.to <= args.from {
+        bail!(
+            "--from {} must come before --to {} (--to is exclusive)",
+            args.from,
+            args.to
+        );
+    }
+    let tz = chrono_tz::Europe::Paris;
+    let establishments = if args.establishments.is_empty() {
+        SEED_ESTABLISHMENT_CODES
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        args.establishments
+    };
+    let spec = SynthSpec {
+        observations: args.observations,
+        from_ms: time::day_start_ms(tz, args.from),
+        to_ms: time::day_start_ms(tz, args.to),
+        establishments,
+        seed: args.seed,
+    };
+    let rows = Synth::new(spec);
+    match (&args.out, &args.db) {
+        (Some(path), _) => {
+            let n = crate::import::csv_rows::write_csv(path, rows)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{n} synthetic observations written to {}", path.display());
+        }
+        (None, Some(db)) => {
+            let store = Store::open(db).await?;
+            let mut batch = Vec::with_capacity(20_000);
+            let mut added = 0;
+            for o in rows {
+                batch.push(o);
+                if batch.len() == 20_000 {
+                    added += store.insert_observations(&batch).await?;
+                    batch.clear();
+                }
+            }
+            added += store.insert_observations(&batch).await?;
+            println!("{added} synthetic observations added to {}", db.display());
+        }
+        (None, None) => bail!("give --out FILE.csv or --db FILE"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -202,3 +202,34 @@ impl<R: BufRead + Send> RowSource for CsvRows<R> {
         }))
     }
 }
+
+/// Writes observations as the observation CSV (the format this module reads), streaming.
+/// Returns how many rows were written.
+pub fn write_csv(
+    path: &std::path::Path,
+    rows: impl IntoIterator<Item = StoredObservation>,
+) -> std::io::Result<u64> {
+    let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut w = csv::Writer::from_writer(file);
+    w.write_record(HEADER).map_err(std::io::Error::other)?;
+    let mut n = 0;
+    for r in rows {
+        let o = &r.obs;
+        w.write_record([
+            crate::engine::time::rfc3339(o.received_at_ms).as_str(),
+            o.establishment.as_str(),
+            o.interface.as_str(),
+            o.service.as_str(),
+            o.source.as_str(),
+            o.tpp.as_deref().unwrap_or(""),
+            &o.status.map(|s| s.to_string()).unwrap_or_default(),
+            &o.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
+            o.error_code.as_deref().unwrap_or(""),
+            &o.request_id,
+        ])
+        .map_err(std::io::Error::other)?;
+        n += 1;
+    }
+    w.flush()?;
+    Ok(n)
+}

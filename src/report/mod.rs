@@ -1,1 +1,216 @@
-//! The quarterly publication (issue 5).
+//! The quarterly publication (issue 5): what the bank puts on its website each quarter and hands
+//! its supervisor. In: the store and a period. Every figure comes from the counting engine; the
+//! polars pipeline (`frames`) reshapes them. Out, in `<out>/<period>/`: a spreadsheet with native
+//! charts (`xlsx`), PNG and SVG charts (`charts`), a self-contained web page (`html`), and the
+//! daily table as CSV (`csv`).
+
+pub mod charts;
+pub mod csv;
+pub mod frames;
+pub mod html;
+pub mod labels;
+pub mod xlsx;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::domain::{EstablishmentCode, Interface, Service};
+use crate::engine::{self, EngineInput, Kpis, Period, Settings, time};
+use crate::store::{Store, StoreError};
+pub use labels::Lang;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0:?} is not a quarter: write 2024-Q3 or T3-2024")]
+    Quarter(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("polars: {0}")]
+    Frame(#[from] polars::prelude::PolarsError),
+    #[error("spreadsheet: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("chart {name}: {why}")]
+    Chart { name: String, why: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no observation in the period {from} to {to} (exclusive){}: nothing to publish", .filter)]
+    NoData {
+        from: NaiveDate,
+        to: NaiveDate,
+        filter: String,
+    },
+}
+
+/// Parses `2024-Q3` or `T3-2024` into its period and canonical label.
+pub fn parse_quarter(s: &str) -> Result<(Period, String), ReportError> {
+    let bad = || ReportError::Quarter(s.to_owned());
+    let (year, q) = if let Some((y, q)) = s.split_once("-Q").or_else(|| s.split_once("-q")) {
+        (
+            y.parse::<i32>().map_err(|_| bad())?,
+            q.parse::<u32>().map_err(|_| bad())?,
+        )
+    } else if let Some(rest) = s.strip_prefix('T').or_else(|| s.strip_prefix('t')) {
+        let (q, y) = rest.split_once('-').ok_or_else(bad)?;
+        (
+            y.parse::<i32>().map_err(|_| bad())?,
+            q.parse::<u32>().map_err(|_| bad())?,
+        )
+    } else {
+        return Err(bad());
+    };
+    if !(1..=4).contains(&q) || !(1970..=9999).contains(&year) {
+        return Err(bad());
+    }
+    let from = NaiveDate::from_ymd_opt(year, 3 * q - 2, 1).ok_or_else(bad)?;
+    let to = if q == 4 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, 3 * q + 1, 1)
+    }
+    .ok_or_else(bad)?;
+    Ok((Period { from, to }, format!("{year}-Q{q}")))
+}
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub period: Period,
+    /// `2024-Q3`, or `2024-07-01_2024-10-01` for other periods: names the output folder and files.
+    pub label: String,
+    pub establishments: Vec<EstablishmentCode>,
+    pub lang: Lang,
+    pub out: PathBuf,
+    pub settings: Settings,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOutputs {
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+/// Everything the outputs show, computed once.
+pub struct Publication {
+    pub req: ReportRequest,
+    pub kpis: Kpis,
+    pub summary: polars::prelude::DataFrame,
+    pub bank_daily: polars::prelude::DataFrame,
+    pub usage: polars::prelude::DataFrame,
+    /// Services with replies in the period, sorted.
+    pub services: Vec<Service>,
+    pub establishments: Vec<EstablishmentCode>,
+    pub synthetic: bool,
+    pub observations: usize,
+    pub generated_at: String,
+}
+
+impl Publication {
+    pub fn customer_interfaces(&self) -> Vec<Interface> {
+        let set: BTreeSet<Interface> = self
+            .kpis
+            .days
+            .iter()
+            .map(|d| d.interface)
+            .filter(|i| i.is_customer())
+            .collect();
+        set.into_iter().collect()
+    }
+    pub fn file(&self, suffix: &str) -> String {
+        format!("dispo-{}{suffix}", self.req.label)
+    }
+}
+
+/// Loads, counts and writes every output.
+pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutputs, ReportError> {
+    let tz = req.settings.tz;
+    let (from_ms, to_ms) = (
+        time::day_start_ms(tz, req.period.from),
+        time::day_start_ms(tz, req.period.to),
+    );
+    // An hour before the period too, so a failure run that began just before is seen whole.
+    let stored = store
+        .load_observations(from_ms - 3_600_000, to_ms, &req.establishments)
+        .await?;
+    let in_period: Vec<_> = stored
+        .iter()
+        .filter(|o| o.obs.received_at_ms >= from_ms)
+        .cloned()
+        .collect();
+    if in_period.is_empty() {
+        let filter = if req.establishments.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " for {}",
+                req.establishments
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(ReportError::NoData {
+            from: req.period.from,
+            to: req.period.to,
+            filter,
+        });
+    }
+    let monitored = store
+        .monitored_intervals(from_ms - 3_600_000, to_ms)
+        .await?;
+    let input = EngineInput {
+        observations: stored.iter().map(|s| s.obs.clone()).collect(),
+        monitored,
+    };
+    let kpis = engine::compute(&input, req.period, &req.settings)?;
+    let days_df = frames::days(&kpis.days)?;
+    let services: BTreeSet<Service> = kpis
+        .days
+        .iter()
+        .flat_map(|d| d.latency.keys().cloned())
+        .collect();
+    let establishments: BTreeSet<EstablishmentCode> =
+        kpis.days.iter().map(|d| d.establishment.clone()).collect();
+    let publication = Publication {
+        summary: frames::period_summary(&days_df)?,
+        bank_daily: frames::bank_daily(&days_df)?,
+        usage: frames::usage(&in_period, tz)?,
+        services: services.into_iter().collect(),
+        establishments: establishments.into_iter().collect(),
+        synthetic: in_period.iter().any(|o| o.synthetic),
+        observations: in_period.len(),
+        generated_at: chrono::Utc::now()
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        kpis,
+        req: req.clone(),
+    };
+    let dir = req.out.join(&req.label);
+    std::fs::create_dir_all(dir.join("charts")).map_err(|source| ReportError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    files.push(csv::write(&publication, &dir)?);
+    files.extend(charts::write_all(&publication, &dir.join("charts"))?);
+    files.push(xlsx::write(&publication, &dir)?);
+    files.push(html::write(&publication, &dir)?);
+    Ok(ReportOutputs { dir, files })
+}
+
+/// `2024-07-01` → `01/07/2024` in French, ISO in English.
+pub fn show_date(d: NaiveDate, lang: Lang) -> String {
+    match lang {
+        Lang::Fr => format!("{:02}/{:02}/{}", d.day(), d.month(), d.year()),
+        Lang::En => d.to_string(),
+    }
+}

@@ -1,0 +1,72 @@
+//! The daily table as CSV, for those who compute their own. Deterministic: rows sorted, numbers
+//! in their shortest exact form, so the same database and settings give the same bytes.
+
+use std::path::{Path, PathBuf};
+
+use super::{Publication, ReportError};
+
+pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
+    let path = dir.join(p.file("-daily.csv"));
+    let io = |source| ReportError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut w = ::csv::Writer::from_path(&path).map_err(|e| io(std::io::Error::other(e)))?;
+    let mut head: Vec<String> = [
+        "date",
+        "establishment",
+        "interface",
+        "seconds_in_day",
+        "downtime_s",
+        "planned_downtime_s",
+        "unplanned_downtime_s",
+        "uptime_pct",
+        "unmonitored_s",
+        "requests",
+        "no_reply",
+        "bank_errors",
+        "error_rate_pct",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in &p.services {
+        head.push(format!("avg_ms_{s}"));
+        head.push(format!("p95_ms_{s}"));
+    }
+    w.write_record(&head)
+        .map_err(|e| io(std::io::Error::other(e)))?;
+    for d in &p.kpis.days {
+        let mut r = vec![
+            d.date.to_string(),
+            d.establishment.to_string(),
+            d.interface.to_string(),
+            d.seconds_in_day.to_string(),
+            d.downtime_s.to_string(),
+            d.planned_downtime_s.to_string(),
+            (d.downtime_s - d.planned_downtime_s).to_string(),
+            d.uptime_pct.to_string(),
+            d.unmonitored_s.to_string(),
+            d.requests.to_string(),
+            d.no_reply.to_string(),
+            d.bank_errors.to_string(),
+            d.error_rate_pct.to_string(),
+        ];
+        for s in &p.services {
+            match d.latency.get(s) {
+                Some(l) => {
+                    r.push(l.avg_ms.to_string());
+                    r.push(l.p95_ms.to_string());
+                }
+                None => {
+                    r.push(String::new());
+                    r.push(String::new());
+                }
+            }
+        }
+        w.write_record(&r)
+            .map_err(|e| io(std::io::Error::other(e)))?;
+    }
+    w.flush().map_err(io)?;
+    Ok(path)
+}
