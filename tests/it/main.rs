@@ -7,6 +7,7 @@ mod evidence;
 mod import;
 mod kpi;
 mod probe;
+mod report;
 mod sim;
 mod sim_support;
 mod support;

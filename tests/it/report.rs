@@ -1,0 +1,325 @@
+//! `dispo report` on a known dataset imported with `dispo import`: the same figures in the
+//! spreadsheet, the CSV, the page and `dispo kpi`; deterministic CSV; a DST quarter; the page
+//! rendered by headless Chromium.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support;
+
+/// Worked by hand (Paris is UTC+2 in July): 13807's API is down from 08:00:00Z to the reply
+/// completing at 08:01:00.150Z, 60.15 s on 1 July; uptime 100 − 60.15/86 400 × 100 =
+/// 99.930381944...%. The customer web interface answers throughout (100 %).
+const JULY: &str = "\
+received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id
+2024-07-01T08:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f1
+2024-07-01T08:00:05.000Z,13807,api,cbpii,log,PSDFR-ACPR-B,,,,f2
+2024-07-01T08:00:10.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f3
+2024-07-01T08:00:15.000Z,13807,api,cbpii,log,PSDFR-ACPR-B,,,,f4
+2024-07-01T08:00:20.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f5
+2024-07-01T08:01:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,150,,ok1
+2024-07-01T09:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,ok2
+2024-07-01T09:30:00.000Z,13807,psu_web,psu_login,log,,200,400,,w1
+2024-07-01T12:00:00.000Z,13807,fallback,fallback,log,PSDFR-ACPR-B,302,40,,fb1
+2024-07-02T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,120,,ok3
+2024-07-02T10:00:00.000Z,13807,psu_web,psu_login,log,,200,380,,w2
+";
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dispo-it-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dispo(args: &[&str]) -> std::process::Output {
+    let out = Command::new(support::dispo_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dispo {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn import(dir: &Path, csv: &str) -> PathBuf {
+    let f = dir.join("obs.csv");
+    std::fs::write(&f, csv).unwrap();
+    let db = dir.join("d.db");
+    dispo(&["import", "--db", db.to_str().unwrap(), f.to_str().unwrap()]);
+    db
+}
+
+fn zip_text(path: &Path, name: &str) -> String {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut s = String::new();
+    z.by_name(name).unwrap().read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn the_publication_carries_the_engines_figures_everywhere() {
+    support::init();
+    let dir = tmp("july");
+    let db = import(&dir, JULY);
+    let out = dir.join("out");
+    let (dbs, outs) = (db.to_str().unwrap(), out.to_str().unwrap());
+    dispo(&[
+        "report",
+        "--db",
+        dbs,
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-03",
+        "--out",
+        outs,
+    ]);
+    let pub_dir = out.join("2024-07-01_2024-07-03");
+
+    // The CSV and `dispo kpi` agree figure for figure.
+    let kpi: Value =
+        serde_json::from_slice(&dispo(&["kpi", "--db", dbs, "--format", "json"]).stdout).unwrap();
+    let csv_path = pub_dir.join("dispo-2024-07-01_2024-07-03-daily.csv");
+    let mut rdr = ::csv::Reader::from_path(&csv_path).unwrap();
+    let head = rdr.headers().unwrap().clone();
+    let col = |n: &str| head.iter().position(|h| h == n).unwrap();
+    let rows: Vec<::csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), kpi["days"].as_array().unwrap().len());
+    for (r, d) in rows.iter().zip(kpi["days"].as_array().unwrap()) {
+        assert_eq!(r[col("date")], *d["date"].as_str().unwrap());
+        for k in [
+            "downtime_s",
+            "uptime_pct",
+            "error_rate_pct",
+            "unmonitored_s",
+        ] {
+            assert_eq!(
+                r[col(k)].parse::<f64>().unwrap(),
+                d[k].as_f64().unwrap(),
+                "{k}"
+            );
+        }
+        assert_eq!(
+            r[col("requests")].parse::<u64>().unwrap(),
+            d["requests"].as_u64().unwrap()
+        );
+    }
+    let api = rows
+        .iter()
+        .find(|r| &r[col("date")] == "2024-07-01" && &r[col("interface")] == "api")
+        .unwrap();
+    assert_eq!(api[col("downtime_s")].parse::<f64>().unwrap(), 60.15);
+    assert_eq!(
+        api[col("uptime_pct")].parse::<f64>().unwrap(),
+        100.0 - 60.15 / 86_400.0 * 100.0
+    );
+    // Mean cbpii on 1 July: replies 150 and 100 → 125 ms.
+    assert_eq!(api[col("avg_ms_cbpii")].parse::<f64>().unwrap(), 125.0);
+
+    // The spreadsheet: its sheets, the figure, number formats, frozen header, native charts.
+    let xlsx = pub_dir.join("dispo-2024-07-01_2024-07-03.xlsx");
+    let wb = zip_text(&xlsx, "xl/workbook.xml");
+    for sheet in [
+        "Synthèse",
+        "Quotidien",
+        "Épisodes",
+        "Suivi hebdomadaire",
+        "Accès de secours",
+        "Méthodologie",
+        "Graphiques",
+    ] {
+        assert!(
+            wb.contains(&format!("name=\"{sheet}\"")),
+            "no sheet {sheet}"
+        );
+    }
+    let daily = zip_text(&xlsx, "xl/worksheets/sheet2.xml");
+    assert!(
+        daily.contains("<v>60.15</v>"),
+        "the downtime figure is in the Daily sheet"
+    );
+    assert!(daily.contains("state=\"frozen\""));
+    assert!(daily.contains("<autoFilter"));
+    assert!(daily.contains("<conditionalFormatting"));
+    let styles = zip_text(&xlsx, "xl/styles.xml");
+    assert!(styles.contains("0.0000&quot; %&quot;") && styles.contains("0.000&quot; s&quot;"));
+    for n in 1..=4 {
+        let chart = zip_text(&xlsx, &format!("xl/charts/chart{n}.xml"));
+        assert!(chart.contains("<c:lineChart>"), "chart {n}");
+    }
+    let episodes = zip_text(&xlsx, "xl/sharedStrings.xml");
+    assert!(
+        episodes.contains("13807-api-20240701T080000.000Z") && episodes.contains("f1 f2 f3 f4 f5")
+    );
+
+    // The page: the same figures, no external request, accessible markup.
+    let html = std::fs::read_to_string(pub_dir.join("index.html")).unwrap();
+    assert!(html.contains("99.9304"), "uptime of 13807 on 1 July");
+    assert!(html.contains("13807-api-20240701T080000.000Z"));
+    assert!(
+        html.contains("<caption>") && html.contains("scope=\"col\"") && html.contains("alt=\"")
+    );
+    assert!(html.contains("@media print"));
+    for attr in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!html.contains(attr), "external reference {attr}");
+    }
+    for chart in ["uptime", "response", "errors", "fallback", "calendar"] {
+        for ext in ["png", "svg"] {
+            let f = pub_dir
+                .join("charts")
+                .join(format!("2024-07-01_2024-07-03-{chart}.{ext}"));
+            assert!(std::fs::metadata(&f).unwrap().len() > 1_000, "{f:?}");
+        }
+    }
+
+    // Same database and settings: the same CSV, byte for byte.
+    let out2 = dir.join("out2");
+    dispo(&[
+        "report",
+        "--db",
+        dbs,
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-03",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let again =
+        std::fs::read(out2.join("2024-07-01_2024-07-03/dispo-2024-07-01_2024-07-03-daily.csv"))
+            .unwrap();
+    assert_eq!(std::fs::read(&csv_path).unwrap(), again);
+
+    render_in_chromium(&pub_dir.join("index.html"), &dir);
+}
+
+/// Loads the page in headless Chromium: it must load, with no failed request or console error,
+/// and a screenshot is taken.
+fn render_in_chromium(page: &Path, dir: &Path) {
+    let Some(bin) = [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|b| Path::new(b).exists()) else {
+        panic!(
+            "headless Chromium is needed to render the page: apt-get install chromium (.ci/run does)"
+        );
+    };
+    let shot = dir.join("page.png");
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "screenshot"
+    );
+    for bad in [
+        "Failed to load resource",
+        "ERR_FILE_NOT_FOUND",
+        "Uncaught",
+        ":CONSOLE(",
+    ] {
+        assert!(!log.contains(bad), "{bad} in:\n{log}");
+    }
+}
+
+#[test]
+fn a_dst_quarter_and_errors() {
+    support::init();
+    let dir = tmp("q4");
+    // 27 October 2024 lasts 25 hours in Paris; one answered request that day and the next.
+    let csv = "\
+received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id
+2024-10-27T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,a
+2024-10-28T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,b
+";
+    let db = import(&dir, csv);
+    let out = dir.join("out");
+    dispo(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--quarter",
+        "T4-2024",
+        "--lang",
+        "en",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(out.join("2024-Q4/dispo-2024-Q4-daily.csv")).unwrap();
+    // One row per day of the quarter (92 days) for the one series present.
+    assert_eq!(text.lines().count(), 1 + 92);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2024-10-27,13807,api,90000,")),
+        "the 25-hour day"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2024-10-28,13807,api,86400,")),
+        "an ordinary day"
+    );
+    let html = std::fs::read_to_string(out.join("2024-Q4/index.html")).unwrap();
+    assert!(html.contains("lang=\"en\"") && html.contains("Daily statistics"));
+
+    // A wrong quarter and an empty period are clear errors.
+    let bad = Command::new(support::dispo_bin())
+        .args([
+            "report",
+            "--db",
+            db.to_str().unwrap(),
+            "--quarter",
+            "2024-Q5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("is not a quarter")
+    );
+    let empty = Command::new(support::dispo_bin())
+        .args([
+            "report",
+            "--db",
+            db.to_str().unwrap(),
+            "--quarter",
+            "2023-Q1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !empty.status.success()
+            && String::from_utf8_lossy(&empty.stderr).contains("nothing to publish")
+    );
+}
