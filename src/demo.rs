@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub out: PathBuf,
     /// Print the live table (a terminal) or only milestones.
     pub interactive: bool,
+    /// Also fill this quarter with synthetic observations and publish it (`2024-Q3`).
+    pub quarter: Option<String>,
 }
 
 /// What the demo produced.
@@ -410,6 +412,72 @@ pub async fn run(
         "figures (dispo kpi JSON): {}",
         outcome.kpi_json.display()
     ));
+
+    // The publication of the demo day.
+    let req = crate::report::ReportRequest {
+        period,
+        label: format!("demo-{today}"),
+        establishments: vec![],
+        lang: crate::report::Lang::Fr,
+        out: opts.out.clone(),
+        settings: cfg.counting.clone(),
+    };
+    match crate::report::generate(&store, &req).await {
+        Ok(r) => {
+            say(format!(
+                "publication of the demo day: {}/index.html (+ spreadsheet, charts, CSV)",
+                r.dir.display()
+            ));
+            outcome.report_files.extend(r.files);
+        }
+        Err(e) => say(format!("publication: {e}")),
+    }
+
+    // A synthetic quarter, so the charts and tables look as they will after a real one.
+    if let Some(q) = &opts.quarter {
+        let (qperiod, label) = crate::report::parse_quarter(q)?;
+        let qdb = opts.out.join(format!("synthetic-{label}.db"));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", qdb.display()));
+        }
+        let qstore = Store::open(&qdb).await?;
+        let spec = crate::synth::SynthSpec {
+            observations: 400_000,
+            from_ms: time::day_start_ms(tz, qperiod.from),
+            to_ms: time::day_start_ms(tz, qperiod.to),
+            establishments: SEED_ESTABLISHMENT_CODES
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            seed: 42,
+        };
+        say(format!(
+            "filling {label} with 400 000 synthetic observations (marked synthetic in every output)..."
+        ));
+        let mut batch = Vec::with_capacity(20_000);
+        for o in crate::synth::Synth::new(spec) {
+            batch.push(o);
+            if batch.len() == 20_000 {
+                qstore.insert_observations(&batch).await?;
+                batch.clear();
+            }
+        }
+        qstore.insert_observations(&batch).await?;
+        let req = crate::report::ReportRequest {
+            period: qperiod,
+            label,
+            establishments: vec![],
+            lang: crate::report::Lang::Fr,
+            out: opts.out.clone(),
+            settings: cfg.counting.clone(),
+        };
+        let r = crate::report::generate(&qstore, &req).await?;
+        say(format!(
+            "quarterly publication (synthetic): {}/index.html",
+            r.dir.display()
+        ));
+        outcome.report_files.extend(r.files);
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(outcome)
 }

@@ -14,6 +14,9 @@ pub struct Args {
     /// Where the database, figures, evidence pack (and publication) go.
     #[arg(long, default_value = "reports/demo")]
     pub out: PathBuf,
+    /// Also fill a quarter (2024-Q3 or T3-2024) with synthetic observations and publish it.
+    #[arg(long)]
+    pub quarter: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -28,6 +31,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             duration: args.duration,
             out: args.out,
             interactive,
+            quarter: args.quarter,
         },
         super::shutdown_signal(),
     )

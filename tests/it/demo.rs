@@ -59,4 +59,18 @@ fn the_demo_detects_the_scripted_outage_and_writes_its_outputs() {
         String::from_utf8_lossy(&verify.stdout)
     );
     assert!(out.join("demo.db").exists());
+    // The publication of the demo day.
+    let day = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("demo-"))
+        .expect("a demo-<date> publication folder");
+    assert!(day.path().join("index.html").exists());
+    assert!(
+        std::fs::read_dir(day.path()).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "xlsx"))
+    );
 }
