@@ -139,12 +139,9 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     let stored = store
         .load_observations(from_ms - 3_600_000, to_ms, &req.establishments)
         .await?;
-    let in_period: Vec<_> = stored
-        .iter()
-        .filter(|o| o.obs.received_at_ms >= from_ms)
-        .cloned()
-        .collect();
-    if in_period.is_empty() {
+    let first = stored.partition_point(|o| o.obs.received_at_ms < from_ms);
+    let observations = stored.len() - first;
+    if observations == 0 {
         let filter = if req.establishments.is_empty() {
             String::new()
         } else {
@@ -163,14 +160,19 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
             filter,
         });
     }
+    // What needs the stored rows is taken first; then the observations move into the engine
+    // rather than being copied (a quarter can hold millions).
+    let usage = frames::usage(&stored[first..], tz)?;
+    let synthetic = stored[first..].iter().any(|o| o.synthetic);
     let monitored = store
         .monitored_intervals(from_ms - 3_600_000, to_ms)
         .await?;
     let input = EngineInput {
-        observations: stored.iter().map(|s| s.obs.clone()).collect(),
+        observations: stored.into_iter().map(|s| s.obs).collect(),
         monitored,
     };
     let kpis = engine::compute(&input, req.period, &req.settings)?;
+    drop(input);
     let days_df = frames::days(&kpis.days)?;
     let services: BTreeSet<Service> = kpis
         .days
@@ -182,11 +184,11 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     let publication = Publication {
         summary: frames::period_summary(&days_df)?,
         bank_daily: frames::bank_daily(&days_df)?,
-        usage: frames::usage(&in_period, tz)?,
+        usage,
         services: services.into_iter().collect(),
         establishments: establishments.into_iter().collect(),
-        synthetic: in_period.iter().any(|o| o.synthetic),
-        observations: in_period.len(),
+        synthetic,
+        observations,
         generated_at: chrono::Utc::now()
             .with_timezone(&tz)
             .format("%Y-%m-%d %H:%M:%S %Z")

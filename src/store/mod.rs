@@ -180,8 +180,15 @@ impl Store {
             qb.push(")");
         }
         qb.push(" ORDER BY received_at, request_id");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(row_to_observation).collect()
+        // Streamed: each row becomes an observation as it arrives, so SQLite's rows are never
+        // all held at once beside the observations made from them.
+        use futures_util::TryStreamExt as _;
+        let mut out = Vec::new();
+        let mut rows = qb.build().fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            out.push(row_to_observation(&r)?);
+        }
+        Ok(out)
     }
 
     /// The earliest and latest `received_at` in the store, if any.

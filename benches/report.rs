@@ -1,0 +1,85 @@
+//! Report benchmark: the quarterly publication of N observations (default 10 million, a quarter,
+//! 13 establishments), time and peak RSS (targets: under 15 s on 2 cores, RSS < 2 GB). The
+//! baseline in the same run is the time to read those rows back from SQLite, which every report
+//! pays. Run: `cargo bench --bench report` (`DISPO_BENCH_ROWS=1000000` for a quick run).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use dispo::engine::{Period, Settings, time};
+use dispo::report::{Lang, ReportRequest};
+use dispo::store::Store;
+use dispo::synth::{Synth, SynthSpec};
+
+#[tokio::main]
+async fn main() {
+    dispo::install_crypto_provider();
+    let n = common::rows(10_000_000);
+    let dir = std::env::temp_dir().join(format!("dispo-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tz = chrono_tz::Europe::Paris;
+    let period = Period {
+        from: "2024-07-01".parse().unwrap(),
+        to: "2024-10-01".parse().unwrap(),
+    };
+    let mut ests: Vec<dispo::domain::EstablishmentCode> = dispo::domain::SEED_ESTABLISHMENT_CODES
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    ests.extend(["10548".parse().unwrap(), "40978".parse().unwrap()]);
+    let store = Store::open(&dir.join("q.db")).await.unwrap();
+    let spec = SynthSpec {
+        observations: n,
+        from_ms: time::day_start_ms(tz, period.from),
+        to_ms: time::day_start_ms(tz, period.to),
+        establishments: ests,
+        seed: 3,
+    };
+    let mut batch = Vec::with_capacity(50_000);
+    for o in Synth::new(spec) {
+        batch.push(o);
+        if batch.len() == 50_000 {
+            store.insert_observations(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.insert_observations(&batch).await.unwrap();
+    let rss0 = common::peak_rss_mb();
+    let t = Instant::now();
+    let rows = store
+        .load_observations(0, i64::MAX, &[])
+        .await
+        .unwrap()
+        .len();
+    let read = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let req = ReportRequest {
+        period,
+        label: "2024-Q3".into(),
+        establishments: vec![],
+        lang: Lang::Fr,
+        out: dir.join("out"),
+        settings: Settings::default(),
+    };
+    let out = dispo::report::generate(&store, &req).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let rss = common::peak_rss_mb();
+    println!("\nreport: {rows} observations, {} files", out.files.len());
+    common::row(
+        &format!("quarterly publication of {n} observations"),
+        &format!("{secs:.1} s"),
+        &format!("{read:.1} s (reading the rows back from SQLite)"),
+        &format!("{:.2}", secs / read.max(1e-9)),
+        "< 15 s",
+    );
+    common::row(
+        "report peak RSS",
+        &format!("{rss:.0} MB (before: {rss0:.0})"),
+        "",
+        "",
+        "< 2048 MB",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
