@@ -32,12 +32,10 @@ async fn main() {
     })
     .await
     .unwrap();
-    let (port, p) = (sim.api_addr.port(), sim.pki.dir.display().to_string());
+    let port = sim.api_addr.port();
     let mut cfg = String::from("[monitor]\ntimeout_s = 10\n");
     for code in ["13807", "10807"] {
-        cfg += &format!(
-            "[[establishment]]\ncode = \"{code}\"\nbase_url = \"https://www.{code}.sim.localhost:{port}\"\nresolve = \"127.0.0.1\"\nca = \"{p}/ca.pem\"\nclient_id = \"PSDFR-ACPR-12345\"\nqwac_cert = \"{p}/tpp-qwac.pem\"\nqwac_key = \"{p}/tpp-qwac.key\"\nqseal_cert = \"{p}/tpp-qseal.pem\"\nqseal_key = \"{p}/tpp-qseal.key\"\n"
-        );
+        cfg += &dispo::sim::pki::probe_establishment_toml(code, port, &sim.pki.dir);
     }
     cfg += "[[probe]]\nname = \"f\"\nstep = \"funds-confirmation\"\nschedule = \"* * * * * *\"\nstet = \"1.4.2\"\niban = \"FR7613807008043001965405255\"\n";
     let path = dir.join("p.toml");

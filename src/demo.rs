@@ -65,17 +65,12 @@ fn story(d: Duration) -> FaultPlan {
 }
 
 fn probe_config(port: u16, pki: &Path, hook: SocketAddr) -> String {
-    let p = pki.display();
     let mut s = format!(
         "[monitor]\nid = \"demo\"\ntimeout_s = 3\nburst_interval_s = 1\nheartbeat_s = 1\n\n[alerts]\ncheck_interval_s = 10\n[[alerts.webhook]]\nurl = \"http://{hook}/alerts\"\n"
     );
     for code in SEED_ESTABLISHMENT_CODES {
-        s += &format!(
-            "\n[[establishment]]\ncode = \"{code}\"\nbase_url = \"https://www.{code}.sim.localhost:{port}\"\n\
-             psu_url = \"https://psu.{code}.sim.localhost:{port}/se-connecter/sso\"\nresolve = \"127.0.0.1\"\n\
-             ca = \"{p}/ca.pem\"\nclient_id = \"PSDFR-ACPR-12345\"\nqwac_cert = \"{p}/tpp-qwac.pem\"\nqwac_key = \"{p}/tpp-qwac.key\"\n\
-             qseal_cert = \"{p}/tpp-qseal.pem\"\nqseal_key = \"{p}/tpp-qseal.key\"\npsu_ip_address = \"192.0.2.10\"\n"
-        );
+        s += &crate::sim::pki::probe_establishment_toml(code, port, pki);
+        s += "psu_ip_address = \"192.0.2.10\"\n";
     }
     s + r#"
 [[probe]]

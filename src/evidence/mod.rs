@@ -16,7 +16,7 @@ pub mod redact;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use crate::domain::{EstablishmentCode, Interface};
@@ -62,8 +62,6 @@ pub enum EvidenceError {
     ShortPeriod { from: NaiveDate, to: NaiveDate },
     #[error("--from {from} must come before --to {to} (--to is exclusive)")]
     EmptyPeriod { from: NaiveDate, to: NaiveDate },
-    #[error("a local midnight of {0} does not exist in the time zone")]
-    BadDate(NaiveDate),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -148,14 +146,8 @@ pub fn episode_id(e: &Episode) -> String {
     EpisodeId::of(e).to_string()
 }
 
-pub(crate) fn utc(ms: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// RFC 3339 UTC with milliseconds.
-pub(crate) fn rfc3339(ms: i64) -> String {
-    utc(ms).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+// Time helpers are the engine's (one implementation of local days and DST).
+pub(crate) use crate::engine::time::{rfc3339, utc};
 
 /// Local wall time in the settings' zone, with its offset.
 pub(crate) fn local(ms: i64, tz: Tz) -> String {
@@ -165,22 +157,13 @@ pub(crate) fn local(ms: i64, tz: Tz) -> String {
         .to_string()
 }
 
-/// UTC epoch ms of local midnight starting `d` (the earliest if ambiguous).
+/// UTC epoch ms of the local midnight starting `d`.
 pub(crate) fn local_midnight_ms(d: NaiveDate, tz: Tz) -> Result<i64, EvidenceError> {
-    let naive = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-    match tz.from_local_datetime(&naive).earliest() {
-        Some(t) => Ok(t.timestamp_millis()),
-        // A zone whose clocks skip midnight: take the first instant after the gap.
-        None => tz
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|t| t.timestamp_millis())
-            .ok_or(EvidenceError::BadDate(d)),
-    }
+    Ok(crate::engine::time::day_start_ms(tz, d))
 }
 
 pub(crate) fn local_date(ms: i64, tz: Tz) -> NaiveDate {
-    utc(ms).with_timezone(&tz).date_naive()
+    crate::engine::time::local_date(tz, ms)
 }
 
 /// Loads what the engine needs for a period of local days and runs it.

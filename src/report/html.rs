@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Publication, ReportError, frames, show_date};
-use crate::domain::{Interface, known_establishment};
+use crate::domain::known_establishment;
 use crate::engine::time::rfc3339;
 
 fn esc(s: &str) -> String {
@@ -73,20 +73,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     );
 
     // Summary.
-    let s = &p.summary;
-    let (est, iface) = (
-        frames::strs(s, "establishment")?,
-        frames::strs(s, "interface")?,
-    );
-    let (up, down, planned, unmon, reqs, nor, err) = (
-        frames::nums(s, "uptime_pct")?,
-        frames::nums(s, "downtime_s")?,
-        frames::nums(s, "planned_s")?,
-        frames::nums(s, "unmonitored_s")?,
-        frames::nums(s, "requests")?,
-        frames::nums(s, "no_reply")?,
-        frames::nums(s, "error_rate_pct")?,
-    );
+    let rows = p.summary_rows()?;
     let target = p.req.settings.targets.uptime_pct;
     let _ = write!(
         h,
@@ -108,34 +95,28 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         t("Taux d'erreur (%)", "Error rate (%)"),
         t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
     );
-    for r in 0..est.len() {
-        let name = known_establishment(&est[r])
-            .map(|k| format!("{} {}", est[r], k.short))
-            .unwrap_or_else(|| est[r].clone());
-        let i: Interface = iface[r].parse().unwrap_or(Interface::Api);
-        let n = p
-            .kpis
-            .episodes
-            .iter()
-            .filter(|e| e.establishment.as_str() == est[r] && e.interface == i)
-            .count();
-        let cls = if up[r] < target {
+    for x in &rows {
+        let name = known_establishment(&x.establishment)
+            .map(|k| format!("{} {}", x.establishment, k.short))
+            .unwrap_or_else(|| x.establishment.clone());
+        let cls = if x.uptime_pct < target {
             " class=\"miss\""
         } else {
             ""
         };
         let _ = write!(
             h,
-            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{n}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&name),
-            esc(lang.interface(i)),
-            num(up[r], 4),
-            num(down[r], 1),
-            num(planned[r], 1),
-            num(unmon[r], 1),
-            reqs[r],
-            nor[r],
-            num(err[r], 3)
+            esc(lang.interface(x.interface)),
+            num(x.uptime_pct, 4),
+            num(x.downtime_s, 1),
+            num(x.planned_s, 1),
+            num(x.unmonitored_s, 1),
+            x.requests,
+            x.no_reply,
+            num(x.error_rate_pct, 3),
+            x.episodes
         );
     }
     h.push_str("</tbody></table>");

@@ -112,7 +112,63 @@ pub struct Publication {
     pub generated_at: String,
 }
 
+/// One line of the period summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    pub establishment: String,
+    pub interface: Interface,
+    pub uptime_pct: f64,
+    pub downtime_s: f64,
+    pub planned_s: f64,
+    pub unmonitored_s: f64,
+    pub requests: f64,
+    pub no_reply: f64,
+    pub error_rate_pct: f64,
+    pub episodes: usize,
+}
+
 impl Publication {
+    /// The period summary as rows (from the polars frame), with each row's episode count.
+    pub fn summary_rows(&self) -> Result<Vec<SummaryRow>, ReportError> {
+        let s = &self.summary;
+        let (est, iface) = (
+            frames::strs(s, "establishment")?,
+            frames::strs(s, "interface")?,
+        );
+        let col = |c: &str| frames::nums(s, c);
+        let (up, down, planned, unmon, reqs, nor, err) = (
+            col("uptime_pct")?,
+            col("downtime_s")?,
+            col("planned_s")?,
+            col("unmonitored_s")?,
+            col("requests")?,
+            col("no_reply")?,
+            col("error_rate_pct")?,
+        );
+        Ok((0..est.len())
+            .map(|r| {
+                let interface: Interface = iface[r].parse().unwrap_or(Interface::Api);
+                SummaryRow {
+                    episodes: self
+                        .kpis
+                        .episodes
+                        .iter()
+                        .filter(|e| e.establishment.as_str() == est[r] && e.interface == interface)
+                        .count(),
+                    establishment: est[r].clone(),
+                    interface,
+                    uptime_pct: up[r],
+                    downtime_s: down[r],
+                    planned_s: planned[r],
+                    unmonitored_s: unmon[r],
+                    requests: reqs[r],
+                    no_reply: nor[r],
+                    error_rate_pct: err[r],
+                }
+            })
+            .collect())
+    }
+
     pub fn customer_interfaces(&self) -> Vec<Interface> {
         let set: BTreeSet<Interface> = self
             .kpis

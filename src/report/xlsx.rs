@@ -11,8 +11,8 @@ use rust_xlsxwriter::{
 };
 
 use super::charts::line_charts;
-use super::{Publication, ReportError, frames, show_date};
-use crate::domain::{Interface, known_establishment};
+use super::{Publication, ReportError, show_date};
+use crate::domain::known_establishment;
 use crate::engine::time::rfc3339;
 
 /// Where one chart's data sits on the ChartData sheet.
@@ -101,47 +101,32 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
         ],
     )?;
-    let s = &p.summary;
-    let (est, iface) = (
-        frames::strs(s, "establishment")?,
-        frames::strs(s, "interface")?,
-    );
-    let cols = [
-        "uptime_pct",
-        "downtime_s",
-        "planned_s",
-        "unmonitored_s",
-        "requests",
-        "no_reply",
-        "error_rate_pct",
-    ];
-    let vals: Vec<Vec<f64>> = cols
-        .iter()
-        .map(|c| frames::nums(s, c))
-        .collect::<Result<_, _>>()?;
-    for r in 0..est.len() {
+    let rows = p.summary_rows()?;
+    for (r, x) in rows.iter().enumerate() {
         let row = 4 + r as u32;
-        let name = known_establishment(&est[r])
-            .map(|k| format!("{} {}", est[r], k.short))
-            .unwrap_or_else(|| est[r].clone());
+        let name = known_establishment(&x.establishment)
+            .map(|k| format!("{} {}", x.establishment, k.short))
+            .unwrap_or_else(|| x.establishment.clone());
         ws.write_string(row, 0, name)?;
-        let i: Interface = iface[r].parse().unwrap_or(Interface::Api);
-        ws.write_string(row, 1, lang.interface(i))?;
+        ws.write_string(row, 1, lang.interface(x.interface))?;
+        let vals = [
+            x.uptime_pct,
+            x.downtime_s,
+            x.planned_s,
+            x.unmonitored_s,
+            x.requests,
+            x.no_reply,
+            x.error_rate_pct,
+        ];
         for (k, f) in [&pct, &secs, &secs, &secs, &int, &int, &pct]
             .iter()
             .enumerate()
         {
-            ws.write_number_with_format(row, 2 + k as u16, vals[k][r], f)?;
+            ws.write_number_with_format(row, 2 + k as u16, vals[k], f)?;
         }
-        let n = p
-            .kpis
-            .episodes
-            .iter()
-            .filter(|e| e.establishment.as_str() == est[r] && e.interface == i)
-            .count();
-        ws.write_number(row, 9, n as f64)?;
+        ws.write_number(row, 9, x.episodes as f64)?;
     }
-    let last = 3 + est.len() as u32;
+    let last = 3 + rows.len() as u32;
     ws.add_conditional_format(
         4,
         2,

@@ -225,3 +225,16 @@ pub fn qseal_info(paths: &PkiPaths) -> Result<CertInfo, PkiError> {
     let der = certs::read_certs(&paths.qseal_cert)?.remove(0);
     Ok(certs::cert_info(&der)?)
 }
+
+/// The `[[establishment]]` table of a probe configuration that probes establishment `code` of
+/// a simulator on `port` with this PKI (used by the demo, the tests and the benchmarks).
+pub fn probe_establishment_toml(code: &str, port: u16, pki: &Path) -> String {
+    let p = pki.display();
+    format!(
+        "\n[[establishment]]\ncode = \"{code}\"\nbase_url = \"https://{api}:{port}\"\npsu_url = \"https://{psu}:{port}/se-connecter/sso\"\n\
+         resolve = \"127.0.0.1\"\nca = \"{p}/ca.pem\"\nclient_id = \"{SANDBOX_TPP_ID}\"\nqwac_cert = \"{p}/tpp-qwac.pem\"\n\
+         qwac_key = \"{p}/tpp-qwac.key\"\nqseal_cert = \"{p}/tpp-qseal.pem\"\nqseal_key = \"{p}/tpp-qseal.key\"\n",
+        api = api_host(code),
+        psu = psu_host(code),
+    )
+}

@@ -143,30 +143,9 @@ async fn alertmanager(dir: &std::path::Path) -> Alertmanager {
 }
 
 fn config(sim: &Sim, alerts: &str, probes: &str) -> String {
-    let p = sim.pki.display();
-    let port = sim.port;
     format!(
-        r#"[monitor]
-id = "it-alert"
-timeout_s = 1
-burst_interval_s = 0
-heartbeat_s = 0.5
-
-[[establishment]]
-code = "13807"
-base_url = "https://www.13807.sim.localhost:{port}"
-resolve = "127.0.0.1"
-ca = "{p}/ca.pem"
-client_id = "PSDFR-ACPR-12345"
-qwac_cert = "{p}/tpp-qwac.pem"
-qwac_key = "{p}/tpp-qwac.key"
-qseal_cert = "{p}/tpp-qseal.pem"
-qseal_key = "{p}/tpp-qseal.key"
-
-[alerts]
-check_interval_s = 3600
-{alerts}
-{probes}"#
+        "[monitor]\nid = \"it-alert\"\ntimeout_s = 1\nburst_interval_s = 0\nheartbeat_s = 0.5\n{}\n[alerts]\ncheck_interval_s = 3600\n{alerts}\n{probes}",
+        dispo::sim::pki::probe_establishment_toml("13807", sim.port, &sim.pki)
     )
 }
 

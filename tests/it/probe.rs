@@ -20,27 +20,11 @@ fn tmp(name: &str) -> PathBuf {
 /// A configuration for `codes` against `sim` (a code mapped to `Some(port)` uses that port
 /// instead: a closed one makes connections refused), with the given probe tables.
 fn config(sim: &Sim, codes: &[(&str, Option<u16>)], probes: &str, timeout_s: f64) -> String {
-    let p = sim.pki.display();
     let mut s = format!(
         "[monitor]\nid = \"it\"\ntimeout_s = {timeout_s}\nburst_interval_s = 0\nheartbeat_s = 0.5\n"
     );
     for (code, port) in codes {
-        let port = port.unwrap_or(sim.port);
-        s += &format!(
-            r#"
-[[establishment]]
-code = "{code}"
-base_url = "https://www.{code}.sim.localhost:{port}"
-psu_url = "https://psu.{code}.sim.localhost:{port}/se-connecter/sso"
-resolve = "127.0.0.1"
-ca = "{p}/ca.pem"
-client_id = "PSDFR-ACPR-12345"
-qwac_cert = "{p}/tpp-qwac.pem"
-qwac_key = "{p}/tpp-qwac.key"
-qseal_cert = "{p}/tpp-qseal.pem"
-qseal_key = "{p}/tpp-qseal.key"
-"#
-        );
+        s += &dispo::sim::pki::probe_establishment_toml(code, port.unwrap_or(sim.port), &sim.pki);
     }
     s + probes
 }
