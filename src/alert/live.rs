@@ -228,6 +228,34 @@ async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::
                 }
             }
         }
+        for (code, obtained_ms) in refresh_tokens(&store, &cfg).await {
+            let expires = obtained_ms + REFRESH_TOKEN_DAYS * 86_400_000;
+            let days = (expires - now) as f64 / 86_400_000.0;
+            if days < a.refresh_expiry_days as f64 {
+                let alert = Alert {
+                    key: format!("refresh-token/{code}/{expires}"),
+                    kind: "refresh_token_expiry".into(),
+                    severity: if days < 3.0 {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    },
+                    establishment: Some(code.clone()),
+                    interface: None,
+                    summary: format!(
+                        "the refresh token used for {} expires in {days:.0} days",
+                        name(&code)
+                    ),
+                    description: format!(
+                        "Refresh tokens last 180 days; this one ends {}. Renew the customer's consent (authorization-code flow) before then.",
+                        time::rfc3339(expires)
+                    ),
+                    starts_at_ms: now,
+                    ends_at_ms: None,
+                };
+                let _ = store.raise_alert(&alert, &ids, now).await;
+            }
+        }
         if let Err(e) = watch_and_fallback(&store, &cfg.counting, a, &ids, now).await {
             tracing::warn!(error = %e, "periodic alert checks failed");
         }
@@ -313,4 +341,37 @@ pub async fn watch_and_fallback(
         store.raise_alert(&alert, ids, now).await?;
     }
     Ok(())
+}
+
+/// Refresh tokens last 180 days.
+pub const REFRESH_TOKEN_DAYS: i64 = 180;
+
+/// When each establishment's refresh token was obtained: the modification time of its
+/// `refresh_token_file`, or the last time a probe obtained one by the authorization-code grant.
+async fn refresh_tokens(store: &Store, cfg: &Config) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for e in &cfg.establishments {
+        if let Some(f) = &e.refresh_token_file
+            && let Ok(m) = std::fs::metadata(f).and_then(|m| m.modified())
+            && let Ok(d) = m.duration_since(std::time::UNIX_EPOCH)
+        {
+            out.push((e.code.to_string(), d.as_millis() as i64));
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT establishment, MAX(obtained_at) FROM token_metadata WHERE grant_type = 'authorization_code' \
+         AND has_refresh_token = 1 GROUP BY establishment",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap_or_default();
+    for r in rows {
+        use sqlx::Row;
+        if let (Ok(code), Ok(at)) = (r.try_get::<String, _>(0), r.try_get::<i64, _>(1))
+            && !out.iter().any(|(c, _)| *c == code)
+        {
+            out.push((code, at));
+        }
+    }
+    out
 }

@@ -46,6 +46,9 @@ pub struct AlertsConfig {
     pub reminder_s: u64,
     /// Certificates expiring within this many days raise a warning. Default 30.
     pub cert_expiry_days: i64,
+    /// Refresh tokens within this many days of the end of their 180 days raise a warning.
+    /// Default 14.
+    pub refresh_expiry_days: i64,
     /// Unjustified fallback uses by one TPP in a day that raise an alert. Default 1.
     pub unjustified_fallback_per_day: u64,
     /// Seconds between the periodic checks (weekly watch, fallback, certificates). Default 300.
@@ -61,6 +64,7 @@ impl Default for AlertsConfig {
             email: vec![],
             reminder_s: 3600,
             cert_expiry_days: 30,
+            refresh_expiry_days: 14,
             unjustified_fallback_per_day: 1,
             check_interval_s: 300,
         }

@@ -373,3 +373,47 @@ async fn run_for(cfg: &std::path::Path, db: &std::path::Path, d: &'static str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn certificates_and_refresh_tokens_near_expiry_are_alerted() {
+    let sim = Sim::start();
+    let dir = tmp("expiry");
+    let hook_port = support::free_port();
+    let (hooks, _) = receiver(hook_port).await;
+    // A refresh token obtained 170 days ago: 10 days left of its 180, within the 14-day warning.
+    let rt = dir.join("rt.txt");
+    std::fs::write(&rt, "not-a-real-token").unwrap();
+    let touched = Command::new("touch")
+        .arg("-d")
+        .arg("170 days ago")
+        .arg(&rt)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    // Certificates valid for about three years: a 5 000-day threshold makes them "expiring".
+    let alerts = format!(
+        "cert_expiry_days = 5000\n[[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n"
+    );
+    let cfg_text = config(&sim, &alerts, FUNDS).replace(
+        "qseal_key = ",
+        &format!("refresh_token_file = \"{}\"\nqseal_key = ", rt.display()),
+    );
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    run_for(&cfg, &dir.join("d.db"), "3s").await;
+    let got = hooks.lock().unwrap().clone();
+    let kinds: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(_, v)| (v["kind"].as_str().unwrap(), v["summary"].as_str().unwrap()))
+        .collect();
+    let refresh = kinds
+        .iter()
+        .find(|(k, _)| *k == "refresh_token_expiry")
+        .expect("a refresh-token alert");
+    assert!(refresh.1.contains("expires in 10 days"), "{refresh:?}");
+    let certs: Vec<_> = kinds
+        .iter()
+        .filter(|(k, _)| *k == "certificate_expiry")
+        .collect();
+    assert_eq!(certs.len(), 2, "the QWAC and the QSealC: {kinds:?}");
+}
