@@ -433,3 +433,34 @@ iban = "FR7613807008043001965405159"
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn kept_alive_connections_skip_the_handshake() {
+    let sim = Sim::start();
+    let dir = tmp("reuse");
+    let probe = r#"
+[[probe]]
+name = "web"
+step = "psu"
+schedule = "* * * * * *"
+"#;
+    let text = config(&sim, &[("13807", None)], probe, 5.0).replace(
+        "heartbeat_s = 0.5",
+        "heartbeat_s = 0.5\nreuse_connections = true",
+    );
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let db = dir.join("d.db");
+    run(&cfg, &db, "3500ms");
+    let r = rows(
+        &db,
+        "SELECT tls_ms, connect_ms FROM observations WHERE outcome = 'ok' ORDER BY received_at",
+    )
+    .await;
+    assert!(r.len() >= 3, "{}", r.len());
+    // The first probe opens the connection (TLS measured); the next ones reuse it (0).
+    assert!(r[0].get::<f64, _>(0) > 0.0);
+    for row in &r[1..] {
+        assert_eq!((row.get::<f64, _>(0), row.get::<f64, _>(1)), (0.0, 0.0));
+    }
+}
