@@ -311,6 +311,47 @@ to = ["oncall@bank.example"]
     let m = mails.lock().unwrap().clone();
     assert_eq!(m.len(), 2, "one e-mail when firing, one when resolved");
     assert!(m[0].contains("Subject: [dispo firing]") && m[0].contains("To: oncall@bank.example"));
+
+    // The evidence pack of the outage `dispo run` captured: built, verified, then tampered with.
+    let pack = dir.join("pack");
+    let out = Command::new(support::dispo_bin())
+        .args([
+            "evidence",
+            "--db",
+            db.to_str().unwrap(),
+            "--episode",
+            key,
+            "--out",
+            pack.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = |pack: &std::path::Path| {
+        Command::new(support::dispo_bin())
+            .args(["evidence", "verify"])
+            .arg(pack)
+            .output()
+            .unwrap()
+    };
+    assert!(verify(&pack).status.success());
+    let summary = std::fs::read_dir(&pack)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "md"))
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains(key), "the pack names the episode");
+    std::fs::write(&summary, format!("{text}\ntampered")).unwrap();
+    assert!(
+        !verify(&pack).status.success(),
+        "an altered file is detected"
+    );
 }
 
 #[tokio::test]
