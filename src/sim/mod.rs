@@ -545,7 +545,7 @@ async fn bank_middleware(
                     Some(hi) if hi > lo => lock(&st.rng).gen_range(lo..hi),
                     _ => lo,
                 };
-                tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
+                precise_sleep(Duration::from_secs_f64(ms / 1000.0)).await;
             }
             FaultKind::SlowBody => slow_body = f.body_ms,
             FaultKind::Refuse => {} // connection-level, handled at accept
@@ -571,6 +571,19 @@ async fn bank_middleware(
         Some(started.elapsed().as_secs_f64() * 1000.0),
     ));
     with_rid(resp, rid)
+}
+
+/// Sleeps `d` to within a fraction of a millisecond: tokio's timer works in whole milliseconds
+/// and wakes late, so the last two milliseconds are spent yielding. An injected delay must be
+/// exact, or the probes' accuracy cannot be measured against it.
+async fn precise_sleep(d: Duration) {
+    let deadline = Instant::now() + d;
+    if let Some(coarse) = d.checked_sub(Duration::from_millis(2)) {
+        tokio::time::sleep(coarse).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn with_rid(mut resp: Response, rid: Option<String>) -> Response {
