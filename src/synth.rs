@@ -69,6 +69,15 @@ impl Synth {
 impl Iterator for Synth {
     type Item = StoredObservation;
 
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.spec.observations.saturating_sub(self.i) as usize;
+        if self.spec.establishments.is_empty() {
+            (0, Some(0))
+        } else {
+            (left, Some(left))
+        }
+    }
+
     fn next(&mut self) -> Option<StoredObservation> {
         if self.i >= self.spec.observations || self.spec.establishments.is_empty() {
             return None;
@@ -192,6 +201,9 @@ impl Synth {
         s
     }
 }
+
+// Exactly `observations` rows: collecting them allocates once.
+impl ExactSizeIterator for Synth {}
 
 #[cfg(test)]
 mod tests {

@@ -183,7 +183,21 @@ impl Store {
         // Streamed: each row becomes an observation as it arrives, so SQLite's rows are never
         // all held at once beside the observations made from them.
         use futures_util::TryStreamExt as _;
-        let mut out = Vec::new();
+        // Counted first, so the vector is allocated once rather than grown by doubling.
+        let mut cq = QueryBuilder::new("SELECT COUNT(*) FROM observations WHERE received_at >= ");
+        cq.push_bind(from_ms)
+            .push(" AND received_at < ")
+            .push_bind(to_ms);
+        if !establishments.is_empty() {
+            cq.push(" AND establishment IN (");
+            let mut sep = cq.separated(", ");
+            for e in establishments {
+                sep.push_bind(e.as_str().to_owned());
+            }
+            cq.push(")");
+        }
+        let n: i64 = cq.build().fetch_one(&self.pool).await?.try_get(0)?;
+        let mut out = Vec::with_capacity(n.max(0) as usize);
         let mut rows = qb.build().fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             out.push(row_to_observation(&r)?);
