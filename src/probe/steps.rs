@@ -201,8 +201,34 @@ fn stet_error(r: &Reply) -> (Option<String>, Option<String>) {
     }
 }
 
+/// Outcome, STET code and error text of one answer.
+type Judged = (Outcome, Option<String>, Option<String>);
+
+/// Judges a step's answer: the expected status, checked by `check` (`ok`, or `unexpected` with
+/// the reason); any other status below 400 `unexpected`; errors by their status and STET code;
+/// no answer `no_reply`.
+fn judge(
+    result: &Result<Reply, NoReply>,
+    expected: impl Fn(u16) -> bool,
+    check: impl FnOnce(&Reply) -> Result<(), String>,
+) -> Judged {
+    match result {
+        Ok(r) if expected(r.status) => match check(r) {
+            Ok(()) => (Outcome::Ok, None, None),
+            Err(why) => (Outcome::Unexpected, None, Some(why)),
+        },
+        Ok(r) if r.status < 400 => (
+            Outcome::Unexpected,
+            None,
+            Some(format!("unexpected status {}", r.status)),
+        ),
+        Ok(r) => by_status(r),
+        Err(_) => (Outcome::NoReply, None, None),
+    }
+}
+
 /// The outcome of an answer that is not the expected success.
-fn by_status(r: &Reply) -> (Outcome, Option<String>, Option<String>) {
+fn by_status(r: &Reply) -> Judged {
     let (code, text) = stet_error(r);
     (
         Outcome::from_reply(Some(r.status), code.as_deref()),
@@ -287,8 +313,10 @@ pub async fn run(t: &Target, probe: &Probe, timeout: Duration) -> StepResult {
                 &rid,
             );
             let result = t.api.send(req, timeout).await;
-            let (outcome, code, text) = match &result {
-                Ok(r) if r.status == 302 => {
+            let (outcome, code, text) = judge(
+                &result,
+                |s| s == 302,
+                |r| {
                     let loc = r
                         .headers
                         .get(http::header::LOCATION)
@@ -300,22 +328,11 @@ pub async fn run(t: &Target, probe: &Probe, timeout: Duration) -> StepResult {
                             .map(|(_, v)| v.into_owned())
                     });
                     match jwt {
-                        Some(j) if j.split('.').count() == 3 => (Outcome::Ok, None, None),
-                        _ => (
-                            Outcome::Unexpected,
-                            None,
-                            Some("302 without a fallback=<JWT> in Location".into()),
-                        ),
+                        Some(j) if j.split('.').count() == 3 => Ok(()),
+                        _ => Err("302 without a fallback=<JWT> in Location".into()),
                     }
-                }
-                Ok(r) if r.status < 400 => (
-                    Outcome::Unexpected,
-                    None,
-                    Some(format!("expected 302, got {}", r.status)),
-                ),
-                Ok(r) => by_status(r),
-                Err(_) => (Outcome::NoReply, None, None),
-            };
+                },
+            );
             out.observations.push(observation(
                 t,
                 &probe.name,
@@ -347,26 +364,17 @@ pub async fn run(t: &Target, probe: &Probe, timeout: Duration) -> StepResult {
                 .body(Full::new(Bytes::new()))
                 .unwrap_or_default();
             let result = ep.send(req, timeout).await;
-            let (outcome, code, text) = match &result {
-                Ok(r) if (200..300).contains(&r.status) => {
+            let (outcome, code, text) = judge(
+                &result,
+                |s| (200..300).contains(&s),
+                |r| {
                     if String::from_utf8_lossy(&r.body).contains(marker.as_str()) {
-                        (Outcome::Ok, None, None)
+                        Ok(())
                     } else {
-                        (
-                            Outcome::Unexpected,
-                            None,
-                            Some(format!("the page lacks the marker {marker:?}")),
-                        )
+                        Err(format!("the page lacks the marker {marker:?}"))
                     }
-                }
-                Ok(r) if r.status < 400 => (
-                    Outcome::Unexpected,
-                    None,
-                    Some(format!("unexpected status {}", r.status)),
-                ),
-                Ok(r) => by_status(r),
-                Err(_) => (Outcome::NoReply, None, None),
-            };
+                },
+            );
             out.observations.push(observation(
                 t,
                 &probe.name,
@@ -623,19 +631,11 @@ async fn funds(
     *req.headers_mut() = headers;
     let at = now_ms();
     let result = t.api.send(req, timeout).await;
-    let (outcome, code, text) = match &result {
-        Ok(r) if r.status == 200 => match check_answer(&r.body, &body, expect) {
-            Ok(()) => (Outcome::Ok, None, None),
-            Err(why) => (Outcome::Unexpected, None, Some(why)),
-        },
-        Ok(r) if r.status < 400 => (
-            Outcome::Unexpected,
-            None,
-            Some(format!("unexpected status {}", r.status)),
-        ),
-        Ok(r) => by_status(r),
-        Err(_) => (Outcome::NoReply, None, None),
-    };
+    let (outcome, code, text) = judge(
+        &result,
+        |s| s == 200,
+        |r| check_answer(&r.body, &body, expect),
+    );
     observation(
         t,
         &probe.name,

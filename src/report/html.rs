@@ -75,6 +75,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     // Summary.
     let rows = p.summary_rows()?;
     let target = p.req.settings.targets.uptime_pct;
+    let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9] = lang.summary_headers();
     let _ = write!(
         h,
         "<h2 id=\"summary\">{}</h2><table><caption>{}</caption><thead><tr><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\" class=\"l\">{}</th>\
@@ -84,16 +85,16 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             "Par établissement et par interface, sur toute la période",
             "Per establishment and interface, over the whole period"
         ),
-        t("Établissement", "Establishment"),
-        t("Interface", "Interface"),
-        t("Disponibilité (%)", "Uptime (%)"),
-        t("Indisponibilité (s)", "Downtime (s)"),
-        t("dont planifiée (s)", "of which planned (s)"),
-        t("Non surveillé (s)", "Unmonitored (s)"),
-        t("Requêtes", "Requests"),
-        t("Sans réponse", "No reply"),
-        t("Taux d'erreur (%)", "Error rate (%)"),
-        t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
+        h0,
+        h1,
+        h2,
+        h3,
+        h4,
+        h5,
+        h6,
+        h7,
+        h8,
+        h9,
     );
     for x in &rows {
         let name = known_establishment(&x.establishment)

@@ -30,3 +30,21 @@ impl Lang {
         }
     }
 }
+
+impl Lang {
+    /// Column headers of the period summary (page and spreadsheet).
+    pub fn summary_headers(self) -> [&'static str; 10] {
+        [
+            self.t("Établissement", "Establishment"),
+            self.t("Interface", "Interface"),
+            self.t("Disponibilité (%)", "Uptime (%)"),
+            self.t("Indisponibilité (s)", "Downtime (s)"),
+            self.t("dont planifiée (s)", "of which planned (s)"),
+            self.t("Non surveillé (s)", "Unmonitored (s)"),
+            self.t("Requêtes", "Requests"),
+            self.t("Sans réponse", "No reply"),
+            self.t("Taux d'erreur (%)", "Error rate (%)"),
+            self.t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
+        ]
+    }
+}

@@ -85,22 +85,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             &miss,
         )?;
     }
-    header(
-        ws,
-        3,
-        &[
-            t("Établissement", "Establishment"),
-            t("Interface", "Interface"),
-            t("Disponibilité (%)", "Uptime (%)"),
-            t("Indisponibilité (s)", "Downtime (s)"),
-            t("dont planifiée (s)", "of which planned (s)"),
-            t("Non surveillé (s)", "Unmonitored (s)"),
-            t("Requêtes", "Requests"),
-            t("Sans réponse", "No reply"),
-            t("Taux d'erreur (%)", "Error rate (%)"),
-            t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
-        ],
-    )?;
+    header(ws, 3, &lang.summary_headers())?;
     let rows = p.summary_rows()?;
     for (r, x) in rows.iter().enumerate() {
         let row = 4 + r as u32;
