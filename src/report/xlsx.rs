@@ -338,7 +338,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         (
             t("Indisponibilité", "Unavailability").into(),
             format!(
-                "{} {} {} {} s (RTS 2018/389 art. 33(1), EBA/GL/2018/07 2.4)",
+                "{} {} {} s {} (RTS 2018/389 art. 33(1), EBA/GL/2018/07 2.4)",
                 st.failures_to_down,
                 t(
                     "échecs consécutifs, le dernier au plus",
