@@ -164,8 +164,33 @@ pub enum Channel {
     Email(EmailChannel),
 }
 
+/// A URL fit for logs: scheme, host and port only. The path of a Slack hook and any user
+/// information are secrets.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}/…",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
 impl Channel {
-    /// A stable name for the outbox (`webhook:<url>`...).
+    /// How logs and errors name the channel: no URL path, no credentials.
+    pub fn label(&self) -> String {
+        match self {
+            Channel::Webhook(u) => format!("webhook {}", redact_url(u)),
+            Channel::Slack(u) => format!("slack {}", redact_url(u)),
+            Channel::Alertmanager(u) => format!("alertmanager {}", redact_url(u)),
+            Channel::Email(e) => format!("email via {}", e.smtp),
+        }
+    }
+
+    /// A stable name for the outbox (`webhook:<url>`...). It holds the full URL, as the
+    /// configuration file does: never log it (use [`Channel::label`]).
     pub fn id(&self) -> String {
         match self {
             Channel::Webhook(u) => format!("webhook:{u}"),
@@ -212,15 +237,67 @@ pub(crate) async fn post_json(
         .send()
         .await
         .map_err(|e| DeliveryError::Http {
-            url: url.into(),
-            why: e.to_string(),
+            url: redact_url(url),
+            why: error_chain(&e.without_url()),
         })?;
     if r.status().is_success() {
         Ok(())
     } else {
         Err(DeliveryError::Http {
-            url: url.into(),
+            url: redact_url(url),
             why: format!("answered {}", r.status()),
         })
+    }
+}
+
+/// An error and its causes on one line ("connection refused" hides below reqwest's words).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_logs_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T00/B00/XXXXsecret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:9093/x?token=1"),
+            "http://127.0.0.1:9093/…"
+        );
+        let c = Channel::Slack("https://hooks.slack.com/services/T00/B00/XXXXsecret".into());
+        assert!(!c.label().contains("secret"));
+        assert!(
+            c.id().contains("secret"),
+            "the outbox id stays the full URL"
+        );
+    }
+
+    #[test]
+    fn alerts_configuration_defaults_and_typos() {
+        let c: AlertsConfig = toml::from_str("").unwrap();
+        assert_eq!(c, AlertsConfig::default());
+        assert_eq!(
+            (c.reminder_s, c.cert_expiry_days, c.refresh_expiry_days),
+            (3600, 30, 14)
+        );
+        let e = toml::from_str::<AlertsConfig>("reminders_s = 5").unwrap_err();
+        assert!(e.to_string().contains("reminders_s"), "{e}");
+        let c: AlertsConfig = toml::from_str(
+            "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n[[alertmanager]]\nurl = \"http://am:9093\"",
+        )
+        .unwrap();
+        assert_eq!(c.channels().len(), 2);
     }
 }

@@ -155,6 +155,17 @@ impl Store {
         Ok(n)
     }
 
+    /// Every alert firing now, of any kind.
+    pub async fn all_firing_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query("SELECT alert FROM alerts WHERE state = 'firing' ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.get::<String, _>(0)).ok())
+            .collect())
+    }
+
     /// Keys of firing alerts of a kind for a series (to resolve what a previous run left open).
     pub async fn firing_alerts(&self, kind: &str) -> Result<Vec<Alert>, StoreError> {
         let rows =
