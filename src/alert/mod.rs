@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 /// smtp = "127.0.0.1:25"
 /// from = "dispo@bank.example"
 /// to = ["oncall@bank.example"]
+/// starttls = false                  # true: upgrade with STARTTLS; ca_file = "relay-ca.pem"
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,10 +81,16 @@ pub struct UrlChannel {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChannel {
-    /// `host:port` of the SMTP relay (plain SMTP; a relay inside the bank's network).
+    /// `host:port` of the SMTP relay (a relay inside the bank's network; no authentication).
     pub smtp: String,
     pub from: String,
     pub to: Vec<String>,
+    /// Upgrade the connection with STARTTLS (the relay must offer it). Default false.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA that signed the relay's certificate; default: the public web roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// How urgent.
