@@ -75,15 +75,58 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlChannel {
+    /// An `http` or `https` URL (checked when the configuration is read).
+    #[serde(deserialize_with = "http_url")]
     pub url: String,
+}
+
+fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match url::Url::parse(&s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(s),
+        _ => Err(serde::de::Error::custom(format!(
+            "{:?} is not an http(s) URL (e.g. \"https://hooks.example/alert\")",
+            redact_url_for_error(&s)
+        ))),
+    }
+}
+
+/// What of a bad URL an error message may show: its start, never a path that may be secret.
+fn redact_url_for_error(s: &str) -> String {
+    s.chars()
+        .take_while(|c| *c != '/' || s.len() < 12)
+        .take(24)
+        .collect()
+}
+
+fn smtp_relay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(s),
+        _ => Err(serde::de::Error::custom(format!(
+            "{s:?} is not host:port (e.g. \"relay.bank.example:25\")"
+        ))),
+    }
+}
+
+fn recipients<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if v.is_empty() || v.iter().any(|a| !a.contains('@')) {
+        return Err(serde::de::Error::custom(
+            "`to` needs at least one address, each like oncall@bank.example",
+        ));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChannel {
     /// `host:port` of the SMTP relay (a relay inside the bank's network; no authentication).
+    #[serde(deserialize_with = "smtp_relay")]
     pub smtp: String,
     pub from: String,
+    #[serde(deserialize_with = "recipients")]
     pub to: Vec<String>,
     /// Upgrade the connection with STARTTLS (the relay must offer it). Default false.
     #[serde(default)]
@@ -306,5 +349,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.channels().len(), 2);
+        for (bad, says) in [
+            (
+                "[[slack]]\nurl = \"hooks.slack.com/services/T0/B0/secret\"",
+                "not an http(s) URL",
+            ),
+            ("[[webhook]]\nurl = \"ftp://x/y\"", "not an http(s) URL"),
+            (
+                "[[email]]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = [\"c@d\"]",
+                "not host:port",
+            ),
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = []",
+                "at least one address",
+            ),
+        ] {
+            // The configuration loader shows the message (with the file and line).
+            let e = toml::from_str::<AlertsConfig>(bad).unwrap_err();
+            let e = e.message();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
     }
 }
