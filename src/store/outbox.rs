@@ -17,6 +17,19 @@ pub struct PendingDelivery {
     pub attempts: i64,
 }
 
+fn pending(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<PendingDelivery> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(PendingDelivery {
+                id: r.get(0),
+                channel: r.get(1),
+                notice: serde_json::from_str(&r.get::<String, _>(2)).ok()?,
+                attempts: r.get(3),
+            })
+        })
+        .collect()
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
@@ -233,6 +246,8 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Notices due at `now_ms`, every channel, oldest first; a notice waits while an earlier
+    /// one of the same alert to the same channel is undelivered.
     pub async fn due_deliveries(
         &self,
         now_ms: i64,
@@ -247,17 +262,27 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                Some(PendingDelivery {
-                    id: r.get(0),
-                    channel: r.get(1),
-                    notice: serde_json::from_str(&r.get::<String, _>(2)).ok()?,
-                    attempts: r.get(3),
-                })
-            })
-            .collect())
+        Ok(pending(&rows))
+    }
+
+    /// As [`Store::due_deliveries`], for one channel.
+    pub async fn due_deliveries_for(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE channel = ? AND delivered_at IS NULL \
+             AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key \
+             AND p.channel = d.channel AND p.delivered_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(pending(&rows))
     }
 
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
@@ -350,6 +375,22 @@ mod tests {
         s.mark_failed(first[0].id, 9_000, "down").await.unwrap();
         s.resolve_alert("k", 2_000, None, &ch, 2_000).await.unwrap();
         // ...but nothing goes to `a` until the firing notice is through.
+        assert!(
+            s.due_deliveries_for("a", 5_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.due_deliveries_for("a", 9_000, 100).await.unwrap().len(),
+            1
+        );
+        assert!(
+            s.due_deliveries_for("b", 9_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(s.due_deliveries(5_000, 100).await.unwrap().is_empty());
         let due = s.due_deliveries(9_000, 100).await.unwrap();
         assert_eq!(events(&due), [("a", "firing")]);
