@@ -331,7 +331,12 @@ pub fn probe_error_alert(o: &StoredObservation) -> Alert {
         ),
         description: format!(
             "The monitor's own error (not counted in any figure): {}",
-            o.error_text.as_deref().unwrap_or("unknown")
+            o.error_text
+                .as_deref()
+                .unwrap_or("unknown")
+                .chars()
+                .take(500)
+                .collect::<String>()
         ),
         starts_at_ms: o.obs.received_at_ms,
         ends_at_ms: None,
@@ -346,10 +351,11 @@ async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::
     let mut watched_week: Option<chrono::NaiveDate> = None;
     loop {
         let now = chrono::Utc::now().timestamp_millis();
-        if a.reminder_s > 0 {
-            let _ = store
-                .queue_reminders(a.reminder_s as i64 * 1000, &ids, now)
-                .await;
+        if let Err(e) = store
+            .queue_reminders(|k| reminder_ms(a, k), &ids, now)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot queue reminders");
         }
         if let Err(e) = expiries(&store, &cfg, &ids, now).await {
             tracing::warn!(error = %e, "certificate and refresh-token checks failed");
@@ -368,6 +374,17 @@ async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::
             _ = tokio::time::sleep(Duration::from_secs(a.check_interval_s.max(1))) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Reminders every `reminder_s` while the interface is down or the monitor cannot probe; at
+/// most daily for the slow kinds (a certificate expiring in 30 days, a weekly watch level).
+pub fn reminder_ms(a: &AlertsConfig, kind: &str) -> i64 {
+    let every = a.reminder_s as i64 * 1000;
+    match kind {
+        "interface_down" | "probe_error" => every,
+        _ if every > 0 => every.max(86_400_000),
+        _ => 0,
     }
 }
 
@@ -880,6 +897,20 @@ mod tests {
             .await
             .unwrap();
         assert!(s.all_firing_alerts().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn reminders_hourly_while_down_daily_for_slow_kinds() {
+        let a = AlertsConfig::default();
+        assert_eq!(reminder_ms(&a, "interface_down"), 3_600_000);
+        assert_eq!(reminder_ms(&a, "probe_error"), 3_600_000);
+        assert_eq!(reminder_ms(&a, "certificate_expiry"), 86_400_000);
+        let never = AlertsConfig {
+            reminder_s: 0,
+            ..Default::default()
+        };
+        assert_eq!(reminder_ms(&never, "interface_down"), 0);
+        assert_eq!(reminder_ms(&never, "weekly_watch"), 0);
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct AlertsConfig {
     pub slack: Vec<UrlChannel>,
     pub alertmanager: Vec<UrlChannel>,
     pub email: Vec<EmailChannel>,
-    /// Seconds between reminders of an alert still firing; 0 = no reminders. Default 3600.
+    /// Seconds between reminders of an alert still firing (at most daily for certificates,
+    /// tokens, weekly watch and fallback use); 0 = no reminders. Default 3600.
     pub reminder_s: u64,
     /// Certificates expiring within this many days raise a warning. Default 30.
     pub cert_expiry_days: i64,

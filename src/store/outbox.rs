@@ -192,20 +192,25 @@ impl Store {
             .collect())
     }
 
-    /// Queues reminders for alerts firing unnotified for `interval_ms`.
+    /// Queues reminders for alerts firing unnotified for `interval_ms(kind)` (0 or less: never).
+    /// Returns how many alerts were reminded.
     pub async fn queue_reminders(
         &self,
-        interval_ms: i64,
+        interval_ms: impl Fn(&str) -> i64,
         channels: &[String],
         now_ms: i64,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let rows = sqlx::query(
-            "SELECT key, alert FROM alerts WHERE state = 'firing' AND last_notified_at <= ?",
-        )
-        .bind(now_ms - interval_ms)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<_> =
+            sqlx::query("SELECT key, alert, kind, last_notified_at FROM alerts WHERE state = 'firing' ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    let every = interval_ms(&r.get::<String, _>(2));
+                    every > 0 && r.get::<i64, _>(3) <= now_ms - every
+                })
+                .collect();
         for r in &rows {
             let Ok(alert) = serde_json::from_str::<Alert>(&r.get::<String, _>(1)) else {
                 continue;
@@ -412,16 +417,22 @@ mod tests {
         }
         // Interval 60 s: nothing at 59.999 s, one at 60 s (only for `a`: `b` still holds the
         // firing notice), none again until 120 s.
-        assert_eq!(s.queue_reminders(60_000, &ch, 59_999).await.unwrap(), 0);
-        assert_eq!(s.queue_reminders(60_000, &ch, 60_000).await.unwrap(), 1);
-        assert_eq!(s.queue_reminders(60_000, &ch, 119_999).await.unwrap(), 0);
+        assert_eq!(s.queue_reminders(|_| 60_000, &ch, 59_999).await.unwrap(), 0);
+        assert_eq!(s.queue_reminders(|_| 60_000, &ch, 60_000).await.unwrap(), 1);
+        assert_eq!(
+            s.queue_reminders(|_| 60_000, &ch, 119_999).await.unwrap(),
+            0
+        );
         let due = s.due_deliveries(60_000, 100).await.unwrap();
         assert_eq!(events(&due), [("b", "firing"), ("a", "reminder")]);
         // Resolved alerts are not reminded.
         s.resolve_alert("k", 100_000, None, &ch, 100_000)
             .await
             .unwrap();
-        assert_eq!(s.queue_reminders(60_000, &ch, 500_000).await.unwrap(), 0);
+        assert_eq!(
+            s.queue_reminders(|_| 60_000, &ch, 500_000).await.unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
