@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::domain::Phases;
+use crate::engine::Settings;
 use crate::engine::live::{EpisodeTracker, LiveEvent};
 use crate::store::StoredObservation;
 
@@ -33,7 +34,7 @@ pub struct Metrics(Arc<Mutex<State>>);
 
 impl Metrics {
     pub fn new(cfg: &Config) -> Self {
-        let cert_expiry = cfg
+        let cert_expiry: BTreeMap<String, i64> = cfg
             .establishments
             .iter()
             .filter_map(|e| {
@@ -44,13 +45,19 @@ impl Metrics {
                     .map(|t| (e.code.to_string(), t))
             })
             .collect();
+        Self::with(&cfg.counting, cert_expiry)
+    }
+
+    /// From the counting settings and the earliest client-certificate expiry (epoch ms) per
+    /// establishment.
+    pub fn with(settings: &Settings, cert_expiry: BTreeMap<String, i64>) -> Self {
         Self(Arc::new(Mutex::new(State {
             last: BTreeMap::new(),
             up: BTreeMap::new(),
             episodes: BTreeMap::new(),
             cert_expiry,
-            tracker: EpisodeTracker::new(&cfg.counting),
-            aspsp_error_is_failure: cfg.counting.aspsp_error_is_failure,
+            tracker: EpisodeTracker::new(settings),
+            aspsp_error_is_failure: settings.aspsp_error_is_failure,
         })))
     }
 
@@ -111,7 +118,12 @@ impl Metrics {
             "gauge",
             "Whether the last run of the probe succeeded.",
         );
-        for ((e, i, p), (ok, _, _)) in &s.last {
+        let last: Vec<_> = s
+            .last
+            .iter()
+            .map(|((e, i, p), v)| ((esc(e), esc(i), esc(p)), v))
+            .collect();
+        for ((e, i, p), (ok, _, _)) in &last {
             let _ = writeln!(
                 out,
                 "probe_success{{establishment=\"{e}\",interface=\"{i}\",probe=\"{p}\"}} {}",
@@ -124,7 +136,7 @@ impl Metrics {
             "gauge",
             "Duration of the last run of the probe.",
         );
-        for ((e, i, p), (_, d, _)) in &s.last {
+        for ((e, i, p), (_, d, _)) in &last {
             let _ = writeln!(
                 out,
                 "probe_duration_seconds{{establishment=\"{e}\",interface=\"{i}\",probe=\"{p}\"}} {d}"
@@ -136,7 +148,7 @@ impl Metrics {
             "gauge",
             "Duration of each phase of the last answered request.",
         );
-        for ((e, i, p), (_, _, ph)) in &s.last {
+        for ((e, i, p), (_, _, ph)) in &last {
             if let Some(ph) = ph {
                 for (name, v) in [
                     ("resolve", ph.resolve_ms),
@@ -160,6 +172,7 @@ impl Metrics {
             "Earliest expiry of the client certificates (unix seconds).",
         );
         for (e, t) in &s.cert_expiry {
+            let e = esc(e);
             let _ = writeln!(
                 out,
                 "probe_ssl_earliest_cert_expiry{{establishment=\"{e}\"}} {}",
@@ -173,6 +186,7 @@ impl Metrics {
             "0 while the interface is deemed unavailable (Art. 33(1)), else 1.",
         );
         for ((e, i), up) in &s.up {
+            let (e, i) = (esc(e), esc(i));
             let _ = writeln!(
                 out,
                 "dispo_interface_up{{establishment=\"{e}\",interface=\"{i}\"}} {}",
@@ -186,6 +200,7 @@ impl Metrics {
             "Unavailability episodes opened since the monitor started.",
         );
         for ((e, i), n) in &s.episodes {
+            let (e, i) = (esc(e), esc(i));
             let _ = writeln!(
                 out,
                 "dispo_episodes_total{{establishment=\"{e}\",interface=\"{i}\"}} {n}"
@@ -193,6 +208,13 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `/metrics` on `addr` until `stop`.
@@ -221,4 +243,116 @@ pub async fn serve(
             let _ = stop.changed().await;
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Interface, Observation, Outcome, Service, Source};
+
+    fn obs(at: i64, id: &str, status: Option<u16>) -> StoredObservation {
+        StoredObservation {
+            obs: Observation {
+                received_at_ms: at,
+                establishment: "13807".parse().unwrap(),
+                interface: Interface::Api,
+                service: Service::new("cbpii").unwrap(),
+                source: Source::Probe,
+                tpp: None,
+                status,
+                latency_ms: status.map(|_| 250.0),
+                error_code: None,
+                request_id: id.into(),
+                outcome: Outcome::from_reply(status, None),
+            },
+            error_text: None,
+            no_reply_kind: None,
+            probe_id: Some("v142@13807".into()),
+            phases: status.map(|_| Phases {
+                resolve_ms: 0.5,
+                connect_ms: 1.0,
+                tls_ms: 12.0,
+                processing_ms: 200.0,
+                transfer_ms: 36.5,
+            }),
+            synthetic: false,
+        }
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    }
+
+    #[test]
+    fn an_episode_seen_through_the_metrics() {
+        // Client certificates end 2027-01-01T00:00:00Z = 1 798 761 600 s.
+        let m = Metrics::with(
+            &Settings::default(),
+            [("13807".to_owned(), 1_798_761_600_000)].into(),
+        );
+        let labels = "establishment=\"13807\",interface=\"api\"";
+        m.observe(&obs(0, "a", Some(200)));
+        let t = m.render();
+        assert_eq!(
+            line(&t, "probe_success{"),
+            format!("probe_success{{{labels},probe=\"v142\"}} 1")
+        );
+        assert_eq!(
+            line(&t, "probe_duration_seconds{"),
+            format!("probe_duration_seconds{{{labels},probe=\"v142\"}} 0.25")
+        );
+        assert_eq!(
+            line(&t, "probe_http_duration_seconds{"),
+            format!(
+                "probe_http_duration_seconds{{{labels},probe=\"v142\",phase=\"resolve\"}} 0.0005"
+            )
+        );
+        assert!(t.contains("phase=\"tls\"} 0.012\n"));
+        assert_eq!(
+            line(&t, "probe_ssl_earliest_cert_expiry{"),
+            "probe_ssl_earliest_cert_expiry{establishment=\"13807\"} 1798761600"
+        );
+        assert_eq!(
+            line(&t, "dispo_interface_up{"),
+            format!("dispo_interface_up{{{labels}}} 1")
+        );
+        // Five failures 5 s apart (20 s from first to fifth): down, one episode.
+        for i in 1..=5 {
+            m.observe(&obs(i * 5_000, &format!("f{i}"), None));
+        }
+        let t = m.render();
+        assert_eq!(
+            line(&t, "probe_success{"),
+            format!("probe_success{{{labels},probe=\"v142\"}} 0")
+        );
+        // The phases stay those of the last answered request.
+        assert!(t.contains("phase=\"tls\"} 0.012\n"));
+        assert_eq!(
+            line(&t, "dispo_interface_up{"),
+            format!("dispo_interface_up{{{labels}}} 0")
+        );
+        assert_eq!(
+            line(&t, "dispo_episodes_total{"),
+            format!("dispo_episodes_total{{{labels}}} 1")
+        );
+        m.observe(&obs(40_000, "b", Some(200)));
+        let t = m.render();
+        assert_eq!(
+            line(&t, "dispo_interface_up{"),
+            format!("dispo_interface_up{{{labels}}} 1")
+        );
+        assert_eq!(
+            line(&t, "dispo_episodes_total{"),
+            format!("dispo_episodes_total{{{labels}}} 1")
+        );
+        assert!(t.contains("# TYPE dispo_episodes_total counter\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(esc("x\ny"), "x\\ny");
+    }
 }

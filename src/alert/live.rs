@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{Alert, AlertsConfig, Channel, Severity};
 use crate::config::Config;
-use crate::domain::{Interface, Outcome, known_establishment};
+use crate::domain::{Interface, Observation, Outcome, known_establishment};
 use crate::engine::live::{EpisodeTracker, LiveEvent};
 use crate::engine::{self, EngineInput, Episode, Period, Settings, WatchLevel, time};
 use crate::store::{Store, StoredObservation};
@@ -91,7 +91,6 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
     let alerts: AlertsConfig = cfg.alerts.clone();
     let channels: Vec<Channel> = alerts.channels();
     let ids: Vec<String> = channels.iter().map(Channel::id).collect();
-    let tz = cfg.counting.tz;
     let delivery = tokio::spawn(super::outbox::run(store.clone(), channels, stop.clone()));
     let checks = tokio::spawn(periodic(
         store.clone(),
@@ -99,7 +98,9 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
         ids.clone(),
         stop.clone(),
     ));
-    let mut tracker = EpisodeTracker::new(&cfg.counting);
+    let mut episodes = Episodes::new(&cfg.counting);
+    let replayed = episodes.replay(&store, &ids).await;
+    let mut probe_errors = ProbeErrors::load(&store).await;
     loop {
         let o = match rx.recv().await {
             Ok(o) => o,
@@ -112,152 +113,262 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
+        if replayed.contains(&(o.obs.establishment.to_string(), o.obs.request_id.clone())) {
+            continue;
+        }
         let now = chrono::Utc::now().timestamp_millis();
-        if o.obs.outcome == Outcome::ProbeError
-            && !o
-                .error_text
-                .as_deref()
-                .unwrap_or("")
-                .starts_with("interrupted")
-        {
-            let hour = now / 3_600_000;
-            let a = Alert {
-                key: format!("probe_error/{}/{hour}", o.obs.establishment),
-                kind: "probe_error".into(),
-                severity: Severity::Warning,
-                establishment: Some(o.obs.establishment.to_string()),
-                interface: None,
-                summary: format!(
-                    "the monitor cannot probe {}",
-                    name(o.obs.establishment.as_str())
-                ),
-                description: format!(
-                    "The monitor's own error (not counted in any figure): {}",
-                    o.error_text.clone().unwrap_or_default()
-                ),
-                starts_at_ms: o.obs.received_at_ms,
-                ends_at_ms: None,
-            };
-            let _ = store.raise_alert(&a, &ids, now).await;
-        }
-        let failure = o
-            .obs
-            .outcome
-            .is_failure(cfg.counting.aspsp_error_is_failure);
-        match tracker.push(&o.obs) {
-            Some(LiveEvent::Opened(e)) => {
-                let a = down_alert(&e, tz);
-                tracing::error!(establishment = %e.establishment, interface = %e.interface, since = %time::rfc3339(e.start_ms), "{}", a.summary);
-                if let Err(err) = store.raise_alert(&a, &ids, now).await {
-                    tracing::error!(error = %err, "cannot queue the alert");
-                }
-            }
-            Some(LiveEvent::Closed(e)) => {
-                tracing::warn!(establishment = %e.establishment, interface = %e.interface, duration_s = e.duration_s(), "interface available again");
-                let _ = store
-                    .resolve_alert(&e.id(), e.end_ms, Some(recovery_text(&e, tz)), &ids, now)
-                    .await;
-            }
-            None if !failure && tracker.counts(&o.obs) => {
-                // An episode a previous run left firing ends with this reply.
-                let series = (o.obs.establishment.to_string(), o.obs.interface.to_string());
-                if let Ok(stale) = store.firing_alerts("interface_down").await {
-                    for a in stale {
-                        if (
-                            a.establishment.clone().unwrap_or_default(),
-                            a.interface.clone().unwrap_or_default(),
-                        ) == series
-                        {
-                            let end = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
-                            let text = format!(
-                                "Available again at {} (episode left open by an earlier monitor run).",
-                                local(end, tz)
-                            );
-                            let _ = store
-                                .resolve_alert(&a.key, end, Some(text), &ids, now)
-                                .await;
-                        }
-                    }
-                }
-            }
-            None => {}
-        }
+        probe_errors.push(&store, &o, &ids, now).await;
+        episodes.push(&store, &o.obs, &ids, now).await;
     }
     let _ = stop_tx.send(true);
     let _ = checks.await;
     let _ = delivery.await;
 }
 
-/// Reminders, certificates, weekly watch and fallback use, every `check_interval_s`.
-async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::Receiver<bool>) {
-    let a = &cfg.alerts;
-    loop {
-        let now = chrono::Utc::now().timestamp_millis();
-        if a.reminder_s > 0 {
-            let _ = store
-                .queue_reminders(a.reminder_s as i64 * 1000, &ids, now)
-                .await;
+/// Episodes and their `interface_down` alerts.
+pub struct Episodes {
+    tracker: EpisodeTracker,
+    settings: Settings,
+    /// Series with an `interface_down` alert left firing by an earlier run that the replay did
+    /// not find open (an episode older than the replay window).
+    stale: std::collections::BTreeSet<(String, String)>,
+}
+
+/// How far back the start-up replay reaches at most.
+const REPLAY_MAX_MS: i64 = 7 * 86_400_000;
+/// How far back it reaches at least (an episode needs 30 s of failures to open).
+const REPLAY_MIN_MS: i64 = 10 * 60_000;
+
+impl Episodes {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            tracker: EpisodeTracker::new(settings),
+            settings: settings.clone(),
+            stale: Default::default(),
         }
-        for e in &cfg.establishments {
-            for (which, not_after) in &e.cert_not_after_ms {
-                let days = (not_after - now) as f64 / 86_400_000.0;
-                if days < a.cert_expiry_days as f64 {
-                    let alert = Alert {
-                        key: format!("certificate/{}/{which}/{not_after}", e.code),
-                        kind: "certificate_expiry".into(),
-                        severity: if days < 7.0 {
-                            Severity::Critical
-                        } else {
-                            Severity::Warning
-                        },
-                        establishment: Some(e.code.to_string()),
-                        interface: None,
-                        summary: format!(
-                            "{} certificate used for {} expires in {days:.0} days",
-                            which.to_uppercase(),
-                            name(e.code.as_str())
-                        ),
-                        description: format!(
-                            "Renew it before {} or the probes (and the TPPs using it) will fail.",
-                            time::rfc3339(*not_after)
-                        ),
-                        starts_at_ms: now,
-                        ends_at_ms: None,
-                    };
-                    let _ = store.raise_alert(&alert, &ids, now).await;
+    }
+
+    /// At start-up, replays the recorded observations of the last minutes (back to the start of
+    /// any episode alert still firing), so an outage that goes on across a monitor restart keeps
+    /// its one alert, and an episode that opened or ended while the monitor was down is alerted
+    /// and resolved. Returns the (establishment, request id) replayed, which the live feed skips.
+    pub async fn replay(
+        &mut self,
+        store: &Store,
+        ids: &[String],
+    ) -> std::collections::HashSet<(String, String)> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let firing = store
+            .firing_alerts("interface_down")
+            .await
+            .unwrap_or_default();
+        let from = firing
+            .iter()
+            .map(|a| a.starts_at_ms)
+            .fold(now - REPLAY_MIN_MS, i64::min)
+            .max(now - REPLAY_MAX_MS);
+        let obs = match store.load_observations(from, i64::MAX, &[]).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot replay the recent observations");
+                vec![]
+            }
+        };
+        let mut seen = std::collections::HashSet::with_capacity(obs.len());
+        for o in &obs {
+            self.push(store, &o.obs, ids, now).await;
+            seen.insert((o.obs.establishment.to_string(), o.obs.request_id.clone()));
+        }
+        let open: Vec<String> = self.tracker.open_episodes().map(Episode::id).collect();
+        self.stale = firing
+            .into_iter()
+            .filter(|a| !open.contains(&a.key))
+            .map(|a| {
+                (
+                    a.establishment.unwrap_or_default(),
+                    a.interface.unwrap_or_default(),
+                )
+            })
+            .collect();
+        if !obs.is_empty() {
+            tracing::info!(observations = obs.len(), from = %time::rfc3339(from), "replayed recent observations for live detection");
+        }
+        seen
+    }
+
+    /// One observation: raises the alert of an episode that opens, resolves the one that ends.
+    pub async fn push(&mut self, store: &Store, o: &Observation, ids: &[String], now: i64) {
+        let tz = self.settings.tz;
+        let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
+        match self.tracker.push(o) {
+            Some(LiveEvent::Opened(e)) => {
+                let a = down_alert(&e, tz);
+                match store.raise_alert(&a, ids, now).await {
+                    Ok(true) => {
+                        tracing::error!(establishment = %e.establishment, interface = %e.interface, since = %time::rfc3339(e.start_ms), "{}", a.summary)
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "cannot queue the alert"),
                 }
             }
+            Some(LiveEvent::Closed(e)) => {
+                match store
+                    .resolve_alert(&e.id(), e.end_ms, Some(recovery_text(&e, tz)), ids, now)
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::warn!(establishment = %e.establishment, interface = %e.interface, duration_s = e.duration_s(), "interface available again")
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "cannot queue the resolution"),
+                }
+                self.resolve_stale(store, o, ids, now).await;
+            }
+            None if !failure && self.tracker.counts(o) => {
+                self.resolve_stale(store, o, ids, now).await;
+            }
+            None => {}
         }
-        for (code, obtained_ms) in refresh_tokens(&store, &cfg).await {
-            let expires = obtained_ms + REFRESH_TOKEN_DAYS * 86_400_000;
-            let days = (expires - now) as f64 / 86_400_000.0;
-            if days < a.refresh_expiry_days as f64 {
-                let alert = Alert {
-                    key: format!("refresh-token/{code}/{expires}"),
-                    kind: "refresh_token_expiry".into(),
-                    severity: if days < 3.0 {
-                        Severity::Critical
-                    } else {
-                        Severity::Warning
-                    },
-                    establishment: Some(code.clone()),
-                    interface: None,
-                    summary: format!(
-                        "the refresh token used for {} expires in {days:.0} days",
-                        name(&code)
-                    ),
-                    description: format!(
-                        "Refresh tokens last 180 days; this one ends {}. Renew the customer's consent (authorization-code flow) before then.",
-                        time::rfc3339(expires)
-                    ),
-                    starts_at_ms: now,
-                    ends_at_ms: None,
-                };
-                let _ = store.raise_alert(&alert, &ids, now).await;
+    }
+
+    /// An episode an earlier run left firing ends with this reply.
+    async fn resolve_stale(&mut self, store: &Store, o: &Observation, ids: &[String], now: i64) {
+        let series = (o.establishment.to_string(), o.interface.to_string());
+        if !self.stale.remove(&series) {
+            return;
+        }
+        let end = o.completed_at_ms().unwrap_or(o.received_at_ms);
+        let text = format!(
+            "Available again at {} (episode left open by an earlier monitor run).",
+            local(end, self.settings.tz)
+        );
+        let Ok(firing) = store.firing_alerts("interface_down").await else {
+            return;
+        };
+        for a in firing {
+            if a.establishment.as_deref() == Some(series.0.as_str())
+                && a.interface.as_deref() == Some(series.1.as_str())
+                && !self.tracker.open_episodes().any(|e| e.id() == a.key)
+            {
+                let _ = store
+                    .resolve_alert(&a.key, end, Some(text.clone()), ids, now)
+                    .await;
             }
         }
-        if let Err(e) = watch_and_fallback(&store, &cfg.counting, a, &ids, now).await {
-            tracing::warn!(error = %e, "periodic alert checks failed");
+    }
+}
+
+/// The monitor's own errors (not counted in any figure): one alert per establishment while its
+/// probes keep failing on our side, resolved by the next probe that gets an answer or a
+/// countable failure.
+struct ProbeErrors {
+    /// Establishments with a firing `probe_error` alert.
+    firing: std::collections::BTreeSet<String>,
+}
+
+impl ProbeErrors {
+    /// Picks up the alerts an earlier run left firing.
+    async fn load(store: &Store) -> Self {
+        let firing = store
+            .firing_alerts("probe_error")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| a.establishment)
+            .collect();
+        Self { firing }
+    }
+
+    async fn push(&mut self, store: &Store, o: &StoredObservation, ids: &[String], now: i64) {
+        let code = o.obs.establishment.to_string();
+        if o.obs.outcome == Outcome::ProbeError {
+            // A probe cut short by the monitor's own shutdown is no fault.
+            let interrupted = o
+                .error_text
+                .as_deref()
+                .is_some_and(|t| t.starts_with("interrupted"));
+            if interrupted || self.firing.contains(&code) {
+                return;
+            }
+            let a = probe_error_alert(o);
+            match store.raise_alert(&a, ids, now).await {
+                Ok(_) => {
+                    self.firing.insert(code);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot queue the alert"),
+            }
+        } else if o.probe_id.is_some() && self.firing.remove(&code) {
+            let at = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
+            let r = store
+                .resolve_firing_except(
+                    "probe_error",
+                    |a| a.establishment.as_deref() != Some(code.as_str()),
+                    &format!("The probes work again since {}.", time::rfc3339(at)),
+                    ids,
+                    now,
+                )
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot queue the resolution");
+            }
+        }
+    }
+}
+
+pub fn probe_error_alert(o: &StoredObservation) -> Alert {
+    Alert {
+        key: format!(
+            "probe_error/{}/{}",
+            o.obs.establishment, o.obs.received_at_ms
+        ),
+        kind: "probe_error".into(),
+        severity: Severity::Warning,
+        establishment: Some(o.obs.establishment.to_string()),
+        interface: None,
+        summary: format!(
+            "the monitor cannot probe {}",
+            name(o.obs.establishment.as_str())
+        ),
+        description: format!(
+            "The monitor's own error (not counted in any figure): {}",
+            o.error_text
+                .as_deref()
+                .unwrap_or("unknown")
+                .chars()
+                .take(500)
+                .collect::<String>()
+        ),
+        starts_at_ms: o.obs.received_at_ms,
+        ends_at_ms: None,
+    }
+}
+
+/// Reminders, certificates, refresh tokens, weekly watch and fallback use, every
+/// `check_interval_s`.
+async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::Receiver<bool>) {
+    let a = &cfg.alerts;
+    // The weekly watch changes once a week: computed at start, then when a week completes.
+    let mut watched_week: Option<chrono::NaiveDate> = None;
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Err(e) = store
+            .queue_reminders(|k| reminder_ms(a, k), &ids, now)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot queue reminders");
+        }
+        if let Err(e) = expiries(&store, &cfg, &ids, now).await {
+            tracing::warn!(error = %e, "certificate and refresh-token checks failed");
+        }
+        let this_monday = time::monday_of(time::local_date(cfg.counting.tz, now));
+        if watched_week != Some(this_monday) {
+            match weekly_watch(&store, &cfg.counting, &ids, now).await {
+                Ok(()) => watched_week = Some(this_monday),
+                Err(e) => tracing::warn!(error = %e, "weekly watch check failed"),
+            }
+        }
+        if let Err(e) = unjustified_fallback(&store, &cfg.counting, a, &ids, now).await {
+            tracing::warn!(error = %e, "fallback use check failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(a.check_interval_s.max(1))) => {}
@@ -266,81 +377,286 @@ async fn periodic(store: Store, cfg: Config, ids: Vec<String>, mut stop: watch::
     }
 }
 
-/// Weekly watch levels and unjustified fallback use over the last three weeks.
-pub async fn watch_and_fallback(
+/// Reminders every `reminder_s` while the interface is down or the monitor cannot probe; at
+/// most daily for the slow kinds (a certificate expiring in 30 days, a weekly watch level).
+pub fn reminder_ms(a: &AlertsConfig, kind: &str) -> i64 {
+    let every = a.reminder_s as i64 * 1000;
+    match kind {
+        "interface_down" | "probe_error" => every,
+        _ if every > 0 => every.max(86_400_000),
+        _ => 0,
+    }
+}
+
+type CheckError = Box<dyn std::error::Error + Send + Sync>;
+
+/// QWAC/QSealC certificates and refresh tokens near their end; alerts whose certificate or
+/// token was renewed since are resolved.
+async fn expiries(store: &Store, cfg: &Config, ids: &[String], now: i64) -> Result<(), CheckError> {
+    let a = &cfg.alerts;
+    let mut certs = Vec::new();
+    for e in &cfg.establishments {
+        for (which, not_after) in &e.cert_not_after_ms {
+            if let Some(alert) =
+                certificate_alert(e.code.as_str(), which, *not_after, a.cert_expiry_days, now)
+            {
+                certs.push(alert);
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    for (code, obtained_ms) in refresh_tokens(store, cfg).await {
+        if let Some(alert) = refresh_token_alert(&code, obtained_ms, a.refresh_expiry_days, now) {
+            tokens.push(alert);
+        }
+    }
+    for (kind, current) in [
+        ("certificate_expiry", &certs),
+        ("refresh_token_expiry", &tokens),
+    ] {
+        for alert in current.iter() {
+            store.raise_alert(alert, ids, now).await?;
+        }
+        store
+            .resolve_firing_except(
+                kind,
+                |f| current.iter().any(|c| c.key == f.key),
+                "Renewed since.",
+                ids,
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A certificate ending within `within_days` of `now`; keyed by its end, so a renewed one is
+/// a new alert.
+pub fn certificate_alert(
+    code: &str,
+    which: &str,
+    not_after: i64,
+    within_days: i64,
+    now: i64,
+) -> Option<Alert> {
+    let days = (not_after - now) as f64 / 86_400_000.0;
+    (days < within_days as f64).then(|| Alert {
+        key: format!("certificate/{code}/{which}/{not_after}"),
+        kind: "certificate_expiry".into(),
+        severity: if days < 7.0 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        establishment: Some(code.to_owned()),
+        interface: None,
+        summary: if days < 0.0 {
+            format!(
+                "{} certificate used for {} has expired",
+                which.to_uppercase(),
+                name(code)
+            )
+        } else {
+            format!(
+                "{} certificate used for {} expires in {days:.0} days",
+                which.to_uppercase(),
+                name(code)
+            )
+        },
+        description: format!(
+            "Its validity ends {}: renew it before then or the probes (and the TPPs using it) will fail.",
+            time::rfc3339(not_after)
+        ),
+        starts_at_ms: now,
+        ends_at_ms: None,
+    })
+}
+
+/// A refresh token obtained at `obtained_ms`, within `within_days` of its 180 days.
+pub fn refresh_token_alert(
+    code: &str,
+    obtained_ms: i64,
+    within_days: i64,
+    now: i64,
+) -> Option<Alert> {
+    let expires = obtained_ms + REFRESH_TOKEN_DAYS * 86_400_000;
+    let days = (expires - now) as f64 / 86_400_000.0;
+    (days < within_days as f64).then(|| Alert {
+        key: format!("refresh-token/{code}/{expires}"),
+        kind: "refresh_token_expiry".into(),
+        severity: if days < 3.0 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        establishment: Some(code.to_owned()),
+        interface: None,
+        summary: format!(
+            "the refresh token used for {} expires in {days:.0} days",
+            name(code)
+        ),
+        description: format!(
+            "Refresh tokens last 180 days; this one ends {}. Renew the customer's consent (authorization-code flow) before then.",
+            time::rfc3339(expires)
+        ),
+        starts_at_ms: now,
+        ends_at_ms: None,
+    })
+}
+
+/// Loads the observations of `from..to` (local days) plus one day before, so an episode that
+/// began before the period is seen, and computes the figures.
+async fn figures(
     store: &Store,
     settings: &Settings,
-    a: &AlertsConfig,
-    ids: &[String],
-    now: i64,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let today = time::local_date(settings.tz, now);
-    let period = Period {
-        from: time::monday_of(today) - chrono::Duration::days(14),
-        to: today + chrono::Duration::days(1),
-    };
-    let (from_ms, to_ms) = (
-        time::day_start_ms(settings.tz, period.from),
-        time::day_start_ms(settings.tz, period.to),
-    );
-    let obs = store.load_observations(from_ms, to_ms, &[]).await?;
+    period: Period,
+) -> Result<Option<engine::Kpis>, CheckError> {
+    let from_ms = time::day_start_ms(settings.tz, period.from);
+    let to_ms = time::day_start_ms(settings.tz, period.to);
+    let obs = store
+        .load_observations(from_ms - 86_400_000, to_ms, &[])
+        .await?;
     if obs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let monitored = store.monitored_intervals(from_ms, to_ms).await?;
     let input = EngineInput {
         observations: obs.into_iter().map(|o| o.obs).collect(),
         monitored,
     };
-    let k = engine::compute(&input, period, settings)?;
-    for w in k.weeks.iter().filter(|w| w.level.is_some()) {
-        let level = w.level.unwrap_or(WatchLevel::Notice);
-        let alert = Alert {
-            key: format!("week/{}/{}/{:?}", w.establishment, w.week, level),
-            kind: "weekly_watch".into(),
-            severity: if level == WatchLevel::Critical {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            },
-            establishment: Some(w.establishment.to_string()),
-            interface: Some("api".into()),
-            summary: format!(
-                "weekly watch {:?} for {}: {} consecutive week(s) missed ({})",
-                level,
-                name(w.establishment.as_str()),
-                w.consecutive_missed,
-                w.week
-            ),
-            description: format!(
-                "Art. 33(7): the exemption is revoked when its conditions are not met for more than two consecutive weeks. Misses: {}",
-                serde_json::to_string(&w.misses).unwrap_or_default()
-            ),
-            starts_at_ms: now,
-            ends_at_ms: None,
-        };
-        store.raise_alert(&alert, ids, now).await?;
-    }
-    for f in k
-        .fallback
+    Ok(Some(engine::compute(&input, period, settings)?))
+}
+
+/// The weekly watch of the last three complete ISO weeks (Art. 33(7)): an alert for the level of
+/// the latest one; earlier weekly alerts are resolved (the latest week supersedes them).
+pub async fn weekly_watch(
+    store: &Store,
+    settings: &Settings,
+    ids: &[String],
+    now: i64,
+) -> Result<(), CheckError> {
+    let this_monday = time::monday_of(time::local_date(settings.tz, now));
+    let period = Period {
+        from: this_monday - chrono::Duration::days(21),
+        to: this_monday,
+    };
+    let Some(k) = figures(store, settings, period).await? else {
+        return Ok(());
+    };
+    let last_monday = this_monday - chrono::Duration::days(7);
+    let current: Vec<Alert> = k
+        .weeks
         .iter()
-        .filter(|f| f.unjustified >= a.unjustified_fallback_per_day.max(1))
-    {
-        let tpp = f.tpp.clone().unwrap_or_else(|| "unknown TPP".into());
-        let alert = Alert {
-            key: format!("fallback/{}/{tpp}/{}", f.establishment, f.date),
-            kind: "unjustified_fallback".into(),
-            severity: Severity::Warning,
-            establishment: Some(f.establishment.to_string()),
-            interface: Some("fallback".into()),
-            summary: format!("{tpp} used the fallback of {} {} time(s) on {} outside any outage", name(f.establishment.as_str()), f.unjustified, f.date),
-            description: "The contingency access is not to be the main access route (Art. 33(4)-(5)); possible misuse to report to the ACPR.".into(),
-            starts_at_ms: now,
-            ends_at_ms: None,
-        };
-        store.raise_alert(&alert, ids, now).await?;
+        .filter(|w| w.monday == last_monday)
+        .filter_map(|w| w.level.map(|l| week_alert(w, l, now)))
+        .collect();
+    for alert in &current {
+        store.raise_alert(alert, ids, now).await?;
     }
+    store
+        .resolve_firing_except(
+            "weekly_watch",
+            |f| current.iter().any(|c| c.key == f.key),
+            "Superseded by the weekly watch of a later week.",
+            ids,
+            now,
+        )
+        .await?;
     Ok(())
+}
+
+fn week_alert(w: &engine::WeekWatch, level: WatchLevel, now: i64) -> Alert {
+    Alert {
+        key: format!("week/{}/{}/{:?}", w.establishment, w.week, level),
+        kind: "weekly_watch".into(),
+        severity: if level == WatchLevel::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        establishment: Some(w.establishment.to_string()),
+        interface: Some("api".into()),
+        summary: format!(
+            "weekly watch {:?} for {}: {} consecutive week(s) missed ({})",
+            level,
+            name(w.establishment.as_str()),
+            w.consecutive_missed,
+            w.week
+        ),
+        description: format!(
+            "Art. 33(7): the exemption is revoked when its conditions are not met for more than two consecutive weeks. Misses: {}",
+            serde_json::to_string(&w.misses).unwrap_or_default()
+        ),
+        starts_at_ms: now,
+        ends_at_ms: None,
+    }
+}
+
+/// Unjustified fallback use (methodology section 6) of yesterday and today, per TPP, at or above
+/// `unjustified_fallback_per_day`; alerts of earlier days are resolved (the day is over and the
+/// use is on record).
+pub async fn unjustified_fallback(
+    store: &Store,
+    settings: &Settings,
+    a: &AlertsConfig,
+    ids: &[String],
+    now: i64,
+) -> Result<(), CheckError> {
+    let today = time::local_date(settings.tz, now);
+    let yesterday = today - chrono::Duration::days(1);
+    let period = Period {
+        from: yesterday,
+        to: today + chrono::Duration::days(1),
+    };
+    let current: Vec<Alert> = match figures(store, settings, period).await? {
+        Some(k) => k
+            .fallback
+            .iter()
+            .filter(|f| f.unjustified >= a.unjustified_fallback_per_day.max(1))
+            .map(|f| fallback_alert(f, now))
+            .collect(),
+        None => vec![],
+    };
+    for alert in &current {
+        store.raise_alert(alert, ids, now).await?;
+    }
+    let since = yesterday.to_string();
+    store
+        .resolve_firing_except(
+            "unjustified_fallback",
+            // Keys end with the date: keep the alerts of yesterday and today.
+            |f| {
+                f.key
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|d| d >= since.as_str())
+            },
+            "The day is over; its fallback use stays on record.",
+            ids,
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+fn fallback_alert(f: &engine::FallbackUse, now: i64) -> Alert {
+    let tpp = f.tpp.clone().unwrap_or_else(|| "unknown TPP".into());
+    Alert {
+        key: format!("fallback/{}/{tpp}/{}", f.establishment, f.date),
+        kind: "unjustified_fallback".into(),
+        severity: Severity::Warning,
+        establishment: Some(f.establishment.to_string()),
+        interface: Some("fallback".into()),
+        summary: format!(
+            "{tpp} used the fallback of {} {} time(s) on {} outside any outage",
+            name(f.establishment.as_str()),
+            f.unjustified,
+            f.date
+        ),
+        description: "The contingency access is not to be the main access route (Art. 33(4)-(5)); possible misuse to report to the ACPR.".into(),
+        starts_at_ms: now,
+        ends_at_ms: None,
+    }
 }
 
 /// Refresh tokens last 180 days.
@@ -374,4 +690,254 @@ async fn refresh_tokens(store: &Store, cfg: &Config) -> Vec<(String, i64)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! The live detector against a real store, with explicit clock values.
+
+    use super::*;
+    use crate::domain::{Service, Source};
+
+    async fn store(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("dispo-live-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Store::open(&dir.join("t.db")).await.unwrap()
+    }
+
+    fn obs(at: i64, id: &str, iface: Interface, status: Option<u16>) -> Observation {
+        Observation {
+            received_at_ms: at,
+            establishment: "13807".parse().unwrap(),
+            interface: iface,
+            service: Service::new("cbpii").unwrap(),
+            source: Source::Log,
+            tpp: Some("PSDFR-ACPR-12345".into()),
+            status,
+            latency_ms: status.map(|_| 200.0),
+            error_code: None,
+            request_id: id.into(),
+            outcome: Outcome::from_reply(status, None),
+        }
+    }
+
+    fn events(d: &[crate::store::PendingDelivery]) -> Vec<(&str, &str)> {
+        d.iter()
+            .map(|d| (d.notice.event.as_str(), d.notice.alert.key.as_str()))
+            .collect()
+    }
+
+    // 2024-11-05T10:00:00Z
+    const T0: i64 = 1_730_800_800_000;
+
+    #[tokio::test]
+    async fn the_fifth_failure_fires_and_the_next_reply_resolves() {
+        let s = store("fire").await;
+        let ch = ["hook".to_string()];
+        let mut ep = Episodes::new(&Settings::default());
+        // No reply at 0, 7, 14, 21, 28 s: five within 28 s, the fifth opens the episode.
+        for i in 0..5 {
+            let o = obs(T0 + i * 7_000, &format!("r{i}"), Interface::Api, None);
+            ep.push(&s, &o, &ch, o.received_at_ms).await;
+            let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+            assert_eq!(due.len(), usize::from(i == 4), "after failure {i}");
+        }
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(events(&due), [("firing", "13807-api-20241105T100000.000Z")]);
+        let a = &due[0].notice.alert;
+        assert_eq!(a.severity, Severity::Critical);
+        // 10:00:00Z is 11:00:00 in Paris (CET).
+        assert!(
+            a.summary
+                .starts_with("dedicated interface of 13807 (BPGO) deemed unavailable since 2024-11-05 11:00:00 CET"),
+            "{}",
+            a.summary
+        );
+        assert!(a.description.contains("r0, r1, r2, r3, r4"));
+        s.mark_delivered(due[0].id, T0 + 29_000).await.unwrap();
+        // More failures: nothing new (one alert per episode).
+        let o = obs(T0 + 35_000, "r5", Interface::Api, None);
+        ep.push(&s, &o, &ch, T0 + 35_000).await;
+        assert!(s.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+        // A 200 received at 42 s, completed 200 ms later: down 42.2 s.
+        let o = obs(T0 + 42_000, "r6", Interface::Api, Some(200));
+        ep.push(&s, &o, &ch, T0 + 42_300).await;
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(
+            events(&due),
+            [("resolved", "13807-api-20241105T100000.000Z")]
+        );
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(T0 + 42_200));
+        assert!(
+            due[0].notice.alert.description.contains("after 42.2 s"),
+            "{}",
+            due[0].notice.alert.description
+        );
+    }
+
+    #[tokio::test]
+    async fn four_failures_then_a_fifth_after_30_s_fire_nothing() {
+        let s = store("window").await;
+        let mut ep = Episodes::new(&Settings::default());
+        // 0, 7.5, 15, 22.5, 30.001 s: the fifth comes 30.001 s after the first (over 30 s).
+        for (i, at) in [0, 7_500, 15_000, 22_500, 30_001].into_iter().enumerate() {
+            let o = obs(T0 + at, &format!("r{i}"), Interface::Api, None);
+            ep.push(&s, &o, &["hook".into()], T0 + at).await;
+        }
+        assert!(s.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restart_during_an_outage_keeps_one_alert() {
+        let s = store("restart").await;
+        let ch = ["hook".to_string()];
+        // Failures every 5 s from now - 60 s to now - 5 s, recorded; the first run alerted.
+        let now = chrono::Utc::now().timestamp_millis();
+        let start = now - 60_000;
+        let rows: Vec<StoredObservation> = (0..12)
+            .map(|i| obs(start + i * 5_000, &format!("f{i}"), Interface::Api, None).into())
+            .collect();
+        s.insert_observations(&rows).await.unwrap();
+        let mut first = Episodes::new(&Settings::default());
+        for r in &rows {
+            first.push(&s, &r.obs, &ch, now).await;
+        }
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+        // The monitor restarts: the replay finds the same episode, no second alert.
+        let mut second = Episodes::new(&Settings::default());
+        let seen = second.replay(&s, &ch).await;
+        assert_eq!(seen.len(), 12);
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+        // Recovery after the restart resolves the alert of the first run.
+        let o = obs(now, "ok", Interface::Api, Some(200));
+        second.push(&s, &o, &ch, now).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(events(&due).len(), 1, "the firing notice first");
+        s.mark_delivered(due[0].id, now).await.unwrap();
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(due[0].notice.event, crate::alert::Event::Resolved);
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(now + 200));
+    }
+
+    #[tokio::test]
+    async fn an_alert_an_earlier_run_left_firing_is_resolved_by_the_next_reply() {
+        let s = store("stale").await;
+        let ch = ["hook".to_string()];
+        // An episode of eight days ago, never resolved (beyond the replay's reach).
+        let now = chrono::Utc::now().timestamp_millis();
+        let e = Episode {
+            establishment: "13807".parse().unwrap(),
+            interface: Interface::Api,
+            start_ms: now - 8 * 86_400_000,
+            end_ms: now - 8 * 86_400_000,
+            open: true,
+            request_ids: vec![],
+            ended_by: None,
+            planned_s: 0.0,
+        };
+        s.raise_alert(&down_alert(&e, chrono_tz::Europe::Paris), &ch, now)
+            .await
+            .unwrap();
+        let mut ep = Episodes::new(&Settings::default());
+        ep.replay(&s, &ch).await;
+        // A reply of another interface changes nothing; one of the API resolves it.
+        ep.push(&s, &obs(now, "w", Interface::PsuWeb, Some(200)), &ch, now)
+            .await;
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+        ep.push(&s, &obs(now, "a", Interface::Api, Some(200)), &ch, now)
+            .await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unjustified_fallback_at_the_threshold_alerts_once_per_tpp_and_day() {
+        let s = store("fallback").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        // Two fallback uses by the TPP in the last hour, no outage of the API: unjustified.
+        let rows: Vec<StoredObservation> = [now - 3_600_000, now - 1_800_000]
+            .into_iter()
+            .enumerate()
+            .map(|(i, at)| obs(at, &format!("fb{i}"), Interface::Fallback, Some(200)).into())
+            .collect();
+        s.insert_observations(&rows).await.unwrap();
+        let settings = Settings::default();
+        let mut a = AlertsConfig {
+            unjustified_fallback_per_day: 3,
+            ..Default::default()
+        };
+        // Threshold 3: two uses are below it. Threshold 2: at it.
+        unjustified_fallback(&s, &settings, &a, &ch, now)
+            .await
+            .unwrap();
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        a.unjustified_fallback_per_day = 2;
+        unjustified_fallback(&s, &settings, &a, &ch, now)
+            .await
+            .unwrap();
+        unjustified_fallback(&s, &settings, &a, &ch, now)
+            .await
+            .unwrap();
+        let firing = s.all_firing_alerts().await.unwrap();
+        assert_eq!(firing.len(), 1);
+        let today = time::local_date(settings.tz, now);
+        assert_eq!(
+            firing[0].key,
+            format!("fallback/13807/PSDFR-ACPR-12345/{today}")
+        );
+        assert!(
+            firing[0].summary.contains("2 time(s)"),
+            "{}",
+            firing[0].summary
+        );
+        // Two days later the day is over: resolved.
+        unjustified_fallback(&s, &settings, &a, &ch, now + 2 * 86_400_000)
+            .await
+            .unwrap();
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn reminders_hourly_while_down_daily_for_slow_kinds() {
+        let a = AlertsConfig::default();
+        assert_eq!(reminder_ms(&a, "interface_down"), 3_600_000);
+        assert_eq!(reminder_ms(&a, "probe_error"), 3_600_000);
+        assert_eq!(reminder_ms(&a, "certificate_expiry"), 86_400_000);
+        let never = AlertsConfig {
+            reminder_s: 0,
+            ..Default::default()
+        };
+        assert_eq!(reminder_ms(&never, "interface_down"), 0);
+        assert_eq!(reminder_ms(&never, "weekly_watch"), 0);
+    }
+
+    #[test]
+    fn certificates_and_refresh_tokens_near_their_end() {
+        let day = 86_400_000;
+        // 30 days is not "within 30 days"; 29.5 is, as a warning; 6 days is critical.
+        assert!(certificate_alert("13807", "qwac", T0 + 30 * day, 30, T0).is_none());
+        let w = certificate_alert("13807", "qwac", T0 + 29 * day + day / 2, 30, T0).unwrap();
+        assert_eq!(w.severity, Severity::Warning);
+        assert!(
+            w.summary
+                .starts_with("QWAC certificate used for 13807 (BPGO) expires in 30 days"),
+            "{}",
+            w.summary
+        );
+        let c = certificate_alert("13807", "qseal", T0 + 6 * day, 30, T0).unwrap();
+        assert_eq!(c.severity, Severity::Critical);
+        assert!(
+            certificate_alert("13807", "qseal", T0 - day, 30, T0)
+                .unwrap()
+                .summary
+                .contains("has expired")
+        );
+        // Obtained 166 days ago: 14 days left, not within 14. 167 days ago: 13 left, warning.
+        assert!(refresh_token_alert("13807", T0 - 166 * day, 14, T0).is_none());
+        let r = refresh_token_alert("13807", T0 - 167 * day, 14, T0).unwrap();
+        assert_eq!(r.severity, Severity::Warning);
+        assert!(r.summary.contains("expires in 13 days"));
+    }
 }

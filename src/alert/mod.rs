@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 /// smtp = "127.0.0.1:25"
 /// from = "dispo@bank.example"
 /// to = ["oncall@bank.example"]
+/// starttls = false                  # true: upgrade with STARTTLS; ca_file = "relay-ca.pem"
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,7 +43,8 @@ pub struct AlertsConfig {
     pub slack: Vec<UrlChannel>,
     pub alertmanager: Vec<UrlChannel>,
     pub email: Vec<EmailChannel>,
-    /// Seconds between reminders of an alert still firing; 0 = no reminders. Default 3600.
+    /// Seconds between reminders of an alert still firing (at most daily for certificates,
+    /// tokens, weekly watch and fallback use); 0 = no reminders. Default 3600.
     pub reminder_s: u64,
     /// Certificates expiring within this many days raise a warning. Default 30.
     pub cert_expiry_days: i64,
@@ -74,16 +76,65 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlChannel {
+    /// An `http` or `https` URL (checked when the configuration is read).
+    #[serde(deserialize_with = "http_url")]
     pub url: String,
+}
+
+fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match url::Url::parse(&s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(s),
+        _ => Err(serde::de::Error::custom(format!(
+            "{:?} is not an http(s) URL (e.g. \"https://hooks.example/alert\")",
+            redact_url_for_error(&s)
+        ))),
+    }
+}
+
+/// What of a bad URL an error message may show: its start, never a path that may be secret.
+fn redact_url_for_error(s: &str) -> String {
+    s.chars()
+        .take_while(|c| *c != '/' || s.len() < 12)
+        .take(24)
+        .collect()
+}
+
+fn smtp_relay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(s),
+        _ => Err(serde::de::Error::custom(format!(
+            "{s:?} is not host:port (e.g. \"relay.bank.example:25\")"
+        ))),
+    }
+}
+
+fn recipients<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if v.is_empty() || v.iter().any(|a| !a.contains('@')) {
+        return Err(serde::de::Error::custom(
+            "`to` needs at least one address, each like oncall@bank.example",
+        ));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChannel {
-    /// `host:port` of the SMTP relay (plain SMTP; a relay inside the bank's network).
+    /// `host:port` of the SMTP relay (a relay inside the bank's network; no authentication).
+    #[serde(deserialize_with = "smtp_relay")]
     pub smtp: String,
     pub from: String,
+    #[serde(deserialize_with = "recipients")]
     pub to: Vec<String>,
+    /// Upgrade the connection with STARTTLS (the relay must offer it). Default false.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA that signed the relay's certificate; default: the public web roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// How urgent.
@@ -164,8 +215,33 @@ pub enum Channel {
     Email(EmailChannel),
 }
 
+/// A URL fit for logs: scheme, host and port only. The path of a Slack hook and any user
+/// information are secrets.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}/…",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
 impl Channel {
-    /// A stable name for the outbox (`webhook:<url>`...).
+    /// How logs and errors name the channel: no URL path, no credentials.
+    pub fn label(&self) -> String {
+        match self {
+            Channel::Webhook(u) => format!("webhook {}", redact_url(u)),
+            Channel::Slack(u) => format!("slack {}", redact_url(u)),
+            Channel::Alertmanager(u) => format!("alertmanager {}", redact_url(u)),
+            Channel::Email(e) => format!("email via {}", e.smtp),
+        }
+    }
+
+    /// A stable name for the outbox (`webhook:<url>`...). It holds the full URL, as the
+    /// configuration file does: never log it (use [`Channel::label`]).
     pub fn id(&self) -> String {
         match self {
             Channel::Webhook(u) => format!("webhook:{u}"),
@@ -212,15 +288,88 @@ pub(crate) async fn post_json(
         .send()
         .await
         .map_err(|e| DeliveryError::Http {
-            url: url.into(),
-            why: e.to_string(),
+            url: redact_url(url),
+            why: error_chain(&e.without_url()),
         })?;
     if r.status().is_success() {
         Ok(())
     } else {
         Err(DeliveryError::Http {
-            url: url.into(),
+            url: redact_url(url),
             why: format!("answered {}", r.status()),
         })
+    }
+}
+
+/// An error and its causes on one line ("connection refused" hides below reqwest's words).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_logs_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T00/B00/XXXXsecret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:9093/x?token=1"),
+            "http://127.0.0.1:9093/…"
+        );
+        let c = Channel::Slack("https://hooks.slack.com/services/T00/B00/XXXXsecret".into());
+        assert!(!c.label().contains("secret"));
+        assert!(
+            c.id().contains("secret"),
+            "the outbox id stays the full URL"
+        );
+    }
+
+    #[test]
+    fn alerts_configuration_defaults_and_typos() {
+        let c: AlertsConfig = toml::from_str("").unwrap();
+        assert_eq!(c, AlertsConfig::default());
+        assert_eq!(
+            (c.reminder_s, c.cert_expiry_days, c.refresh_expiry_days),
+            (3600, 30, 14)
+        );
+        let e = toml::from_str::<AlertsConfig>("reminders_s = 5").unwrap_err();
+        assert!(e.to_string().contains("reminders_s"), "{e}");
+        let c: AlertsConfig = toml::from_str(
+            "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n[[alertmanager]]\nurl = \"http://am:9093\"",
+        )
+        .unwrap();
+        assert_eq!(c.channels().len(), 2);
+        for (bad, says) in [
+            (
+                "[[slack]]\nurl = \"hooks.slack.com/services/T0/B0/secret\"",
+                "not an http(s) URL",
+            ),
+            ("[[webhook]]\nurl = \"ftp://x/y\"", "not an http(s) URL"),
+            (
+                "[[email]]\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = [\"c@d\"]",
+                "not host:port",
+            ),
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = []",
+                "at least one address",
+            ),
+        ] {
+            // The configuration loader shows the message (with the file and line).
+            let e = toml::from_str::<AlertsConfig>(bad).unwrap_err();
+            let e = e.message();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
     }
 }

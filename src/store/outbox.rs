@@ -1,5 +1,7 @@
 //! The alert outbox: alerts deduplicated by key, and each notice to each channel kept until it
-//! is delivered, so an alert survives a channel outage or a monitor restart.
+//! is delivered, so an alert survives a channel outage or a monitor restart. Notices of one alert
+//! reach one channel in the order they were written (a retried "firing" never arrives after its
+//! "resolved").
 
 use sqlx::Row;
 
@@ -13,6 +15,19 @@ pub struct PendingDelivery {
     pub channel: String,
     pub notice: Notice,
     pub attempts: i64,
+}
+
+fn pending(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<PendingDelivery> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(PendingDelivery {
+                id: r.get(0),
+                channel: r.get(1),
+                notice: serde_json::from_str(&r.get::<String, _>(2)).ok()?,
+                attempts: r.get(3),
+            })
+        })
+        .collect()
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -128,10 +143,34 @@ impl Store {
         Ok(true)
     }
 
-    /// Keys of firing alerts of a kind for a series (to resolve what a previous run left open).
-    pub async fn firing_alerts(&self, kind: &str) -> Result<Vec<Alert>, StoreError> {
-        let rows = sqlx::query("SELECT alert FROM alerts WHERE kind = ? AND state = 'firing'")
-            .bind(kind)
+    /// Resolves the firing alerts of `kind` whose key `keep` rejects (a renewed certificate, a
+    /// day or week that is over), saying why. Returns how many were resolved.
+    pub async fn resolve_firing_except(
+        &self,
+        kind: &str,
+        keep: impl Fn(&Alert) -> bool,
+        why: &str,
+        channels: &[String],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for a in self.firing_alerts(kind).await? {
+            if !keep(&a) {
+                let description = format!("{} {why}", a.description);
+                if self
+                    .resolve_alert(&a.key, now_ms, Some(description), channels, now_ms)
+                    .await?
+                {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every alert firing now, of any kind.
+    pub async fn all_firing_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query("SELECT alert FROM alerts WHERE state = 'firing' ORDER BY id")
             .fetch_all(self.pool())
             .await?;
         Ok(rows
@@ -140,31 +179,65 @@ impl Store {
             .collect())
     }
 
-    /// Queues reminders for alerts firing unnotified for `interval_ms`.
+    /// Keys of firing alerts of a kind for a series (to resolve what a previous run left open).
+    pub async fn firing_alerts(&self, kind: &str) -> Result<Vec<Alert>, StoreError> {
+        let rows =
+            sqlx::query("SELECT alert FROM alerts WHERE kind = ? AND state = 'firing' ORDER BY id")
+                .bind(kind)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.get::<String, _>(0)).ok())
+            .collect())
+    }
+
+    /// Queues reminders for alerts firing unnotified for `interval_ms(kind)` (0 or less: never).
+    /// Returns how many alerts were reminded.
     pub async fn queue_reminders(
         &self,
-        interval_ms: i64,
+        interval_ms: impl Fn(&str) -> i64,
         channels: &[String],
         now_ms: i64,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let rows = sqlx::query(
-            "SELECT key, alert FROM alerts WHERE state = 'firing' AND last_notified_at <= ?",
-        )
-        .bind(now_ms - interval_ms)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<_> =
+            sqlx::query("SELECT key, alert, kind, last_notified_at FROM alerts WHERE state = 'firing' ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    let every = interval_ms(&r.get::<String, _>(2));
+                    every > 0 && r.get::<i64, _>(3) <= now_ms - every
+                })
+                .collect();
         for r in &rows {
             let Ok(alert) = serde_json::from_str::<Alert>(&r.get::<String, _>(1)) else {
                 continue;
             };
+            // A channel that has not taken the previous notice yet gets no pile of reminders.
+            let key: String = r.get(0);
+            let mut idle = Vec::new();
+            for c in channels {
+                let pending: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM alert_deliveries WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL",
+                )
+                .bind(&key)
+                .bind(c)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+                if pending == 0 {
+                    idle.push(c.clone());
+                }
+            }
             Self::enqueue(
                 &mut tx,
                 &Notice {
                     event: Event::Reminder,
                     alert,
                 },
-                channels,
+                &idle,
                 now_ms,
             )
             .await?;
@@ -178,30 +251,43 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Notices due at `now_ms`, every channel, oldest first; a notice waits while an earlier
+    /// one of the same alert to the same channel is undelivered.
     pub async fn due_deliveries(
         &self,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, notice, attempts FROM alert_deliveries WHERE delivered_at IS NULL AND next_attempt_at <= ? \
-             ORDER BY id LIMIT ?",
+            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE delivered_at IS NULL AND next_attempt_at <= ? \
+             AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key AND p.channel = d.channel \
+             AND p.delivered_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
         )
         .bind(now_ms)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                Some(PendingDelivery {
-                    id: r.get(0),
-                    channel: r.get(1),
-                    notice: serde_json::from_str(&r.get::<String, _>(2)).ok()?,
-                    attempts: r.get(3),
-                })
-            })
-            .collect())
+        Ok(pending(&rows))
+    }
+
+    /// As [`Store::due_deliveries`], for one channel.
+    pub async fn due_deliveries_for(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE channel = ? AND delivered_at IS NULL \
+             AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key \
+             AND p.channel = d.channel AND p.delivered_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(pending(&rows))
     }
 
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
@@ -226,5 +312,148 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Dedup, resolution, ordering per channel and reminders, with explicit clock values.
+
+    use super::*;
+    use crate::alert::Severity;
+
+    async fn store(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("dispo-outbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Store::open(&dir.join("t.db")).await.unwrap()
+    }
+
+    fn alert(key: &str) -> Alert {
+        Alert {
+            key: key.into(),
+            kind: "interface_down".into(),
+            severity: Severity::Critical,
+            establishment: Some("13807".into()),
+            interface: Some("api".into()),
+            summary: "s".into(),
+            description: "d".into(),
+            starts_at_ms: 1_000,
+            ends_at_ms: None,
+        }
+    }
+
+    fn events(d: &[PendingDelivery]) -> Vec<(&str, &str)> {
+        d.iter()
+            .map(|d| (d.channel.as_str(), d.notice.event.as_str()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_alert_per_key_and_one_resolution() {
+        let s = store("dedup").await;
+        let ch = ["a".to_string(), "b".to_string()];
+        assert!(s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap());
+        assert!(!s.raise_alert(&alert("k"), &ch, 2_000).await.unwrap());
+        assert!(s.resolve_alert("k", 5_000, None, &ch, 5_000).await.unwrap());
+        assert!(!s.resolve_alert("k", 6_000, None, &ch, 6_000).await.unwrap());
+        // Resolved keys do not fire again (the episode is over).
+        assert!(!s.raise_alert(&alert("k"), &ch, 7_000).await.unwrap());
+        // Firing to a then b; the resolutions wait behind them.
+        let due = s.due_deliveries(10_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "firing"), ("b", "firing")]);
+        for d in &due {
+            s.mark_delivered(d.id, 10_000).await.unwrap();
+        }
+        let due = s.due_deliveries(10_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "resolved"), ("b", "resolved")]);
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(5_000));
+    }
+
+    #[tokio::test]
+    async fn a_retried_firing_goes_out_before_its_resolution() {
+        let s = store("order").await;
+        let ch = ["a".to_string()];
+        s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap();
+        let first = s.due_deliveries(1_000, 100).await.unwrap();
+        // Failed; retry at 9 000. The resolution is written at 2 000, due at once...
+        s.mark_failed(first[0].id, 9_000, "down").await.unwrap();
+        s.resolve_alert("k", 2_000, None, &ch, 2_000).await.unwrap();
+        // ...but nothing goes to `a` until the firing notice is through.
+        assert!(
+            s.due_deliveries_for("a", 5_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.due_deliveries_for("a", 9_000, 100).await.unwrap().len(),
+            1
+        );
+        assert!(
+            s.due_deliveries_for("b", 9_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.due_deliveries(5_000, 100).await.unwrap().is_empty());
+        let due = s.due_deliveries(9_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "firing")]);
+        assert_eq!(due[0].attempts, 1);
+        s.mark_delivered(due[0].id, 9_000).await.unwrap();
+        let due = s.due_deliveries(9_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "resolved")]);
+    }
+
+    #[tokio::test]
+    async fn reminders_at_the_interval_and_not_to_a_channel_still_behind() {
+        let s = store("remind").await;
+        let ch = ["a".to_string(), "b".to_string()];
+        s.raise_alert(&alert("k"), &ch, 0).await.unwrap();
+        for d in s.due_deliveries(0, 100).await.unwrap() {
+            if d.channel == "a" {
+                s.mark_delivered(d.id, 0).await.unwrap();
+            }
+        }
+        // Interval 60 s: nothing at 59.999 s, one at 60 s (only for `a`: `b` still holds the
+        // firing notice), none again until 120 s.
+        assert_eq!(s.queue_reminders(|_| 60_000, &ch, 59_999).await.unwrap(), 0);
+        assert_eq!(s.queue_reminders(|_| 60_000, &ch, 60_000).await.unwrap(), 1);
+        assert_eq!(
+            s.queue_reminders(|_| 60_000, &ch, 119_999).await.unwrap(),
+            0
+        );
+        let due = s.due_deliveries(60_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("b", "firing"), ("a", "reminder")]);
+        // Resolved alerts are not reminded.
+        s.resolve_alert("k", 100_000, None, &ch, 100_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.queue_reminders(|_| 60_000, &ch, 500_000).await.unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_alerts_of_a_kind_are_resolved() {
+        let s = store("stale").await;
+        let ch = ["a".to_string()];
+        s.raise_alert(&alert("old"), &ch, 0).await.unwrap();
+        s.raise_alert(&alert("new"), &ch, 0).await.unwrap();
+        let n = s
+            .resolve_firing_except("interface_down", |a| a.key == "new", "(renewed)", &ch, 50)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let firing: Vec<String> = s
+            .firing_alerts("interface_down")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.key)
+            .collect();
+        assert_eq!(firing, ["new"]);
+        assert_eq!(s.firing_alerts("probe_error").await.unwrap(), []);
     }
 }

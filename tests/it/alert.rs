@@ -255,6 +255,30 @@ to = ["oncall@bank.example"]
             .success()
     );
 
+    // Alertmanager took the resolution: its API lists only alerts whose `endsAt` is still ahead
+    // (a firing one is sent valid for five minutes), so the alert is gone once resolved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Value = reqwest::get(format!("http://127.0.0.1:{}/api/v2/alerts", am.port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let active = v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|a| a["labels"]["alertname"] == "dispo_interface_down")
+        });
+        if !active {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager still holds the alert after the resolution: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // The webhook got firing then resolved, for the same episode.
     let got = hooks.lock().unwrap().clone();
     let events: Vec<(&str, &str)> = got
