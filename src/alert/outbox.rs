@@ -2,7 +2,8 @@
 //! another channel's alert: twice a second it sends its notices that are due, in order; a
 //! failure is retried with exponential backoff (1 s, 2 s, 4 s ... at most 5 minutes), recorded
 //! on the notice (so a restarted monitor keeps the pace) and applied to the whole channel (a
-//! channel that is down is not asked again for each notice). Every minute, the Alertmanager
+//! channel that is down is not asked again for each notice); news about an alert (its
+//! resolution) brings its waiting notices forward, so they are tried again at once. Every minute, the Alertmanager
 //! loops re-send the alerts still firing, which Alertmanager otherwise lets lapse.
 
 use std::time::Duration;
