@@ -28,7 +28,7 @@ async fn main() {
         .iter()
         .map(|c| c.parse().unwrap())
         .collect();
-    ests.extend(["10548".parse().unwrap(), "40978".parse().unwrap()]);
+    ests.extend(["10548", "40978"].map(|c| c.parse::<dispo::domain::EstablishmentCode>().unwrap()));
     let store = Store::open(&dir.join("q.db")).await.unwrap();
     let spec = SynthSpec {
         observations: n,

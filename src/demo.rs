@@ -528,7 +528,7 @@ async fn tpp_fallback_use(
             status,
             latency_ms: status.map(|_| t.elapsed().as_secs_f64() * 1000.0),
             error_code: None,
-            request_id: rid,
+            request_id: rid.into(),
             outcome: Outcome::from_reply(status, None),
         }));
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Why a value from outside could not become a domain value.
@@ -39,23 +40,25 @@ pub enum DomainError {
 }
 
 /// A 5-digit establishment code (code établissement), e.g. `13807` for BPGO.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Five bytes, `Copy`: every observation carries one, and ten million of them must fit in memory.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EstablishmentCode(String);
+pub struct EstablishmentCode([u8; 5]);
 
 impl EstablishmentCode {
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII digits get in (see `from_str`).
+        std::str::from_utf8(&self.0).unwrap_or("?????")
     }
 }
 
 impl FromStr for EstablishmentCode {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(DomainError::Establishment(s.to_owned()))
+        match <[u8; 5]>::try_from(s.as_bytes()) {
+            Ok(b) if b.iter().all(|b| b.is_ascii_digit()) => Ok(Self(b)),
+            _ => Err(DomainError::Establishment(s.to_owned())),
         }
     }
 }
@@ -67,12 +70,17 @@ impl TryFrom<String> for EstablishmentCode {
 }
 impl From<EstablishmentCode> for String {
     fn from(c: EstablishmentCode) -> String {
-        c.0
+        c.as_str().to_owned()
     }
 }
 impl fmt::Display for EstablishmentCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+impl fmt::Debug for EstablishmentCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EstablishmentCode({:?})", self.as_str())
     }
 }
 
@@ -438,7 +446,7 @@ string_enum!(
 /// An open set: gateways name more services than the probes do.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Service(String);
+pub struct Service(CompactString);
 
 impl Service {
     pub const TOKEN: &'static str = "token";
@@ -462,7 +470,7 @@ impl FromStr for Service {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
-            Ok(Self(s.to_owned()))
+            Ok(Self(CompactString::new(s)))
         } else {
             Err(DomainError::Service(s.to_owned()))
         }
@@ -476,7 +484,7 @@ impl TryFrom<String> for Service {
 }
 impl From<Service> for String {
     fn from(s: Service) -> String {
-        s.0
+        s.0.into_string()
     }
 }
 impl fmt::Display for Service {
@@ -485,8 +493,9 @@ impl fmt::Display for Service {
     }
 }
 
-/// A TPP's organization identifier (`PSDFR-ACPR-12345`), as in its eIDAS certificate.
-pub type TppId = String;
+/// A TPP's organization identifier (`PSDFR-ACPR-12345`), as in its eIDAS certificate. Kept
+/// inline (no allocation) up to 24 bytes.
+pub type TppId = CompactString;
 
 /// Per-phase timings of a probe, in milliseconds, named as blackbox_exporter names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -511,8 +520,9 @@ pub struct Observation {
     pub status: Option<u16>,
     /// Sending the request to the last byte of the reply; `None` when no reply came.
     pub latency_ms: Option<f64>,
-    pub error_code: Option<String>,
-    pub request_id: String,
+    pub error_code: Option<CompactString>,
+    /// Inline up to 24 bytes; longer ones (UUIDs) on the heap.
+    pub request_id: CompactString,
     pub outcome: Outcome,
 }
 

@@ -95,7 +95,7 @@ impl Iterator for Synth {
         self.j += 1;
         let t = main_t;
         let e = (i % self.spec.establishments.len() as u64) as usize;
-        let est = self.spec.establishments[e].clone();
+        let est = self.spec.establishments[e];
         // Start new incidents now and then: per observation, tiny probabilities.
         let per_obs_scale = self.step_ms * self.spec.establishments.len() as f64 / 60_000.0;
         if t > self.outage_until[e] && self.rng.gen_bool((0.00004 * per_obs_scale).clamp(0.0, 1.0))
@@ -166,11 +166,14 @@ impl Iterator for Synth {
             interface,
             service: Service::new(service).expect("valid service"),
             source: Source::Log,
-            tpp: Some(tpp),
+            tpp: Some(tpp.into()),
             status,
             latency_ms: latency.map(|l| (l * 1000.0).round() / 1000.0),
-            error_code: code.clone(),
-            request_id: format!("syn-{:016x}", i ^ self.spec.seed.rotate_left(17)),
+            error_code: code.clone().map(Into::into),
+            request_id: compact_str::format_compact!(
+                "syn-{:016x}",
+                i ^ self.spec.seed.rotate_left(17)
+            ),
             outcome: Outcome::from_reply(status, code.as_deref()),
         };
         let mut s = StoredObservation::from(obs);
@@ -185,7 +188,7 @@ impl Synth {
         let status = (!fail).then_some(200);
         let obs = Observation {
             received_at_ms: t,
-            establishment: self.spec.establishments[e].clone(),
+            establishment: self.spec.establishments[e],
             interface: Interface::Api,
             service: Service::new(Service::CBPII).expect("valid service"),
             source: Source::Probe,
@@ -193,7 +196,10 @@ impl Synth {
             status,
             latency_ms: latency.map(|l| (l * 1000.0).round() / 1000.0),
             error_code: None,
-            request_id: format!("syn-{:016x}", i ^ self.spec.seed.rotate_left(17)),
+            request_id: compact_str::format_compact!(
+                "syn-{:016x}",
+                i ^ self.spec.seed.rotate_left(17)
+            ),
             outcome: Outcome::from_reply(status, None),
         };
         let mut s = StoredObservation::from(obs);

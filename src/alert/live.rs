@@ -113,7 +113,10 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
-        if replayed.contains(&(o.obs.establishment.to_string(), o.obs.request_id.clone())) {
+        if replayed.contains(&(
+            o.obs.establishment.to_string(),
+            o.obs.request_id.to_string(),
+        )) {
             continue;
         }
         let now = chrono::Utc::now().timestamp_millis();
@@ -177,7 +180,10 @@ impl Episodes {
         let mut seen = std::collections::HashSet::with_capacity(obs.len());
         for o in &obs {
             self.push(store, &o.obs, ids, now).await;
-            seen.insert((o.obs.establishment.to_string(), o.obs.request_id.clone()));
+            seen.insert((
+                o.obs.establishment.to_string(),
+                o.obs.request_id.to_string(),
+            ));
         }
         let open: Vec<String> = self.tracker.open_episodes().map(Episode::id).collect();
         self.stale = firing

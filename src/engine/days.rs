@@ -64,7 +64,7 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
             .collect();
         rows.push(DayFigures {
             date: *date,
-            establishment: s.establishment.clone(),
+            establishment: *s.establishment,
             interface: s.interface,
             seconds_in_day,
             downtime_s,

@@ -28,13 +28,13 @@ pub fn detect(
     let probed: std::collections::BTreeSet<_> = sorted
         .iter()
         .filter(|o| o.source == Source::Probe)
-        .map(|o| (o.establishment.clone(), o.interface))
+        .map(|o| (o.establishment, o.interface))
         .collect();
     for still in tracker.finish() {
         let mut ep = still.episode;
         let mut end = period_end_ms;
         if let Some(mon) = monitored
-            && probed.contains(&(ep.establishment.clone(), ep.interface))
+            && probed.contains(&(ep.establishment, ep.interface))
         {
             let t = still.last_failure_ms;
             let cut = mon

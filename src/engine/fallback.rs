@@ -34,7 +34,7 @@ pub fn classify(
                 && t <= e.end_ms + grace_ms
         });
         let e = acc
-            .entry((local_date(tz, t), o.establishment.clone(), o.tpp.clone()))
+            .entry((local_date(tz, t), o.establishment, o.tpp.clone()))
             .or_default();
         if justified {
             e.0 += 1;

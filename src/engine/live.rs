@@ -72,14 +72,15 @@ impl EpisodeTracker {
         let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
         let st = self
             .series
-            .entry((o.establishment.clone(), o.interface))
+            .entry((o.establishment, o.interface))
             .or_default();
         if failure {
             st.last_failure_ms = o.received_at_ms;
             if st.open.is_some() {
                 return None;
             }
-            st.run.push_back((o.received_at_ms, o.request_id.clone()));
+            st.run
+                .push_back((o.received_at_ms, o.request_id.to_string()));
             if st.run.len() > n {
                 st.run.pop_front();
             }
@@ -88,7 +89,7 @@ impl EpisodeTracker {
             // after the first: sliding over the run finds them in order.
             if st.run.len() == n && last - first <= window {
                 let ep = Episode {
-                    establishment: o.establishment.clone(),
+                    establishment: o.establishment,
                     interface: o.interface,
                     start_ms: first,
                     end_ms: o.received_at_ms,
@@ -110,7 +111,7 @@ impl EpisodeTracker {
                 .unwrap_or(o.received_at_ms)
                 .max(ep.start_ms);
             ep.open = false;
-            ep.ended_by = Some(o.request_id.clone());
+            ep.ended_by = Some(o.request_id.to_string());
             Some(LiveEvent::Closed(ep))
         }
     }

@@ -355,7 +355,7 @@ pub fn compute(
     let mut series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> = BTreeMap::new();
     for o in &sorted {
         series
-            .entry((o.establishment.clone(), o.interface))
+            .entry((o.establishment, o.interface))
             .or_default()
             .push(o);
     }
@@ -368,7 +368,7 @@ pub fn compute(
     let mut maint_cache: BTreeMap<EstablishmentCode, Vec<intervals::Span>> = BTreeMap::new();
     let mut maint = |e: &EstablishmentCode| -> Vec<intervals::Span> {
         maint_cache
-            .entry(e.clone())
+            .entry(*e)
             .or_insert_with(|| {
                 maintenance::spans(&settings.maintenance, tz, e, period.from, period.to)
             })

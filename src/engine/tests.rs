@@ -337,7 +337,7 @@ fn failures_from_several_tpps_count_together() {
                 None,
                 0.0,
             );
-            o.tpp = Some(format!("PSDFR-ACPR-1000{i}"));
+            o.tpp = Some(format!("PSDFR-ACPR-1000{i}").into());
             o.source = Source::Log;
             o
         })

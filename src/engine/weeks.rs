@@ -46,7 +46,7 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
     let mut acc: BTreeMap<(EstablishmentCode, NaiveDate, Interface), Acc> = BTreeMap::new();
     for d in days {
         if d.interface == Interface::Api || d.interface.is_customer() {
-            acc.entry((d.establishment.clone(), monday_of(d.date), d.interface))
+            acc.entry((d.establishment, monday_of(d.date), d.interface))
                 .or_default()
                 .add(d);
         }
@@ -70,10 +70,7 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
             .collect();
         let customer: BTreeMap<Interface, f64> = [Interface::PsuWeb, Interface::PsuApp]
             .into_iter()
-            .filter_map(|ci| {
-                acc.get(&(est.clone(), *monday, ci))
-                    .map(|c| (ci, c.uptime_pct()))
-            })
+            .filter_map(|ci| acc.get(&(*est, *monday, ci)).map(|c| (ci, c.uptime_pct())))
             .collect();
         let mut misses = Vec::new();
         if uptime < targets.uptime_pct {
@@ -127,7 +124,7 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
         out.push(WeekWatch {
             week: iso_week_label(*monday),
             monday: *monday,
-            establishment: est.clone(),
+            establishment: *est,
             seconds: a.seconds,
             uptime_pct: uptime,
             error_rate_pct: error_rate,

@@ -352,7 +352,7 @@ fn usage(stored: &[StoredObservation], settings: &Settings, l: Lang) -> Table {
                 c.0 += 1;
             }
             if let Some(tpp) = &o.obs.tpp {
-                c.1.insert(tpp.clone());
+                c.1.insert(tpp.to_string());
             }
         }
     }

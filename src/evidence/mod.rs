@@ -95,7 +95,7 @@ pub struct EpisodeId {
 impl EpisodeId {
     pub fn of(e: &Episode) -> Self {
         Self {
-            establishment: e.establishment.clone(),
+            establishment: e.establishment,
             interface: e.interface,
             start_ms: e.start_ms,
         }

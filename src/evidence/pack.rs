@@ -64,8 +64,8 @@ pub struct PackOutcome {
 pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, EvidenceError> {
     let tz = req.settings.tz;
     let filter: Vec<EstablishmentCode> = match (&req.selection, &req.establishment) {
-        (Selection::Episode(id), _) => vec![id.establishment.clone()],
-        (_, Some(e)) => vec![e.clone()],
+        (Selection::Episode(id), _) => vec![id.establishment],
+        (_, Some(e)) => vec![*e],
         _ => Vec::new(),
     };
     let (kpis, episodes) = match &req.selection {
@@ -296,7 +296,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn request_cells(o: &StoredObservation) -> Vec<String> {
     vec![
         rfc3339(o.obs.received_at_ms),
-        o.obs.request_id.clone(),
+        o.obs.request_id.to_string(),
         o.obs.service.to_string(),
         opt(o.obs.tpp.as_deref()),
         opt(o.obs.status),
@@ -380,7 +380,7 @@ fn write_observations_csv(dir: &Path, ctx: &[StoredObservation]) -> Result<PathB
             opt(b.status),
             opt(b.latency_ms),
             opt(b.error_code.as_deref()),
-            b.request_id.clone(),
+            b.request_id.to_string(),
             b.outcome.to_string(),
             o.error_text.as_deref().map(redact).unwrap_or_default(),
             opt(o.no_reply_kind),
@@ -403,7 +403,7 @@ fn days_around(
         let mut d = local_date(e.start_ms, tz) - chrono::Days::new(1);
         let last = local_date(e.end_ms, tz) + chrono::Days::new(1);
         while d <= last {
-            out.insert((e.establishment.clone(), d));
+            out.insert((e.establishment, d));
             d = d + chrono::Days::new(1);
         }
     }
@@ -423,7 +423,7 @@ fn write_fallback_csv(
         .map_err(&e_)?;
     let days = days_around(episodes, tz);
     for f in &kpis.fallback {
-        if days.contains(&(f.establishment.clone(), f.date)) {
+        if days.contains(&(f.establishment, f.date)) {
             w.write_record([
                 f.date.to_string(),
                 f.establishment.to_string(),
@@ -674,7 +674,8 @@ fn write_summary(
             let k = o
                 .obs
                 .tpp
-                .clone()
+                .as_ref()
+                .map(|t| t.to_string())
                 .unwrap_or_else(|| l.t("(non identifié)", "(not identified)").to_string());
             let c = tpps.entry(k).or_default();
             c.0 += 1;
@@ -720,7 +721,8 @@ fn write_summary(
             let k = o
                 .obs
                 .tpp
-                .clone()
+                .as_ref()
+                .map(|t| t.to_string())
                 .unwrap_or_else(|| l.t("(non identifié)", "(not identified)").to_string());
             fb.entry(k).or_default()[slot] += 1;
         }
@@ -758,7 +760,7 @@ fn write_summary(
         let rows: Vec<Vec<String>> = kpis
             .fallback
             .iter()
-            .filter(|f| days.contains(&(f.establishment.clone(), f.date)))
+            .filter(|f| days.contains(&(f.establishment, f.date)))
             .map(|f| {
                 vec![
                     f.date.to_string(),

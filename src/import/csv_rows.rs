@@ -145,11 +145,11 @@ impl<R: BufRead> CsvRows<R> {
             interface,
             service,
             source,
-            tpp,
+            tpp: tpp.map(Into::into),
             status,
             latency_ms,
-            error_code,
-            request_id,
+            error_code: error_code.map(Into::into),
+            request_id: request_id.into(),
             outcome,
         });
         so.error_text = error_text;

@@ -199,11 +199,7 @@ impl Mapping {
             .ok_or_else(|| format!("missing request id field {:?}", f.request_id))?;
         let establishment = match opt_text(v, &f.establishment) {
             Some(s) => s.parse::<EstablishmentCode>().map_err(|e| e.to_string())?,
-            None => self
-                .defaults
-                .establishment
-                .clone()
-                .ok_or("missing establishment")?,
+            None => self.defaults.establishment.ok_or("missing establishment")?,
         };
         let fallback = opt_field(v, &f.fallback).map(truthy).unwrap_or(false);
         let interface = if fallback {
@@ -270,11 +266,11 @@ impl Mapping {
             interface,
             service,
             source,
-            tpp,
+            tpp: tpp.map(Into::into),
             status,
             latency_ms,
-            error_code,
-            request_id,
+            error_code: error_code.map(Into::into),
+            request_id: request_id.into(),
             outcome,
         });
         so.error_text = error_text;

@@ -66,7 +66,7 @@ pub async fn run(
         let mut targets = BTreeMap::new();
         for e in &cfg.establishments {
             targets.insert(
-                e.code.clone(),
+                e.code,
                 Target::new(e.clone(), cfg.monitor.reuse_connections)?,
             );
         }

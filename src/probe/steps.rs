@@ -163,16 +163,16 @@ fn observation(
     StoredObservation {
         obs: Observation {
             received_at_ms: at_ms,
-            establishment: t.est.code.clone(),
+            establishment: t.est.code,
             interface,
             service: Service::new(service)
                 .unwrap_or_else(|_| Service::new("other").expect("valid")),
             source: Source::Probe,
-            tpp: Some(t.est.client_id.clone()),
+            tpp: Some(t.est.client_id.as_str().into()),
             status,
             latency_ms: latency,
-            error_code,
-            request_id: rid,
+            error_code: error_code.map(Into::into),
+            request_id: rid.into(),
             outcome,
         },
         error_text: error_text.map(|s| s.chars().take(500).collect()),
@@ -457,7 +457,7 @@ async fn token_exchange(
             Ok(tr) if !tr.access_token.is_empty() => {
                 let expires_at_ms = tr.expires_in.map(|s| at + s as i64 * 1000);
                 out.tokens.push(TokenEvent {
-                    establishment: t.est.code.clone(),
+                    establishment: t.est.code,
                     grant,
                     scope: scope.into(),
                     obtained_at_ms: at,

@@ -92,7 +92,7 @@ pub fn usage(obs: &[StoredObservation], tz: chrono_tz::Tz) -> FrameResult<DataFr
         "establishment" => ok.iter().map(|o| o.obs.establishment.to_string()).collect::<Vec<_>>(),
         "interface" => ok.iter().map(|o| o.obs.interface.to_string()).collect::<Vec<_>>(),
         "service" => ok.iter().map(|o| o.obs.service.to_string()).collect::<Vec<_>>(),
-        "tpp" => ok.iter().map(|o| o.obs.tpp.clone().unwrap_or_default()).collect::<Vec<_>>(),
+        "tpp" => ok.iter().map(|o| o.obs.tpp.as_deref().unwrap_or_default()).collect::<Vec<&str>>(),
     )?;
     frame
         .lazy()

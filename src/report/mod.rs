@@ -236,7 +236,7 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         .flat_map(|d| d.latency.keys().cloned())
         .collect();
     let establishments: BTreeSet<EstablishmentCode> =
-        kpis.days.iter().map(|d| d.establishment.clone()).collect();
+        kpis.days.iter().map(|d| d.establishment).collect();
     let publication = Publication {
         summary: frames::period_summary(&days_df)?,
         bank_daily: frames::bank_daily(&days_df)?,

@@ -131,12 +131,12 @@ impl Store {
                     .push_bind(o.interface.as_str())
                     .push_bind(o.service.as_str().to_owned())
                     .push_bind(o.source.as_str())
-                    .push_bind(o.tpp.clone())
+                    .push_bind(o.tpp.as_deref())
                     .push_bind(o.status.map(i64::from))
                     .push_bind(o.latency_ms)
-                    .push_bind(o.error_code.clone())
+                    .push_bind(o.error_code.as_deref())
                     .push_bind(r.error_text.clone())
-                    .push_bind(o.request_id.clone())
+                    .push_bind(o.request_id.as_str())
                     .push_bind(o.outcome.as_str())
                     .push_bind(r.no_reply_kind.map(|k| k.as_str()))
                     .push_bind(r.probe_id.clone())
@@ -330,11 +330,13 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
             interface: Interface::from_str(&parse("interface")?).map_err(bad)?,
             service: Service::from_str(&parse("service")?).map_err(bad)?,
             source: Source::from_str(&parse("source")?).map_err(bad)?,
-            tpp: r.try_get("tpp")?,
+            tpp: r.try_get::<Option<String>, _>("tpp")?.map(Into::into),
             status: status.map(|s| s as u16),
             latency_ms: r.try_get("latency_ms")?,
-            error_code: r.try_get("error_code")?,
-            request_id: r.try_get("request_id")?,
+            error_code: r
+                .try_get::<Option<String>, _>("error_code")?
+                .map(Into::into),
+            request_id: r.try_get::<String, _>("request_id")?.into(),
             outcome: Outcome::from_str(&parse("outcome")?).map_err(bad)?,
         },
         error_text: r.try_get("error_text")?,
