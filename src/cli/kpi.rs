@@ -129,15 +129,18 @@ async fn load_db(
             None => (0, 0),
         },
     };
-    let rows = store.load_observations(from_ms, to_ms, &[]).await?;
+    let rows = store
+        .load_for_counting(from_ms, to_ms, &[])
+        .await?
+        .observations;
     let span = rows
         .first()
         .zip(rows.last())
-        .map(|(a, b)| (a.obs.received_at_ms, b.obs.received_at_ms));
+        .map(|(a, b)| (a.received_at_ms, b.received_at_ms));
     let monitored = store.monitored_intervals(from_ms, to_ms).await?;
     Ok((
         EngineInput {
-            observations: rows.into_iter().map(|r| r.obs).collect(),
+            observations: rows,
             monitored,
         },
         span,

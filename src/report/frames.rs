@@ -6,8 +6,8 @@
 
 use polars::prelude::*;
 
+use crate::domain::{Observation, Outcome};
 use crate::engine::DayFigures;
-use crate::store::StoredObservation;
 
 pub type FrameResult<T> = Result<T, PolarsError>;
 
@@ -82,17 +82,34 @@ pub fn bank_daily(days: &DataFrame) -> FrameResult<DataFrame> {
 }
 
 /// Successful calls and distinct TPPs per establishment, interface and service over the period.
-pub fn usage(obs: &[StoredObservation], tz: chrono_tz::Tz) -> FrameResult<DataFrame> {
-    let ok: Vec<&StoredObservation> = obs
-        .iter()
-        .filter(|o| o.obs.outcome == crate::domain::Outcome::Ok)
-        .collect();
+///
+/// The observations (time-ordered) are first counted per establishment, interface, service, TPP
+/// and quarter of an hour (every zone's offset is a whole number of quarters, so a quarter of an
+/// hour lies in one local day): a quarter of ten million rows becomes a frame of some thousands,
+/// which polars then turns into local days and aggregates.
+pub fn usage(obs: &[Observation], tz: chrono_tz::Tz) -> FrameResult<DataFrame> {
+    const QUARTER_HOUR_MS: i64 = 900_000;
+    type Key<'a> = (&'a str, &'static str, &'a str, &'a str, i64);
+    let mut counts: std::collections::HashMap<Key<'_>, u32> = std::collections::HashMap::new();
+    for o in obs.iter().filter(|o| o.outcome == Outcome::Ok) {
+        let key = (
+            o.establishment.as_str(),
+            o.interface.as_str(),
+            o.service.as_str(),
+            o.tpp.as_deref().unwrap_or_default(),
+            o.received_at_ms.div_euclid(QUARTER_HOUR_MS) * QUARTER_HOUR_MS,
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut rows: Vec<(Key<'_>, u32)> = counts.into_iter().collect();
+    rows.sort_unstable();
     let frame = df!(
-        "received_at" => ok.iter().map(|o| o.obs.received_at_ms).collect::<Vec<i64>>(),
-        "establishment" => ok.iter().map(|o| o.obs.establishment.to_string()).collect::<Vec<_>>(),
-        "interface" => ok.iter().map(|o| o.obs.interface.to_string()).collect::<Vec<_>>(),
-        "service" => ok.iter().map(|o| o.obs.service.to_string()).collect::<Vec<_>>(),
-        "tpp" => ok.iter().map(|o| o.obs.tpp.as_deref().unwrap_or_default()).collect::<Vec<&str>>(),
+        "establishment" => rows.iter().map(|r| r.0.0).collect::<Vec<&str>>(),
+        "interface" => rows.iter().map(|r| r.0.1).collect::<Vec<&str>>(),
+        "service" => rows.iter().map(|r| r.0.2).collect::<Vec<&str>>(),
+        "tpp" => rows.iter().map(|r| r.0.3).collect::<Vec<&str>>(),
+        "received_at" => rows.iter().map(|r| r.0.4).collect::<Vec<i64>>(),
+        "calls" => rows.iter().map(|r| r.1).collect::<Vec<u32>>(),
     )?;
     frame
         .lazy()
@@ -110,7 +127,10 @@ pub fn usage(obs: &[StoredObservation], tz: chrono_tz::Tz) -> FrameResult<DataFr
         )
         .group_by([col("establishment"), col("interface"), col("service")])
         .agg([
-            col("received_at").count().alias("successful_calls"),
+            col("calls")
+                .sum()
+                .cast(DataType::UInt32)
+                .alias("successful_calls"),
             col("tpp").n_unique().alias("tpps"),
             col("day").n_unique().alias("days_with_traffic"),
         ])

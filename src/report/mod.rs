@@ -192,11 +192,13 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         time::day_start_ms(tz, req.period.to),
     );
     // An hour before the period too, so a failure run that began just before is seen whole.
-    let stored = store
-        .load_observations(from_ms - 3_600_000, to_ms, &req.establishments)
+    let loaded = store
+        .load_for_counting(from_ms - 3_600_000, to_ms, &req.establishments)
         .await?;
-    let first = stored.partition_point(|o| o.obs.received_at_ms < from_ms);
-    let observations = stored.len() - first;
+    let first = loaded
+        .observations
+        .partition_point(|o| o.received_at_ms < from_ms);
+    let observations = loaded.observations.len() - first;
     if observations == 0 {
         let filter = if req.establishments.is_empty() {
             String::new()
@@ -216,15 +218,16 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
             filter,
         });
     }
-    // What needs the stored rows is taken first; then the observations move into the engine
-    // rather than being copied (a quarter can hold millions).
-    let usage = frames::usage(&stored[first..], tz)?;
-    let synthetic = stored[first..].iter().any(|o| o.synthetic);
+    let usage = frames::usage(&loaded.observations[first..], tz)?;
+    // Synthetic rows in the hour before the period count too: they shaped its first episodes.
+    let synthetic = loaded.synthetic;
     let monitored = store
         .monitored_intervals(from_ms - 3_600_000, to_ms)
         .await?;
+    // The observations move into the engine rather than being copied (a quarter can hold
+    // millions).
     let input = EngineInput {
-        observations: stored.into_iter().map(|s| s.obs).collect(),
+        observations: loaded.observations,
         monitored,
     };
     let kpis = engine::compute(&input, req.period, &req.settings)?;

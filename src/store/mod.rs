@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 mod outbox;
+pub mod scan;
 mod tokens;
 
 pub use outbox::PendingDelivery;
@@ -34,6 +35,8 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("cannot read database {path}: {why}")]
+    Raw { path: String, why: String },
     #[error("row {id} of table {table} holds a bad value: {source}")]
     BadRow {
         table: &'static str,
@@ -71,6 +74,7 @@ impl From<Observation> for StoredObservation {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 /// Columns bound per observation row in a multi-row INSERT.
@@ -104,7 +108,10 @@ impl Store {
                 path: shown,
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -203,6 +210,23 @@ impl Store {
             out.push(row_to_observation(&r)?);
         }
         Ok(out)
+    }
+
+    /// What the engine counts from, for `[from_ms, to_ms)`: the lean read of [`scan`], on a
+    /// blocking thread.
+    pub async fn load_for_counting(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        establishments: &[EstablishmentCode],
+    ) -> Result<scan::CountingRows, StoreError> {
+        let (path, ests) = (self.path.clone(), establishments.to_vec());
+        tokio::task::spawn_blocking(move || scan::read(&path, from_ms, to_ms, &ests))
+            .await
+            .map_err(|e| StoreError::Raw {
+                path: self.path.display().to_string(),
+                why: format!("the reading thread failed: {e}"),
+            })?
     }
 
     /// The earliest and latest `received_at` in the store, if any.

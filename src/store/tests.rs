@@ -109,3 +109,64 @@ async fn heartbeats_give_merged_monitored_intervals() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_lean_read_gives_what_the_full_read_gives() {
+    let store = Store::open(&temp_db("scan")).await.unwrap();
+    let mut rows = vec![
+        obs(1_000, "b", Some(200)),
+        obs(1_000, "a", None),
+        obs(2_000, "c", Some(503)),
+        obs(3_000, "d", Some(200)),
+    ];
+    rows[2].obs.error_code = Some("INTE".into());
+    rows[3].obs.establishment = "10807".parse().unwrap();
+    rows[3].obs.tpp = None;
+    // A UUID, longer than the inline size of the string type.
+    rows[3].obs.request_id = "0f8fad5b-d9cb-469f-a165-70867728950e".into();
+    store.insert_observations(&rows).await.unwrap();
+    let full: Vec<Observation> = store
+        .load_observations(0, 10_000, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.obs)
+        .collect();
+    let mut lean = store.load_for_counting(0, 10_000, &[]).await.unwrap();
+    assert!(!lean.synthetic);
+    // Only time order is promised; the engine breaks ties itself.
+    lean.observations
+        .sort_by(|a, b| (a.received_at_ms, &a.request_id).cmp(&(b.received_at_ms, &b.request_id)));
+    assert_eq!(lean.observations, full);
+    // Half-open period and the establishment filter, as in the full read.
+    let some = store
+        .load_for_counting(1_000, 3_000, &["13807".parse().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(some.observations.len(), 3);
+    let other = store
+        .load_for_counting(0, 10_000, &["10807".parse().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(other.observations.len(), 1);
+    assert_eq!(other.observations[0], rows[3].obs);
+}
+
+#[tokio::test]
+async fn the_lean_read_names_a_bad_row() {
+    let store = Store::open(&temp_db("scan-bad")).await.unwrap();
+    store
+        .insert_observations(&[obs(1_000, "a", Some(200))])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE observations SET interface = 'teletype'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.load_for_counting(0, 10_000, &[]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("row 1 of table observations")
+            && err.to_string().contains("teletype"),
+        "{err}"
+    );
+}
