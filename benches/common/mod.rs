@@ -22,6 +22,12 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Resets this process's peak RSS to its current RSS (Linux `clear_refs` 5), so a later
+/// [`peak_rss_mb`] measures one stage rather than the set-up before it.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Rows from `DISPO_BENCH_ROWS` (underscores allowed), else the default.
 pub fn rows(default: u64) -> u64 {
     std::env::var("DISPO_BENCH_ROWS")

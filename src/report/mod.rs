@@ -95,6 +95,8 @@ pub struct ReportRequest {
 pub struct ReportOutputs {
     pub dir: PathBuf,
     pub files: Vec<PathBuf>,
+    /// Observations of the period counted.
+    pub observations: usize,
 }
 
 /// Everything the outputs show, computed once.
@@ -265,7 +267,11 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     files.extend(charts::write_all(&publication, &dir.join("charts"))?);
     files.push(xlsx::write(&publication, &dir)?);
     files.push(html::write(&publication, &dir)?);
-    Ok(ReportOutputs { dir, files })
+    Ok(ReportOutputs {
+        dir,
+        files,
+        observations,
+    })
 }
 
 /// `2024-07-01` → `01/07/2024` in French, ISO in English.
