@@ -41,11 +41,13 @@ async fn main() {
     for o in Synth::new(spec) {
         batch.push(o);
         if batch.len() == 50_000 {
-            store.insert_observations(&batch).await.unwrap();
-            batch.clear();
+            store
+                .insert_observations(std::mem::replace(&mut batch, Vec::with_capacity(50_000)))
+                .await
+                .unwrap();
         }
     }
-    store.insert_observations(&batch).await.unwrap();
+    store.insert_observations(batch).await.unwrap();
     drop(store);
     let store = Store::open(&dir.join("q.db")).await.unwrap();
     let rss0 = common::peak_rss_mb();

@@ -453,11 +453,12 @@ pub async fn run(
         for o in crate::synth::Synth::new(spec) {
             batch.push(o);
             if batch.len() == 20_000 {
-                qstore.insert_observations(&batch).await?;
-                batch.clear();
+                qstore
+                    .insert_observations(std::mem::replace(&mut batch, Vec::with_capacity(20_000)))
+                    .await?;
             }
         }
-        qstore.insert_observations(&batch).await?;
+        qstore.insert_observations(batch).await?;
         let req = crate::report::ReportRequest {
             period: qperiod,
             label,
@@ -533,6 +534,6 @@ async fn tpp_fallback_use(
         }));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    store.insert_observations(&rows).await?;
+    store.insert_observations(rows).await?;
     Ok(())
 }

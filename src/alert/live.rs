@@ -804,7 +804,7 @@ mod tests {
         let rows: Vec<StoredObservation> = (0..12)
             .map(|i| obs(start + i * 5_000, &format!("f{i}"), Interface::Api, None).into())
             .collect();
-        s.insert_observations(&rows).await.unwrap();
+        s.insert_observations(&rows[..]).await.unwrap();
         let mut first = Episodes::new(&Settings::default());
         for r in &rows {
             first.push(&s, &r.obs, &ch, now).await;
@@ -868,7 +868,7 @@ mod tests {
             .enumerate()
             .map(|(i, at)| obs(at, &format!("fb{i}"), Interface::Fallback, Some(200)).into())
             .collect();
-        s.insert_observations(&rows).await.unwrap();
+        s.insert_observations(&rows[..]).await.unwrap();
         let settings = Settings::default();
         let mut a = AlertsConfig {
             unjustified_fallback_per_day: 3,

@@ -73,11 +73,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             for o in rows {
                 batch.push(o);
                 if batch.len() == 20_000 {
-                    added += store.insert_observations(&batch).await?;
-                    batch.clear();
+                    added += store
+                        .insert_observations(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(20_000),
+                        ))
+                        .await?;
                 }
             }
-            added += store.insert_observations(&batch).await?;
+            added += store.insert_observations(batch).await?;
             println!("{added} synthetic observations added to {}", db.display());
         }
         (None, None) => bail!("give --out FILE.csv or --db FILE"),

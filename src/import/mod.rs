@@ -337,10 +337,11 @@ async fn import_one(
 
     let mut insert_error = None;
     while let Some(Msg::Batch(batch)) = rx.recv().await {
-        match store.insert_observations(&batch).await {
+        let n = batch.len() as u64;
+        match store.insert_observations(batch).await {
             Ok(added) => {
                 file.added += added;
-                file.already_present += batch.len() as u64 - added;
+                file.already_present += n - added;
             }
             Err(e) => {
                 insert_error = Some(ImportError::Store(e));

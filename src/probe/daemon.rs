@@ -116,7 +116,7 @@ pub async fn run(
                     let tokens: Vec<_> = batch.iter().flat_map(|r| r.tokens.clone()).collect();
                     // A failed write is retried: nothing recorded is dropped while the monitor runs.
                     let mut attempt = 0u32;
-                    while let Err(e) = store.insert_observations(&obs).await {
+                    while let Err(e) = store.insert_observations(&obs[..]).await {
                         attempt += 1;
                         tracing::error!(error = %e, attempt, "cannot write observations; retrying");
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))

@@ -8,11 +8,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+mod bulk;
 mod outbox;
+mod raw;
 pub mod scan;
 mod tokens;
 
@@ -77,11 +80,6 @@ pub struct Store {
     path: std::path::PathBuf,
 }
 
-/// Columns bound per observation row in a multi-row INSERT.
-const OBS_COLUMNS: usize = 21;
-/// SQLite allows 32 766 bound parameters per statement.
-const ROWS_PER_STATEMENT: usize = 32_766 / OBS_COLUMNS;
-
 impl Store {
     /// Opens (creating if missing) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -120,45 +118,18 @@ impl Store {
 
     /// Inserts observations in one transaction; rows already present (same request id, time and
     /// establishment) are skipped. Returns how many rows were new.
-    pub async fn insert_observations(&self, rows: &[StoredObservation]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::new(
-                "INSERT OR IGNORE INTO observations (received_at, establishment, interface, service, \
-                 source, tpp, status, latency_ms, error_code, error_text, request_id, outcome, \
-                 no_reply_kind, probe_id, resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, \
-                 synthetic, id) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                let o = &r.obs;
-                let p = r.phases;
-                b.push_bind(o.received_at_ms)
-                    .push_bind(o.establishment.as_str().to_owned())
-                    .push_bind(o.interface.as_str())
-                    .push_bind(o.service.as_str().to_owned())
-                    .push_bind(o.source.as_str())
-                    .push_bind(o.tpp.as_deref())
-                    .push_bind(o.status.map(i64::from))
-                    .push_bind(o.latency_ms)
-                    .push_bind(o.error_code.as_deref())
-                    .push_bind(r.error_text.clone())
-                    .push_bind(o.request_id.as_str())
-                    .push_bind(o.outcome.as_str())
-                    .push_bind(r.no_reply_kind.map(|k| k.as_str()))
-                    .push_bind(r.probe_id.clone())
-                    .push_bind(p.map(|p| p.resolve_ms))
-                    .push_bind(p.map(|p| p.connect_ms))
-                    .push_bind(p.map(|p| p.tls_ms))
-                    .push_bind(p.map(|p| p.processing_ms))
-                    .push_bind(p.map(|p| p.transfer_ms))
-                    .push_bind(r.synthetic)
-                    .push_bind(None::<i64>);
-            });
-            added += qb.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(added)
+    pub async fn insert_observations(
+        &self,
+        rows: impl Into<Arc<[StoredObservation]>>,
+    ) -> Result<u64, StoreError> {
+        let rows = rows.into();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || bulk::insert(&path, &rows))
+            .await
+            .map_err(|e| StoreError::Raw {
+                path: self.path.display().to_string(),
+                why: format!("the inserting thread stopped: {e}"),
+            })?
     }
 
     /// Observations received in `[from_ms, to_ms)`, optionally only for some establishments,

@@ -45,14 +45,14 @@ fn obs(at: i64, rid: &str, status: Option<u16>) -> StoredObservation {
 #[tokio::test]
 async fn observations_round_trip_and_duplicates_are_skipped() {
     let store = Store::open(&temp_db("rt")).await.unwrap();
-    let rows = vec![
+    let rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
         obs(2_000, "c", Some(503)),
     ];
-    assert_eq!(store.insert_observations(&rows).await.unwrap(), 3);
+    assert_eq!(store.insert_observations(&rows[..]).await.unwrap(), 3);
     // The same rows again add nothing: imports are idempotent.
-    assert_eq!(store.insert_observations(&rows).await.unwrap(), 0);
+    assert_eq!(store.insert_observations(&rows[..]).await.unwrap(), 0);
     let back = store.load_observations(0, 10_000, &[]).await.unwrap();
     // Ordered by (received_at, request_id): "a" before "b" at the same millisecond.
     let ids: Vec<_> = back.iter().map(|r| r.obs.request_id.as_str()).collect();
@@ -113,7 +113,7 @@ async fn heartbeats_give_merged_monitored_intervals() {
 #[tokio::test]
 async fn the_lean_read_gives_what_the_full_read_gives() {
     let store = Store::open(&temp_db("scan")).await.unwrap();
-    let mut rows = vec![
+    let mut rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
         obs(2_000, "c", Some(503)),
@@ -124,7 +124,7 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
     rows[3].obs.tpp = None;
     // A UUID, longer than the inline size of the string type.
     rows[3].obs.request_id = "0f8fad5b-d9cb-469f-a165-70867728950e".into();
-    store.insert_observations(&rows).await.unwrap();
+    store.insert_observations(&rows[..]).await.unwrap();
     let full: Vec<Observation> = store
         .load_observations(0, 10_000, &[])
         .await
@@ -156,7 +156,7 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
 async fn the_lean_read_names_a_bad_row() {
     let store = Store::open(&temp_db("scan-bad")).await.unwrap();
     store
-        .insert_observations(&[obs(1_000, "a", Some(200))])
+        .insert_observations([obs(1_000, "a", Some(200))])
         .await
         .unwrap();
     sqlx::query("UPDATE observations SET interface = 'teletype'")
