@@ -54,7 +54,7 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
                 Outcome::AspspError | Outcome::Unexpected => bank_errors += 1,
                 _ => {}
             }
-            if let (Some(l), true) = (o.latency_ms, o.outcome != Outcome::NoReply) {
+            if let Some(l) = timed(o) {
                 lat.entry(&o.service).or_default().push(l);
             }
         }
@@ -84,6 +84,28 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
         });
     }
     rows
+}
+
+/// The response time a reply counts with: every reply but a probe's own error and a no-reply.
+fn timed(o: &Observation) -> Option<f64> {
+    match o.outcome {
+        Outcome::ProbeError | Outcome::NoReply => None,
+        _ => o.latency_ms,
+    }
+}
+
+/// Response-time figures per service over all of `observations` (the same replies the day rows
+/// count, pooled rather than averaged day by day).
+pub fn latency(observations: &[&Observation]) -> BTreeMap<Service, LatencyStats> {
+    let mut lat: BTreeMap<&Service, Vec<f64>> = BTreeMap::new();
+    for o in observations {
+        if let Some(l) = timed(o) {
+            lat.entry(&o.service).or_default().push(l);
+        }
+    }
+    lat.into_iter()
+        .map(|(svc, mut v)| (svc.clone(), stats(&mut v)))
+        .collect()
 }
 
 /// Mean and nearest-rank percentiles (the value at rank ⌈p/100 × n⌉ of the sorted replies).

@@ -296,6 +296,20 @@ pub struct Kpis {
     pub weeks: Vec<WeekWatch>,
     /// Sorted by (date, establishment, tpp).
     pub fallback: Vec<FallbackUse>,
+    /// Response times over the whole period per establishment, interface and service (the
+    /// publication's summary: a mean of daily means would weigh a quiet Sunday like a Monday).
+    /// Sorted by (establishment, interface, service).
+    #[serde(default)]
+    pub period_latency: Vec<PeriodLatency>,
+}
+
+/// Response times of one service of one interface over the whole period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodLatency {
+    pub establishment: EstablishmentCode,
+    pub interface: Interface,
+    pub service: Service,
+    pub stats: LatencyStats,
 }
 
 /// Bad input to the engine (never a panic).
@@ -377,6 +391,7 @@ pub fn compute(
 
     let mut all_episodes = Vec::new();
     let mut days_out = Vec::new();
+    let mut period_latency = Vec::new();
     for ((est, iface), obs) in &series {
         let m = maint(est);
         let eps = episodes::detect(obs, settings, p_end, monitored, &|_| m.clone());
@@ -401,6 +416,16 @@ pub fn compute(
                 },
             };
             days_out.extend(days::day_rows(&sd, &dates, &bounds));
+            period_latency.extend(
+                days::latency(&in_period)
+                    .into_iter()
+                    .map(|(service, stats)| PeriodLatency {
+                        establishment: *est,
+                        interface: *iface,
+                        service,
+                        stats,
+                    }),
+            );
         }
         all_episodes.extend(
             eps.into_iter()
@@ -424,5 +449,6 @@ pub fn compute(
         episodes: all_episodes,
         weeks,
         fallback,
+        period_latency,
     })
 }

@@ -495,6 +495,34 @@ fn requests_errors_and_response_times() {
 }
 
 #[test]
+fn period_response_times_pool_every_reply_of_the_period() {
+    // Day 1 (1 July, Paris): replies 100 and 300 ms. Day 2: one reply of 800 ms, one no reply,
+    // and a reply on 3 July, outside the period [1 July, 3 July).
+    // Daily means: 200 and 800; their mean would be 500. Pooled over the period: the replies
+    // 100, 300, 800 → mean 1 200/3 = 400 ms; nearest rank p50 = ⌈1.5⌉ = 2nd = 300,
+    // p95 = ⌈2.85⌉ = 3rd = 800; max 800. The no reply and the 3 July reply do not count.
+    let obs = vec![
+        ob("2024-07-01T08:00:00Z", "a", Some(200), 100.0),
+        ob("2024-07-01T09:00:00Z", "b", Some(200), 300.0),
+        ob("2024-07-02T08:00:00Z", "c", Some(200), 800.0),
+        ob("2024-07-02T09:00:00Z", "d", None, 0.0),
+        ob("2024-07-03T08:00:00Z", "e", Some(200), 5_000.0),
+    ];
+    let k = run(obs, "2024-07-01", "2024-07-03");
+    assert_eq!(k.period_latency.len(), 1);
+    let p = &k.period_latency[0];
+    assert_eq!(
+        (p.establishment.as_str(), p.interface, p.service.as_str()),
+        ("13807", Interface::Api, "cbpii")
+    );
+    let l = p.stats;
+    assert_eq!(
+        (l.replies, l.avg_ms, l.p50_ms, l.p95_ms, l.max_ms),
+        (3, 400.0, 300.0, 800.0, 800.0)
+    );
+}
+
+#[test]
 fn weekly_watch_levels_follow_consecutive_misses() {
     // Four weeks from Monday 2024-07-01. Weeks 1–3 each hold a 1-hour episode: uptime
     // 100 − 3 600/604 800 × 100 = 99.40476...% < 99.5 % → missed. Week 4 has none → met.
