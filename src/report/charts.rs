@@ -122,10 +122,31 @@ fn draw_line<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(legend_place(c, y0, y1))
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+/// Where the legend covers the least: the lines of the chart's right third sit mostly in its
+/// upper half (uptime near 100 %), so the legend goes lower right, else upper right.
+fn legend_place(c: &LineChart, y0: f64, y1: f64) -> SeriesLabelPosition {
+    let mid = (y0 + y1) / 2.0;
+    let (mut high, mut low) = (0usize, 0usize);
+    for (_, vals) in &c.series {
+        for v in vals.iter().skip(vals.len() * 2 / 3).flatten() {
+            if *v >= mid {
+                high += 1;
+            } else {
+                low += 1;
+            }
+        }
+    }
+    if high > low {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
 }
 
 /// The downtime calendar: one cell per day (weeks across, weekdays down), coloured by the
@@ -136,6 +157,8 @@ pub struct Calendar {
     pub days: Vec<(NaiveDate, f64)>,
     pub legend: [String; 4],
     pub weekdays: [&'static str; 7],
+    /// Short month names, January first: each month's name heads the week it starts in.
+    pub months: [&'static str; 12],
 }
 
 fn draw_calendar<DB: DrawingBackend>(
@@ -172,6 +195,15 @@ fn draw_calendar<DB: DrawingBackend>(
         root.draw(&Rectangle::new(
             [(x, y), (x + cell, y + cell)],
             color(*s).filled(),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    for (d, _) in c.days.iter().filter(|(d, _)| d.day() == 1 || *d == first) {
+        let week = ((*d - monday0).num_days() / 7) as i32;
+        root.draw(&Text::new(
+            c.months[d.month0() as usize].to_string(),
+            (40 + week * (cell + 3), 36),
+            ("sans-serif", 13).into_font(),
         ))
         .map_err(|e| e.to_string())?;
     }
@@ -387,6 +419,15 @@ pub fn write_all(p: &Publication, dir: &Path) -> Result<Vec<PathBuf>, ReportErro
         weekdays: match lang {
             super::Lang::Fr => ["L", "M", "M", "J", "V", "S", "D"],
             super::Lang::En => ["M", "T", "W", "T", "F", "S", "S"],
+        },
+        months: match lang {
+            super::Lang::Fr => [
+                "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
+                "nov.", "déc.",
+            ],
+            super::Lang::En => [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ],
         },
     };
     let weeks = cal.days.len() / 7 + 2;

@@ -75,27 +75,25 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     // Summary.
     let rows = p.summary_rows()?;
     let target = p.req.settings.targets.uptime_pct;
-    let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9] = lang.summary_headers();
+    let heads = lang.summary_headers(&p.services);
     let _ = write!(
         h,
-        "<h2 id=\"summary\">{}</h2><table><caption>{}</caption><thead><tr><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\" class=\"l\">{}</th>\
-         <th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+        "<h2 id=\"summary\">{}</h2><table><caption>{}</caption><thead><tr>",
         t("Synthèse de la période", "Summary of the period"),
         t(
             "Par établissement et par interface, sur toute la période",
             "Per establishment and interface, over the whole period"
         ),
-        h0,
-        h1,
-        h2,
-        h3,
-        h4,
-        h5,
-        h6,
-        h7,
-        h8,
-        h9,
     );
+    for (c, head) in heads.iter().enumerate() {
+        let cls = if c < 2 || c == heads.len() - 1 {
+            " class=\"l\""
+        } else {
+            ""
+        };
+        let _ = write!(h, "<th scope=\"col\"{cls}>{}</th>", esc(head));
+    }
+    h.push_str("</tr></thead><tbody>");
     for x in &rows {
         let name = known_establishment(&x.establishment)
             .map(|k| format!("{} {}", x.establishment, k.short))
@@ -107,7 +105,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         };
         let _ = write!(
             h,
-            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             esc(&name),
             esc(lang.interface(x.interface)),
             num(x.uptime_pct, 4),
@@ -119,6 +117,32 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             num(x.error_rate_pct, 3),
             x.episodes
         );
+        for l in &x.latency {
+            match l {
+                Some((avg, p95)) => {
+                    let _ = write!(h, "<td>{}</td><td>{}</td>", num(*avg, 1), num(*p95, 1));
+                }
+                None => h.push_str("<td>—</td><td>—</td>"),
+            }
+        }
+        match x.fallback_share_pct {
+            Some(v) => {
+                let _ = write!(h, "<td>{}</td>", num(v, 3));
+            }
+            None => h.push_str("<td>—</td>"),
+        }
+        match x.weeks_missed {
+            Some((missed, of)) => {
+                let cls = if missed > 0 { "miss l" } else { "l" };
+                let _ = write!(
+                    h,
+                    "<td class=\"{cls}\">{}</td>",
+                    esc(&lang.weeks_missed(missed, of))
+                );
+            }
+            None => h.push_str("<td class=\"l\">—</td>"),
+        }
+        h.push_str("</tr>");
     }
     h.push_str("</tbody></table>");
 
@@ -285,7 +309,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     h.push_str("</tbody></table>");
     let _ = write!(
         h,
-        "<h2 id=\"weeks\">{}</h2><table><caption>{}</caption><thead><tr><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"l\">{}</th></tr></thead><tbody>",
+        "<h2 id=\"weeks\">{}</h2><table><caption>{}</caption><thead><tr><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"l\">{}</th><th scope=\"col\" class=\"l\">{}</th></tr></thead><tbody>",
         t("Suivi hebdomadaire", "Weekly watch"),
         t(
             "Semaines civiles, niveaux de l'article 33(7)",
@@ -295,13 +319,11 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         t("Établissement", "Establishment"),
         t("Disponibilité (%)", "Uptime (%)"),
         t("Semaines consécutives manquées", "Consecutive missed weeks"),
-        t("Niveau", "Level")
+        t("Niveau", "Level"),
+        t("Écarts", "Misses")
     );
     for w in &p.kpis.weeks {
-        let level = w
-            .level
-            .map(|l| format!("{l:?}").to_lowercase())
-            .unwrap_or_else(|| "—".into());
+        let level = w.level.map(|l| lang.level(l)).unwrap_or("—");
         let cls = if w.level.is_some() {
             " class=\"miss l\""
         } else {
@@ -309,12 +331,13 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         };
         let _ = write!(
             h,
-            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td>{}</td><td>{}</td><td{cls}>{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td>{}</td><td>{}</td><td{cls}>{}</td><td class=\"l\">{}</td></tr>",
             esc(&w.week),
             w.establishment,
             num(w.uptime_pct, 4),
             w.consecutive_missed,
-            level
+            level,
+            esc(&lang.misses(&w.misses))
         );
     }
     h.push_str("</tbody></table>");
@@ -356,14 +379,22 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             ),
             st.aspsp_error_is_failure
         )),
-        esc(t(
-            "Disponibilité = 100 % − indisponibilité ; la maintenance planifiée compte comme indisponibilité et est montrée à part ; le temps sans surveillance n'est compté ni comme disponible ni comme indisponible.",
-            "Uptime = 100 % − downtime; planned maintenance counts as downtime and is shown apart; time without monitoring counts as neither."
+        esc(&format!(
+            "{} {} {}.",
+            t(
+                "Disponibilité = 100 % − indisponibilité ; la maintenance planifiée compte comme indisponibilité et est montrée à part ; le temps sans surveillance n'est compté ni comme disponible ni comme indisponible.",
+                "Uptime = 100 % − downtime; planned maintenance counts as downtime and is shown apart; time without monitoring counts as neither."
+            ),
+            t(
+                "Maintenance planifiée (heure locale) :",
+                "Planned maintenance (local time):"
+            ),
+            lang.maintenance(&st.maintenance)
         )),
         esc(&format!(
             "{} {}",
             t("Cibles :", "Targets:"),
-            serde_json::to_string(&st.targets).unwrap_or_default()
+            lang.targets(&st.targets)
         )),
         esc(&format!(
             "{} {} — {} {} ({} {})",

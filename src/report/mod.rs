@@ -127,6 +127,13 @@ pub struct SummaryRow {
     pub no_reply: f64,
     pub error_rate_pct: f64,
     pub episodes: usize,
+    /// For each of `Publication::services`, (average, p95) ms over the period; `None` when the
+    /// service had no reply on this interface.
+    pub latency: Vec<Option<(f64, f64)>>,
+    /// Dedicated interface only: fallback requests / (dedicated + fallback requests) × 100.
+    pub fallback_share_pct: Option<f64>,
+    /// Dedicated interface only: weeks of the weekly watch that missed a target, of those watched.
+    pub weeks_missed: Option<(usize, usize)>,
 }
 
 impl Publication {
@@ -147,10 +154,62 @@ impl Publication {
             col("no_reply")?,
             col("error_rate_pct")?,
         );
+        let requests_of = |e: &str, i: Interface| -> u64 {
+            self.kpis
+                .days
+                .iter()
+                .filter(|d| d.establishment.as_str() == e && d.interface == i)
+                .map(|d| d.requests)
+                .sum()
+        };
         Ok((0..est.len())
             .map(|r| {
                 let interface: Interface = iface[r].parse().unwrap_or(Interface::Api);
+                let e = est[r].as_str();
+                let latency = self
+                    .services
+                    .iter()
+                    .map(|svc| {
+                        self.kpis
+                            .period_latency
+                            .iter()
+                            .find(|l| {
+                                l.establishment.as_str() == e
+                                    && l.interface == interface
+                                    && &l.service == svc
+                            })
+                            .map(|l| (l.stats.avg_ms, l.stats.p95_ms))
+                    })
+                    .collect();
+                let dedicated = interface == Interface::Api;
+                let fallback_share_pct = dedicated.then(|| {
+                    let (api, fb) = (
+                        requests_of(e, Interface::Api),
+                        requests_of(e, Interface::Fallback),
+                    );
+                    if api + fb == 0 {
+                        0.0
+                    } else {
+                        fb as f64 / (api + fb) as f64 * 100.0
+                    }
+                });
+                let weeks_missed = dedicated.then(|| {
+                    let weeks = self
+                        .kpis
+                        .weeks
+                        .iter()
+                        .filter(|w| w.establishment.as_str() == e);
+                    let (mut missed, mut of) = (0, 0);
+                    for w in weeks {
+                        of += 1;
+                        missed += usize::from(!w.misses.is_empty());
+                    }
+                    (missed, of)
+                });
                 SummaryRow {
+                    latency,
+                    fallback_share_pct,
+                    weeks_missed,
                     episodes: self
                         .kpis
                         .episodes

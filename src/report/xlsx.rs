@@ -85,7 +85,8 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             &miss,
         )?;
     }
-    header(ws, 3, &lang.summary_headers())?;
+    let heads = lang.summary_headers(&p.services);
+    header(ws, 3, &heads.iter().map(String::as_str).collect::<Vec<_>>())?;
     let rows = p.summary_rows()?;
     for (r, x) in rows.iter().enumerate() {
         let row = 4 + r as u32;
@@ -110,6 +111,25 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             ws.write_number_with_format(row, 2 + k as u16, vals[k], f)?;
         }
         ws.write_number(row, 9, x.episodes as f64)?;
+        let mut c = 10u16;
+        for l in &x.latency {
+            if let Some((avg, p95)) = l {
+                ws.write_number_with_format(row, c, *avg, &ms)?;
+                ws.write_number_with_format(row, c + 1, *p95, &ms)?;
+            }
+            c += 2;
+        }
+        if let Some(share) = x.fallback_share_pct {
+            ws.write_number_with_format(row, c, share, &pct)?;
+        }
+        if let Some((missed, of)) = x.weeks_missed {
+            let words = lang.weeks_missed(missed, of);
+            if missed > 0 {
+                ws.write_string_with_format(row, c + 1, words, &miss)?;
+            } else {
+                ws.write_string(row, c + 1, words)?;
+            }
+        }
     }
     let last = 3 + rows.len() as u32;
     ws.add_conditional_format(
@@ -125,9 +145,10 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     )?;
     ws.set_column_width(0, 22)?;
     ws.set_column_width(1, 28)?;
-    for c in 2..10 {
+    for c in 2..heads.len() as u16 {
         ws.set_column_width(c, 15)?;
     }
+    ws.set_column_width(heads.len() as u16 - 1, 26)?;
 
     // Daily.
     let ws = wb.add_worksheet().set_name(t("Quotidien", "Daily"))?;
@@ -268,17 +289,12 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         ws.write_string(row, 1, w.establishment.as_str())?;
         ws.write_number_with_format(row, 2, w.uptime_pct, &pct)?;
         ws.write_number_with_format(row, 3, w.error_rate_pct, &pct)?;
-        ws.write_string(row, 4, serde_json::to_string(&w.misses).unwrap_or_default())?;
+        ws.write_string(row, 4, lang.misses(&w.misses))?;
         ws.write_number(row, 5, w.consecutive_missed as f64)?;
-        let level = w
-            .level
-            .map(|l| format!("{l:?}").to_lowercase())
-            .unwrap_or_default();
-        if level.is_empty() {
-            ws.write_string(row, 6, "")?;
-        } else {
-            ws.write_string_with_format(row, 6, level, &miss)?;
-        }
+        match w.level {
+            Some(l) => ws.write_string_with_format(row, 6, lang.level(l), &miss)?,
+            None => ws.write_string(row, 6, "")?,
+        };
     }
     ws.set_freeze_panes(1, 0)?;
 
@@ -370,12 +386,9 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         ),
         (
             t("Maintenance planifiée", "Planned maintenance").into(),
-            serde_json::to_string(&st.maintenance).unwrap_or_default(),
+            lang.maintenance(&st.maintenance),
         ),
-        (
-            t("Cibles", "Targets").into(),
-            serde_json::to_string(&st.targets).unwrap_or_default(),
-        ),
+        (t("Cibles", "Targets").into(), lang.targets(&st.targets)),
         (
             t("Délai de grâce du fallback (s)", "Fallback grace (s)").into(),
             st.fallback_grace_s.to_string(),

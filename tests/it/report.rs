@@ -164,6 +164,27 @@ fn the_publication_carries_the_engines_figures_everywhere() {
     let html = std::fs::read_to_string(pub_dir.join("index.html")).unwrap();
     assert!(html.contains("99.9304"), "uptime of 13807 on 1 July");
     assert!(html.contains("13807-api-20240701T080000.000Z"));
+    // Summary over the period, 13807's dedicated interface: cbpii replies 150, 100, 120 →
+    // mean 370/3 = 123.3 ms, p95 at rank ⌈0.95 × 3⌉ = 3 of [100, 120, 150] = 150.0 ms;
+    // fallback share 1 of 8 API + 1 fallback requests = 11.111 %; the one week (W27, cut by
+    // the period) misses parity (API 99.965 % < web 100 %).
+    assert!(
+        html.contains("<td>123.3</td><td>150.0</td>"),
+        "period response time of cbpii"
+    );
+    assert!(html.contains("<td>11.111</td>"), "fallback share");
+    assert!(html.contains("manqués : 1 semaine sur 1"), "weekly targets");
+    assert!(html.contains("interface dédiée 99,9652 % &lt; Banque en ligne (web) 100,0000 %"));
+    let strings = zip_text(&xlsx, "xl/sharedStrings.xml");
+    for s in [
+        "Temps moyen cbpii (ms)",
+        "p95 cbpii (ms)",
+        "Part du fallback (%)",
+        "manqués : 1 semaine sur 1",
+        "aucune",
+    ] {
+        assert!(strings.contains(s), "{s} in the spreadsheet");
+    }
     assert!(
         html.contains("<caption>") && html.contains("scope=\"col\"") && html.contains("alt=\"")
     );
