@@ -1,9 +1,10 @@
--- Indexes that suit how observations arrive and are read.
--- The identity key leads with the establishment and the time: rows arrive in time order per
--- establishment, so inserts land at the end of the index instead of at random places (request
--- ids are random UUIDs), which kept large imports slow. Uniqueness is unchanged: the same
--- three columns. Reads of a period filter on time and establishment: this index and
--- `observations_time` serve them, so the series index only cost inserts.
+-- One index on observations, led by time.
+-- The identity key (what makes imports idempotent) was led by the request id, a random UUID, so
+-- every insert landed at a random place of the index and large imports slowed to a crawl. Led
+-- by the time, inserts append at the end (rows arrive in time order), and the same index serves
+-- every read, which selects a period (and maybe some establishments): the separate time and
+-- series indexes only cost inserts. Uniqueness is unchanged: the same three columns.
 DROP INDEX observations_identity;
-CREATE UNIQUE INDEX observations_identity ON observations (establishment, received_at, request_id);
 DROP INDEX observations_series;
+DROP INDEX observations_time;
+CREATE UNIQUE INDEX observations_identity ON observations (received_at, establishment, request_id);

@@ -11,7 +11,9 @@ use std::io::BufRead;
 use chrono::DateTime;
 
 use super::{ImportError, Row, RowReject, RowSource};
-use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
+use crate::domain::{
+    CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source,
+};
 use crate::store::StoredObservation;
 
 /// The columns every observation CSV has.
@@ -110,7 +112,7 @@ impl<R: BufRead> CsvRows<R> {
             Some(s) => s.parse::<Source>().map_err(|e| e.to_string())?,
             None => Source::Log,
         };
-        let tpp = opt(5)?.map(str::to_owned);
+        let tpp = opt(5)?.map(CompactString::new);
         let status = match opt(6)? {
             None => None,
             Some(s) => match s.parse::<u16>() {
@@ -128,8 +130,8 @@ impl<R: BufRead> CsvRows<R> {
         if status.is_none() && latency_ms.is_some() {
             return Err("latency_ms given without a status (no reply has no latency)".into());
         }
-        let error_code = opt(8)?.map(str::to_owned);
-        let request_id = opt(9)?.ok_or("request_id is empty")?.to_owned();
+        let error_code = opt(8)?.map(CompactString::new);
+        let request_id = CompactString::new(opt(9)?.ok_or("request_id is empty")?);
         let derived = Outcome::from_reply(status, error_code.as_deref());
         let outcome = match self.outcome.map(field).transpose()? {
             Some(s) if !s.is_empty() => s.parse::<Outcome>().map_err(|e| e.to_string())?,
@@ -145,11 +147,11 @@ impl<R: BufRead> CsvRows<R> {
             interface,
             service,
             source,
-            tpp: tpp.map(Into::into),
+            tpp,
             status,
             latency_ms,
-            error_code: error_code.map(Into::into),
-            request_id: request_id.into(),
+            error_code,
+            request_id,
             outcome,
         });
         so.error_text = error_text;
@@ -188,7 +190,7 @@ impl<R: BufRead + Send> RowSource for CsvRows<R> {
         }
         let line = self.record.position().map(|p| p.line()).unwrap_or(0);
         Ok(Some(match self.parse() {
-            Ok(o) => Row::Obs(Box::new(o)),
+            Ok(o) => Row::Obs(o),
             Err(reason) => Row::Reject(RowReject {
                 line,
                 reason,

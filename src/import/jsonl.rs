@@ -69,7 +69,7 @@ impl<R: BufRead + Send> RowSource for JsonLines<R> {
                 return reject("not a JSON object".into());
             }
             return match self.mapping.apply(&value) {
-                Ok(o) => Ok(Some(Row::Obs(Box::new(o)))),
+                Ok(o) => Ok(Some(Row::Obs(o))),
                 Err(reason) => reject(reason),
             };
         }

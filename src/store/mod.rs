@@ -38,7 +38,7 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error("cannot read database {path}: {why}")]
+    #[error("database {path}: {why}")]
     Raw { path: String, why: String },
     #[error("row {id} of table {table} holds a bad value: {source}")]
     BadRow {

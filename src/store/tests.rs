@@ -170,3 +170,34 @@ async fn the_lean_read_names_a_bad_row() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_that_fails_leaves_nothing_behind() {
+    // A trigger refuses the third row: the two before it, in the same batch, must not land.
+    let store = Store::open(&temp_db("bulk-abort")).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON observations WHEN NEW.request_id = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let rows = [
+        obs(1_000, "a", Some(200)),
+        obs(2_000, "b", Some(200)),
+        obs(3_000, "boom", Some(200)),
+    ];
+    let err = store.insert_observations(&rows[..]).await.unwrap_err();
+    assert!(err.to_string().contains("refused by test"), "{err}");
+    assert!(
+        err.to_string().contains("t.db"),
+        "names the database: {err}"
+    );
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM observations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // The next batch goes in normally.
+    assert_eq!(store.insert_observations(&rows[..2]).await.unwrap(), 2);
+}
