@@ -1,13 +1,18 @@
 //! The polars side of the publication, kept in this one file because polars' Rust API changes
 //! between releases. The engine computes every daily figure; polars only reshapes and aggregates
 //! them (quarter totals, the bank-wide daily series the charts draw), and counts what the engine
-//! does not: successful calls and distinct TPPs per service, from the raw observations, in local
-//! days of the configured zone.
+//! does not: successful calls and distinct TPPs per service, from the raw observations, in the
+//! engine's local days.
 
 use polars::prelude::*;
 
-use crate::domain::{Observation, Outcome};
-use crate::engine::DayFigures;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use chrono::NaiveDate;
+
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome};
+use crate::engine::{DayFigures, Period, time};
 
 pub type FrameResult<T> = Result<T, PolarsError>;
 
@@ -83,55 +88,56 @@ pub fn bank_daily(days: &DataFrame) -> FrameResult<DataFrame> {
 
 /// Successful calls and distinct TPPs per establishment, interface and service over the period.
 ///
-/// The observations (time-ordered) are first counted per establishment, interface, service, TPP
-/// and quarter of an hour (every zone's offset is a whole number of quarters, so a quarter of an
-/// hour lies in one local day): a quarter of ten million rows becomes a frame of some thousands,
-/// which polars then turns into local days and aggregates.
-pub fn usage(obs: &[Observation], tz: chrono_tz::Tz) -> FrameResult<DataFrame> {
-    const QUARTER_HOUR_MS: i64 = 900_000;
-    type Key<'a> = (&'a str, &'static str, &'a str, &'a str, i64);
-    let mut counts: std::collections::HashMap<Key<'_>, u32> = std::collections::HashMap::new();
+/// The observations (time-ordered, inside the period) are first counted per establishment,
+/// interface, service, TPP and local day — the engine's own days, so both agree on every
+/// midnight and DST change: a quarter of ten million rows becomes a frame of some thousands,
+/// which polars then aggregates. Observations without a TPP (customer interfaces) count no TPP.
+pub fn usage(obs: &[Observation], tz: chrono_tz::Tz, period: Period) -> FrameResult<DataFrame> {
+    type Key<'a> = (EstablishmentCode, Interface, &'a str, Option<&'a str>, u32);
+    let dates: Vec<NaiveDate> = time::days(period.from, period.to).collect();
+    let ends: Vec<i64> = dates
+        .iter()
+        .map(|d| time::day_start_ms(tz, *d + chrono::Duration::days(1)))
+        .collect();
+    // Few keys, hit millions of times: a fast non-cryptographic hash (the keys are our own).
+    let mut counts: HashMap<Key<'_>, u32, BuildHasherDefault<rustc_hash::FxHasher>> =
+        HashMap::default();
+    let mut day = 0usize;
     for o in obs.iter().filter(|o| o.outcome == Outcome::Ok) {
+        while day < ends.len() && o.received_at_ms >= ends[day] {
+            day += 1;
+        }
+        if day == ends.len() {
+            break;
+        }
         let key = (
-            o.establishment.as_str(),
-            o.interface.as_str(),
+            o.establishment,
+            o.interface,
             o.service.as_str(),
-            o.tpp.as_deref().unwrap_or_default(),
-            o.received_at_ms.div_euclid(QUARTER_HOUR_MS) * QUARTER_HOUR_MS,
+            o.tpp.as_deref(),
+            day as u32,
         );
         *counts.entry(key).or_default() += 1;
     }
     let mut rows: Vec<(Key<'_>, u32)> = counts.into_iter().collect();
     rows.sort_unstable();
     let frame = df!(
-        "establishment" => rows.iter().map(|r| r.0.0).collect::<Vec<&str>>(),
-        "interface" => rows.iter().map(|r| r.0.1).collect::<Vec<&str>>(),
+        "establishment" => rows.iter().map(|r| r.0.0.as_str()).collect::<Vec<&str>>(),
+        "interface" => rows.iter().map(|r| r.0.1.as_str()).collect::<Vec<&str>>(),
         "service" => rows.iter().map(|r| r.0.2).collect::<Vec<&str>>(),
-        "tpp" => rows.iter().map(|r| r.0.3).collect::<Vec<&str>>(),
-        "received_at" => rows.iter().map(|r| r.0.4).collect::<Vec<i64>>(),
+        "tpp" => rows.iter().map(|r| r.0.3).collect::<Vec<Option<&str>>>(),
+        "day" => rows.iter().map(|r| r.0.4).collect::<Vec<u32>>(),
         "calls" => rows.iter().map(|r| r.1).collect::<Vec<u32>>(),
     )?;
     frame
         .lazy()
-        .with_column(
-            col("received_at")
-                .cast(DataType::Datetime(
-                    TimeUnit::Milliseconds,
-                    Some(TimeZone::UTC),
-                ))
-                .dt()
-                .convert_time_zone(TimeZone::from_chrono(&tz))
-                .dt()
-                .date()
-                .alias("day"),
-        )
         .group_by([col("establishment"), col("interface"), col("service")])
         .agg([
             col("calls")
                 .sum()
                 .cast(DataType::UInt32)
                 .alias("successful_calls"),
-            col("tpp").n_unique().alias("tpps"),
+            col("tpp").drop_nulls().n_unique().alias("tpps"),
             col("day").n_unique().alias("days_with_traffic"),
         ])
         .sort(
@@ -154,4 +160,58 @@ pub fn nums(df: &DataFrame, name: &str) -> FrameResult<Vec<f64>> {
     let c = df.column(name)?.cast(&DataType::Float64)?;
     let ca = c.f64()?;
     Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(0.0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CompactString, Service, Source};
+
+    fn ob(at: &str, iface: Interface, tpp: Option<&str>, status: u16) -> Observation {
+        Observation {
+            received_at_ms: chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp_millis(),
+            establishment: "13807".parse().unwrap(),
+            interface: iface,
+            service: Service::new(if iface == Interface::Api {
+                "cbpii"
+            } else {
+                "psu_login"
+            })
+            .unwrap(),
+            source: Source::Log,
+            tpp: tpp.map(CompactString::new),
+            status: Some(status),
+            latency_ms: Some(100.0),
+            error_code: None,
+            request_id: CompactString::new(at),
+            outcome: Outcome::from_reply(Some(status), None),
+        }
+    }
+
+    #[test]
+    fn usage_counts_successful_calls_tpps_and_local_days() {
+        // Paris is UTC+2 in July. API: A at 1 July 21:30Z (23:30 local, 1 July), B at
+        // 22:30Z (00:30 local, 2 July), A on 2 July; a 400 from C is not a successful call.
+        // → 3 calls, 2 distinct TPPs (A, B), 2 local days. The web page: 1 call, no TPP, 1 day.
+        // A call at 3 July 00:30 local lies after the period [1 July, 3 July): not counted.
+        let obs = [
+            ob("2024-07-01T21:30:00Z", Interface::Api, Some("A"), 200),
+            ob("2024-07-01T22:00:00Z", Interface::Api, Some("C"), 400),
+            ob("2024-07-01T22:30:00Z", Interface::Api, Some("B"), 200),
+            ob("2024-07-02T09:00:00Z", Interface::PsuWeb, None, 200),
+            ob("2024-07-02T10:00:00Z", Interface::Api, Some("A"), 200),
+            ob("2024-07-02T22:30:00Z", Interface::Api, Some("A"), 200),
+        ];
+        let period = Period {
+            from: "2024-07-01".parse().unwrap(),
+            to: "2024-07-03".parse().unwrap(),
+        };
+        let u = usage(&obs, chrono_tz::Europe::Paris, period).unwrap();
+        assert_eq!(strs(&u, "interface").unwrap(), ["api", "psu_web"]);
+        assert_eq!(nums(&u, "successful_calls").unwrap(), [3.0, 1.0]);
+        assert_eq!(nums(&u, "tpps").unwrap(), [2.0, 0.0]);
+        assert_eq!(nums(&u, "days_with_traffic").unwrap(), [2.0, 1.0]);
+    }
 }

@@ -252,6 +252,7 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         time::day_start_ms(tz, req.period.from),
         time::day_start_ms(tz, req.period.to),
     );
+    let started = std::time::Instant::now();
     // An hour before the period too, so a failure run that began just before is seen whole.
     let loaded = store
         .load_for_counting(from_ms - 3_600_000, to_ms, &req.establishments)
@@ -279,7 +280,16 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
             filter,
         });
     }
-    let usage = frames::usage(&loaded.observations[first..], tz)?;
+    tracing::debug!(
+        rows = loaded.observations.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "report: observations loaded"
+    );
+    let usage = frames::usage(&loaded.observations[first..], tz, req.period)?;
+    tracing::debug!(
+        secs = started.elapsed().as_secs_f64(),
+        "report: usage counted"
+    );
     // Synthetic rows in the hour before the period count too: they shaped its first episodes.
     let synthetic = loaded.synthetic;
     let monitored = store
@@ -293,6 +303,10 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     };
     let kpis = engine::compute(&input, req.period, &req.settings)?;
     drop(input);
+    tracing::debug!(
+        secs = started.elapsed().as_secs_f64(),
+        "report: figures computed"
+    );
     let days_df = frames::days(&kpis.days)?;
     let services: BTreeSet<Service> = kpis
         .days
@@ -324,8 +338,13 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     let mut files = Vec::new();
     files.push(csv::write(&publication, &dir)?);
     files.extend(charts::write_all(&publication, &dir.join("charts"))?);
+    tracing::debug!(
+        secs = started.elapsed().as_secs_f64(),
+        "report: charts drawn"
+    );
     files.push(xlsx::write(&publication, &dir)?);
     files.push(html::write(&publication, &dir)?);
+    tracing::debug!(secs = started.elapsed().as_secs_f64(), "report: written");
     Ok(ReportOutputs {
         dir,
         files,
