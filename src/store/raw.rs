@@ -26,6 +26,11 @@ pub(crate) struct Db {
     path: PathBuf,
 }
 
+// SAFETY: connections are opened with SQLITE_OPEN_NOMUTEX (multi-thread mode), in which a
+// connection may be used by any thread as long as no two use it at once; `Db` is not `Sync`, and
+// its statements borrow it, so moving it to another thread is all this allows.
+unsafe impl Send for Db {}
+
 impl Db {
     pub(crate) fn open(path: &Path, mode: Mode) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
@@ -61,6 +66,14 @@ impl Db {
                 .to_string_lossy()
                 .into_owned()
         };
+        StoreError::Raw {
+            path: self.path.display().to_string(),
+            why,
+        }
+    }
+
+    /// An error about this database, in words.
+    pub(crate) fn fail(&self, why: String) -> StoreError {
         StoreError::Raw {
             path: self.path.display().to_string(),
             why,

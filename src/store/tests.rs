@@ -150,22 +150,33 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
         .unwrap();
     assert_eq!(other.observations.len(), 1);
     assert_eq!(other.observations[0], rows[3].obs);
+    // [0, 4 000) is read as [0, 2 000) and [2 000, 4 000) on two threads: rows from both halves,
+    // in time order.
+    let split = store.load_for_counting(0, 4_000, &[]).await.unwrap();
+    let times: Vec<i64> = split
+        .observations
+        .iter()
+        .map(|o| o.received_at_ms)
+        .collect();
+    assert_eq!(times, [1_000, 1_000, 2_000, 3_000]);
 }
 
 #[tokio::test]
 async fn the_lean_read_names_a_bad_row() {
     let store = Store::open(&temp_db("scan-bad")).await.unwrap();
+    // The good row lies in the first half of the read, the bad one in the second: the first
+    // half's observations are dropped, the error names the bad row.
     store
-        .insert_observations([obs(1_000, "a", Some(200))])
+        .insert_observations([obs(1_000, "a", Some(200)), obs(8_000, "b", Some(200))])
         .await
         .unwrap();
-    sqlx::query("UPDATE observations SET interface = 'teletype'")
+    sqlx::query("UPDATE observations SET interface = 'teletype' WHERE request_id = 'b'")
         .execute(store.pool())
         .await
         .unwrap();
     let err = store.load_for_counting(0, 10_000, &[]).await.unwrap_err();
     assert!(
-        err.to_string().contains("row 1 of table observations")
+        err.to_string().contains("row 2 of table observations")
             && err.to_string().contains("teletype"),
         "{err}"
     );
