@@ -35,6 +35,14 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl Store {
+    /// A transaction that reads then writes: it takes the write lock at once (waiting for another
+    /// writer, such as an import or the probes' inserts, up to the busy timeout). A deferred
+    /// one would fail outright when another connection wrote between its read and its write,
+    /// and an alert or its resolution would not be queued.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn enqueue(
         tx: &mut sqlx::SqliteConnection,
         notice: &Notice,
@@ -75,7 +83,7 @@ impl Store {
         channels: &[String],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists: Option<String> = sqlx::query("SELECT state FROM alerts WHERE key = ?")
             .bind(&alert.key)
             .fetch_optional(&mut *tx)
@@ -120,7 +128,7 @@ impl Store {
         channels: &[String],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = sqlx::query("SELECT alert FROM alerts WHERE key = ? AND state = 'firing'")
             .bind(key)
             .fetch_optional(&mut *tx)
@@ -211,7 +219,7 @@ impl Store {
         channels: &[String],
         now_ms: i64,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let rows: Vec<_> =
             sqlx::query("SELECT key, alert, kind, last_notified_at FROM alerts WHERE state = 'firing' ORDER BY id")
                 .fetch_all(&mut *tx)
@@ -358,6 +366,42 @@ mod tests {
         d.iter()
             .map(|d| (d.channel.as_str(), d.notice.event.as_str()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_resolution_is_queued_while_another_connection_writes() {
+        // Another writer (an import, the probes' inserts) holds the write lock while the
+        // resolution is queued, then commits. A deferred transaction would have read first and
+        // failed on its write with a stale snapshot ("database is locked"): the resolution
+        // must wait its turn instead, and land.
+        let s = store("busy").await;
+        let ch = ["a".to_string()];
+        assert!(s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap());
+        let mut holder = s.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES ('x', 1, 1)",
+        )
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+        let s2 = s.clone();
+        let queued = tokio::spawn(async move {
+            s2.resolve_alert("k", 5_000, None, &["a".to_string()], 5_000)
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
+        assert!(queued.await.unwrap().unwrap());
+        drop(holder);
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_deliveries")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "the firing and the resolution are both queued");
     }
 
     #[tokio::test]
