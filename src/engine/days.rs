@@ -40,12 +40,16 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
         let downtime_s = intervals::total(&down) as f64 / 1000.0;
         let downtime_pct = downtime_s / seconds_in_day as f64 * 100.0;
 
+        // Observations before this day (only ever before the first) are not counted.
+        while next < s.observations.len() && s.observations[next].received_at_ms < day.0 {
+            next += 1;
+        }
+        let first = next;
         let (mut requests, mut no_reply, mut bank_errors) = (0u64, 0u64, 0u64);
-        let mut lat: BTreeMap<&Service, Vec<f64>> = BTreeMap::new();
         while next < s.observations.len() && s.observations[next].received_at_ms < day.1 {
             let o = s.observations[next];
             next += 1;
-            if o.received_at_ms < day.0 || o.outcome == Outcome::ProbeError {
+            if o.outcome == Outcome::ProbeError {
                 continue;
             }
             requests += 1;
@@ -54,14 +58,8 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
                 Outcome::AspspError | Outcome::Unexpected => bank_errors += 1,
                 _ => {}
             }
-            if let Some(l) = timed(o) {
-                lat.entry(&o.service).or_default().push(l);
-            }
         }
-        let latency = lat
-            .into_iter()
-            .map(|(svc, mut v)| (svc.clone(), stats(&mut v)))
-            .collect();
+        let latency = latency(&s.observations[first..next]);
         rows.push(DayFigures {
             date: *date,
             establishment: *s.establishment,
