@@ -40,10 +40,12 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("database {path}: {why}")]
     Raw { path: String, why: String },
-    #[error("row {id} of table {table} holds a bad value: {source}")]
+    /// Observations have no row number: the identity key (time, establishment, request id)
+    /// is what locates one.
+    #[error("the stored observation {row} holds a bad value: {source}")]
     BadRow {
-        table: &'static str,
-        id: i64,
+        /// Time, establishment and request id, as text.
+        row: String,
         source: DomainError,
     },
 }
@@ -141,7 +143,7 @@ impl Store {
         establishments: &[EstablishmentCode],
     ) -> Result<Vec<StoredObservation>, StoreError> {
         let mut qb = QueryBuilder::new(
-            "SELECT id, received_at, establishment, interface, service, source, tpp, status, \
+            "SELECT received_at, establishment, interface, service, source, tpp, status, \
              latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, probe_id, \
              resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic \
              FROM observations WHERE received_at >= ",
@@ -297,14 +299,30 @@ impl Store {
     }
 }
 
-fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let bad = |source| StoreError::BadRow {
-        table: "observations",
-        id,
+/// The error for an observation row holding a value the domain refuses.
+pub(crate) fn bad_row(
+    at_ms: i64,
+    establishment: &str,
+    request_id: &str,
+    source: DomainError,
+) -> StoreError {
+    StoreError::BadRow {
+        row: format!(
+            "of {} (establishment {establishment:?}, request id {request_id:?})",
+            crate::engine::time::rfc3339(at_ms)
+        ),
         source,
-    };
+    }
+}
+
+fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, StoreError> {
     let parse = |col: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(col)?) };
+    let (at, est, rid): (i64, String, String) = (
+        r.try_get("received_at")?,
+        parse("establishment")?,
+        parse("request_id")?,
+    );
+    let bad = |source| bad_row(at, &est, &rid, source);
     let status: Option<i64> = r.try_get("status")?;
     let no_reply_kind: Option<String> = r.try_get("no_reply_kind")?;
     let resolve: Option<f64> = r.try_get("resolve_ms")?;
@@ -320,8 +338,8 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
     };
     Ok(StoredObservation {
         obs: Observation {
-            received_at_ms: r.try_get("received_at")?,
-            establishment: EstablishmentCode::from_str(&parse("establishment")?).map_err(bad)?,
+            received_at_ms: at,
+            establishment: EstablishmentCode::from_str(&est).map_err(bad)?,
             interface: Interface::from_str(&parse("interface")?).map_err(bad)?,
             service: Service::from_str(&parse("service")?).map_err(bad)?,
             source: Source::from_str(&parse("source")?).map_err(bad)?,
@@ -331,7 +349,7 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
             error_code: r
                 .try_get::<Option<String>, _>("error_code")?
                 .map(Into::into),
-            request_id: r.try_get::<String, _>("request_id")?.into(),
+            request_id: rid.as_str().into(),
             outcome: Outcome::from_str(&parse("outcome")?).map_err(bad)?,
         },
         error_text: r.try_get("error_text")?,

@@ -129,7 +129,7 @@ impl Part {
         Ok(Self {
             db,
             sql: format!(
-                "SELECT id, received_at, establishment, interface, service, source, tpp, status, \
+                "SELECT received_at, establishment, interface, service, source, tpp, status, \
                  latency_ms, error_code, request_id, outcome, synthetic FROM observations \
                  WHERE received_at >= ?1 AND received_at < ?2{filter} ORDER BY received_at"
             ),
@@ -169,13 +169,9 @@ impl Part {
         // Rows of one series repeat their service: reuse the last parsed value.
         let mut last_service: Option<Service> = None;
         while q.step()? {
-            let id = q.i64(0);
-            let bad = |source| StoreError::BadRow {
-                table: "observations",
-                id,
-                source,
-            };
-            let service_text = q.text(4);
+            // Read lazily: only a bad row needs its identity.
+            let bad = |source| super::bad_row(q.i64(0), q.text(1), q.text(9), source);
+            let service_text = q.text(3);
             let service = match &last_service {
                 Some(s) if s.as_str() == service_text => s.clone(),
                 _ => {
@@ -184,21 +180,21 @@ impl Part {
                     s
                 }
             };
-            let status = q.opt_i64(7);
+            let status = q.opt_i64(6);
             let o = Observation {
-                received_at_ms: q.i64(1),
-                establishment: EstablishmentCode::from_str(q.text(2)).map_err(bad)?,
-                interface: Interface::from_str(q.text(3)).map_err(bad)?,
+                received_at_ms: q.i64(0),
+                establishment: EstablishmentCode::from_str(q.text(1)).map_err(bad)?,
+                interface: Interface::from_str(q.text(2)).map_err(bad)?,
                 service,
-                source: Source::from_str(q.text(5)).map_err(bad)?,
-                tpp: q.opt_text(6).map(CompactString::new),
+                source: Source::from_str(q.text(4)).map_err(bad)?,
+                tpp: q.opt_text(5).map(CompactString::new),
                 status: status.map(|s| s as u16),
-                latency_ms: q.opt_f64(8),
-                error_code: q.opt_text(9).map(CompactString::new),
-                request_id: CompactString::new(q.text(10)),
-                outcome: Outcome::from_str(q.text(11)).map_err(bad)?,
+                latency_ms: q.opt_f64(7),
+                error_code: q.opt_text(8).map(CompactString::new),
+                request_id: CompactString::new(q.text(9)),
+                outcome: Outcome::from_str(q.text(10)).map_err(bad)?,
             };
-            synthetic |= q.i64(12) != 0;
+            synthetic |= q.i64(11) != 0;
             let Some(cell) = slot.get_mut(*written) else {
                 return Err(self.db.fail(format!(
                     "counted {} observations but read more in the same snapshot",

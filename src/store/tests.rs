@@ -176,8 +176,9 @@ async fn the_lean_read_names_a_bad_row() {
         .unwrap();
     let err = store.load_for_counting(0, 10_000, &[]).await.unwrap_err();
     assert!(
-        err.to_string().contains("row 2 of table observations")
-            && err.to_string().contains("teletype"),
+        err.to_string().contains(
+            "the stored observation of 1970-01-01T00:00:08.000Z (establishment \"13807\", request id \"b\")"
+        ) && err.to_string().contains("teletype"),
         "{err}"
     );
 }
@@ -211,4 +212,107 @@ async fn a_batch_that_fails_leaves_nothing_behind() {
     assert_eq!(n, 0);
     // The next batch goes in normally.
     assert_eq!(store.insert_observations(&rows[..2]).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_database_of_the_rowid_table_keeps_its_observations() {
+    // A database made before observations were clustered on their identity key (migrations 1
+    // to 4): opening it moves every row over, values unchanged.
+    let path = temp_db("migrate-clustered");
+    let old = path.with_file_name("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for name in [
+        "0001_observations.sql",
+        "0002_probe_tokens.sql",
+        "0003_alert_outbox.sql",
+        "0004_observations_indexes.sql",
+    ] {
+        std::fs::copy(here.join(name), old.join(name)).unwrap();
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO observations (id, received_at, establishment, interface, service, source, \
+         tpp, status, latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, \
+         probe_id, resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic) VALUES \
+         (7, 2000, '13807', 'api', 'cbpii', 'probe', 'PSDFR-ACPR-12345', 503, 12.5, 'INTS', \
+          'busy', 'b', 'aspsp_error', NULL, '13807/cbpii', 0.1, 0.2, 3.0, 9.0, 0.2, 1), \
+         (3, 1000, '13807', 'fallback', 'cbpii', 'log', NULL, NULL, NULL, NULL, NULL, 'a', \
+          'no_reply', 'timeout', NULL, NULL, NULL, NULL, NULL, NULL, 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    let back = store.load_observations(0, 10_000, &[]).await.unwrap();
+    let got: Vec<_> = back
+        .iter()
+        .map(|r| {
+            let o = &r.obs;
+            (
+                o.received_at_ms,
+                o.interface.as_str(),
+                o.request_id.as_str(),
+                o.status,
+                o.latency_ms,
+                o.error_code.as_deref(),
+                o.outcome.as_str(),
+                r.error_text.as_deref(),
+                r.no_reply_kind.map(|k| k.as_str()),
+                r.phases.map(|p| p.tls_ms),
+                r.synthetic,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                1_000,
+                "fallback",
+                "a",
+                None,
+                None,
+                None,
+                "no_reply",
+                None,
+                Some("timeout"),
+                None,
+                false
+            ),
+            (
+                2_000,
+                "api",
+                "b",
+                Some(503),
+                Some(12.5),
+                Some("INTS"),
+                "aspsp_error",
+                Some("busy"),
+                None,
+                Some(3.0),
+                true
+            ),
+        ]
+    );
+    let (without_rowid,): (i64,) =
+        sqlx::query_as("SELECT wr FROM pragma_table_list WHERE name = 'observations'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(without_rowid, 1);
+    // The identity still refuses a second copy.
+    assert_eq!(store.insert_observations(back.clone()).await.unwrap(), 0);
 }
