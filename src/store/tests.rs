@@ -214,6 +214,52 @@ async fn a_batch_that_fails_leaves_nothing_behind() {
     assert_eq!(store.insert_observations(&rows[..2]).await.unwrap(), 2);
 }
 
+/// A gateway-log row: nothing beyond the observation.
+fn plain(at: i64, rid: &str) -> StoredObservation {
+    let mut r = obs(at, rid, Some(200));
+    r.obs.source = Source::Log;
+    r.error_text = None;
+    r.no_reply_kind = None;
+    r.probe_id = None;
+    r.phases = None;
+    r
+}
+
+#[tokio::test]
+async fn a_large_mixed_batch_goes_in_whole_and_once() {
+    let store = Store::open(&temp_db("bulk-mixed")).await.unwrap();
+    // 200 rows, one second apart: plain ones (gateway logs) go 64 to a statement, the four
+    // probe rows with phases (i = 7, 57, 107, 157) one by one, which also breaks the runs of 64
+    // around them. The last ten repeat the first ten: 190 are new.
+    let mut rows: Vec<StoredObservation> = (0..190)
+        .map(|i| {
+            let (at, rid) = (i * 1_000, format!("r{i:03}"));
+            if i % 50 == 7 {
+                obs(at, &rid, Some(503))
+            } else {
+                plain(at, &rid)
+            }
+        })
+        .collect();
+    rows.extend_from_within(0..10);
+    assert_eq!(store.insert_observations(rows.clone()).await.unwrap(), 190);
+    let back = store.load_observations(0, 1_000_000, &[]).await.unwrap();
+    assert_eq!(back.len(), 190);
+    assert_eq!(back[..], rows[..190], "every value of every row comes back");
+    // Again: nothing new. Then 130 rows of which the first 65 are known: 65 added, through a
+    // statement of 64 whose rows are all present and one whose first row is.
+    assert_eq!(store.insert_observations(rows.clone()).await.unwrap(), 0);
+    let more: Vec<StoredObservation> = (125..255)
+        .map(|i| plain(i * 1_000, &format!("r{i:03}")))
+        .collect();
+    let known = more
+        .iter()
+        .filter(|r| r.obs.received_at_ms < 190_000)
+        .count();
+    assert_eq!(known, 65);
+    assert_eq!(store.insert_observations(more).await.unwrap(), 65);
+}
+
 #[tokio::test]
 async fn a_database_of_the_rowid_table_keeps_its_observations() {
     // A database made before observations were clustered on their identity key (migrations 1
