@@ -82,6 +82,11 @@ pub struct Store {
     path: std::path::PathBuf,
 }
 
+/// Page size of a new database, in bytes (an existing one keeps its own). Twice SQLite's
+/// default: observation rows are small and arrive in order, and bigger pages split half as often
+/// and make the tree one level shallower for a quarter of gateway logs.
+const PAGE_SIZE: u32 = 8192;
+
 impl Store {
     /// Opens (creating if missing) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -89,6 +94,7 @@ impl Store {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(30))

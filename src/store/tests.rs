@@ -362,3 +362,13 @@ async fn a_database_of_the_rowid_table_keeps_its_observations() {
     // The identity still refuses a second copy.
     assert_eq!(store.insert_observations(back.clone()).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_new_database_has_the_larger_pages() {
+    let store = Store::open(&temp_db("page-size")).await.unwrap();
+    let (size,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(size, i64::from(PAGE_SIZE));
+}
