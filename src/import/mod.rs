@@ -332,10 +332,18 @@ async fn import_one(
     let name = input.name();
     let batch_rows = opts.batch_rows.max(1);
     let bar = progress.clone();
-    let reader = std::thread::spawn(move || {
-        let r = read_rows(source, &name, batch_rows, &tx, &mut sink, &bar, &read_bytes);
-        (sink, r)
-    });
+    let rejects_path = opts.rejects_path.clone();
+    // Named, so profiles and thread listings tell the parsing side from the inserting one.
+    let spawned = std::thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(move || {
+            let r = read_rows(source, &name, batch_rows, &tx, &mut sink, &bar, &read_bytes);
+            (sink, r)
+        });
+    let reader = match spawned {
+        Ok(r) => r,
+        Err(_) => return Err((RejectSink::new(rejects_path, 0), ImportError::Thread)),
+    };
 
     let mut insert_error = None;
     while let Some(Msg::Batch(batch)) = rx.recv().await {
