@@ -16,10 +16,6 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn num(v: f64, decimals: usize) -> String {
-    format!("{v:.decimals$}")
-}
-
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1d2733}\
 h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:2px solid #005493;padding-bottom:.2rem}\
 table{border-collapse:collapse;width:100%;margin:.8rem 0;font-size:.9rem}caption{text-align:left;font-weight:600;padding:.3rem 0}\
@@ -31,6 +27,8 @@ details{margin:.4rem 0}summary{cursor:pointer;font-weight:600}\
 
 pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     let lang = p.req.lang;
+    // Figures in the page's language: a decimal comma in French, as in the text around them.
+    let num = |v: f64, decimals: usize| lang.dec(v, decimals);
     let t = |fr: &'static str, en: &'static str| lang.t(fr, en);
     let mut h = String::new();
     let title = format!(

@@ -162,17 +162,20 @@ fn the_publication_carries_the_engines_figures_everywhere() {
 
     // The page: the same figures, no external request, accessible markup.
     let html = std::fs::read_to_string(pub_dir.join("index.html")).unwrap();
-    assert!(html.contains("99.9304"), "uptime of 13807 on 1 July");
+    assert!(
+        html.contains("<td>99,9304</td>"),
+        "uptime of 13807 on 1 July, decimal comma in French"
+    );
     assert!(html.contains("13807-api-20240701T080000.000Z"));
     // Summary over the period, 13807's dedicated interface: cbpii replies 150, 100, 120 →
     // mean 370/3 = 123.3 ms, p95 at rank ⌈0.95 × 3⌉ = 3 of [100, 120, 150] = 150.0 ms;
     // fallback share 1 of 8 API + 1 fallback requests = 11.111 %; the one week (W27, cut by
     // the period) misses parity (API 99.965 % < web 100 %).
     assert!(
-        html.contains("<td>123.3</td><td>150.0</td>"),
+        html.contains("<td>123,3</td><td>150,0</td>"),
         "period response time of cbpii"
     );
-    assert!(html.contains("<td>11.111</td>"), "fallback share");
+    assert!(html.contains("<td>11,111</td>"), "fallback share");
     assert!(html.contains("manqués : 1 semaine sur 1"), "weekly targets");
     assert!(html.contains("interface dédiée 99,9652 % &lt; Banque en ligne (web) 100,0000 %"));
     let strings = zip_text(&xlsx, "xl/sharedStrings.xml");
@@ -312,6 +315,10 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
     );
     let html = std::fs::read_to_string(out.join("2024-Q4/index.html")).unwrap();
     assert!(html.contains("lang=\"en\"") && html.contains("Daily statistics"));
+    assert!(
+        html.contains("<td>100.0000</td>"),
+        "decimal point in English (uptime of the days answered in full)"
+    );
 
     // A wrong quarter and an empty period are clear errors.
     let bad = Command::new(support::dispo_bin())
