@@ -281,6 +281,7 @@ pub async fn run(
         crate::probe::daemon::RunOptions {
             duration: Some(opts.duration),
             status_line: false,
+            health: Default::default(),
         },
         observers,
         stop,

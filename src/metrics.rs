@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::Phases;
 use crate::engine::Settings;
 use crate::engine::live::{EpisodeTracker, LiveEvent};
+use crate::probe::daemon::WriterHealth;
 use crate::store::StoredObservation;
 
 type Series = (String, String); // establishment, interface
@@ -26,6 +27,7 @@ struct State {
     cert_expiry: BTreeMap<String, i64>,
     tracker: EpisodeTracker,
     aspsp_error_is_failure: bool,
+    writer: Option<WriterHealth>,
 }
 
 /// The metrics of a running monitor; cheap to clone.
@@ -58,7 +60,14 @@ impl Metrics {
             cert_expiry,
             tracker: EpisodeTracker::new(settings),
             aspsp_error_is_failure: settings.aspsp_error_is_failure,
+            writer: None,
         })))
+    }
+
+    /// Also shows how the writing of observations goes (the monitor's own health).
+    pub fn watching(self, writer: WriterHealth) -> Self {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).writer = Some(writer);
+        self
     }
 
     pub fn observe(&self, o: &StoredObservation) {
@@ -205,6 +214,35 @@ impl Metrics {
                 out,
                 "dispo_episodes_total{{establishment=\"{e}\",interface=\"{i}\"}} {n}"
             );
+        }
+        if let Some(w) = &s.writer {
+            head(
+                &mut out,
+                "dispo_observations_unwritten",
+                "gauge",
+                "Observations held in memory because the database refuses them (retried until written); above 0, live detection is blind.",
+            );
+            let _ = writeln!(out, "dispo_observations_unwritten {}", w.waiting());
+            head(
+                &mut out,
+                "dispo_store_write_failures_total",
+                "counter",
+                "Failed attempts to write observations since the monitor started.",
+            );
+            let _ = writeln!(out, "dispo_store_write_failures_total {}", w.failures());
+            if let Some(t) = w.last_write_ms() {
+                head(
+                    &mut out,
+                    "dispo_last_write_timestamp_seconds",
+                    "gauge",
+                    "When observations were last written (unix seconds).",
+                );
+                let _ = writeln!(
+                    out,
+                    "dispo_last_write_timestamp_seconds {}",
+                    t as f64 / 1000.0
+                );
+            }
         }
         out
     }

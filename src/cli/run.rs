@@ -71,11 +71,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.clone(),
         observers.subscribe(),
     ))];
+    let health = daemon::WriterHealth::default();
     if let Some(addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-        let metrics = crate::metrics::Metrics::new(&cfg);
+        let metrics = crate::metrics::Metrics::new(&cfg).watching(health.clone());
         let mut rx = observers.subscribe();
         let m = metrics.clone();
         tasks.push(tokio::spawn(async move {
@@ -97,6 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         duration: args.duration,
         status_line: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        health,
     };
     let summary = daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?;
     let _ = stop_tx.send(true);

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -36,6 +36,37 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Print a status line per establishment (when stdout is a terminal).
     pub status_line: bool,
+    /// Where the writer reports how writing goes (shown by the metrics).
+    pub health: WriterHealth,
+}
+
+/// How the writing of observations goes. A database that refuses writes (disk full, file made
+/// read-only) leaves observations waiting in memory, retried and never dropped, and the live
+/// detection without input, since it only sees what is written: from outside, only these
+/// figures show it. Cheap to clone; shared with the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct WriterHealth(Arc<HealthCounters>);
+
+#[derive(Debug, Default)]
+struct HealthCounters {
+    waiting: AtomicU64,
+    failures: AtomicU64,
+    last_write_ms: AtomicI64,
+}
+
+impl WriterHealth {
+    /// Observations held because the database refused them (0 once written).
+    pub fn waiting(&self) -> u64 {
+        self.0.waiting.load(Ordering::Relaxed)
+    }
+    /// Failed attempts to write observations since the monitor started.
+    pub fn failures(&self) -> u64 {
+        self.0.failures.load(Ordering::Relaxed)
+    }
+    /// When observations were last written (epoch ms), if ever.
+    pub fn last_write_ms(&self) -> Option<i64> {
+        Some(self.0.last_write_ms.load(Ordering::Relaxed)).filter(|&t| t > 0)
+    }
 }
 
 /// What a run did.
@@ -95,11 +126,12 @@ pub async fn run(
     let written = Arc::new(AtomicU64::new(0));
     let status = Arc::new(std::sync::Mutex::new(Status::default()));
     let writer = {
-        let (store, written, observers, status) = (
+        let (store, written, observers, status, health) = (
             store.clone(),
             written.clone(),
             observers.clone(),
             status.clone(),
+            opts.health.clone(),
         );
         tokio::spawn(async move {
             let mut batch: Vec<StepResult> = Vec::new();
@@ -118,10 +150,14 @@ pub async fn run(
                     let mut attempt = 0u32;
                     while let Err(e) = store.insert_observations(&obs[..]).await {
                         attempt += 1;
-                        tracing::error!(error = %e, attempt, "cannot write observations; retrying");
+                        health.0.waiting.store(obs.len() as u64, Ordering::Relaxed);
+                        health.0.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, attempt, waiting = obs.len(), "cannot write observations; retrying");
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
                             .await;
                     }
+                    health.0.waiting.store(0, Ordering::Relaxed);
+                    health.0.last_write_ms.store(now_ms(), Ordering::Relaxed);
                     if let Err(e) = store.record_tokens(&tokens).await {
                         tracing::warn!(error = %e, "cannot record token metadata");
                     }

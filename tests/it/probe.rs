@@ -464,3 +464,98 @@ schedule = "* * * * * *"
         assert_eq!((row.get::<f64, _>(0), row.get::<f64, _>(1)), (0.0, 0.0));
     }
 }
+
+/// One line of a Prometheus exposition: the value of the series named exactly `name`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing() {
+    let sim = Sim::start();
+    let dir = tmp("refused");
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, config(&sim, &[("13807", None)], ALL_STEPS, 5.0)).unwrap();
+    let db = dir.join("d.db");
+    // The database refuses every observation until the trigger goes.
+    let store = dispo::store::Store::open(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON observations \
+         BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let port = support::free_port();
+    let mut child = Command::new(support::dispo_bin())
+        .args(["run", "--duration", "8s", "--metrics-listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || async {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    // Refused: observations wait, failures count, nothing was ever written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let text = loop {
+        if let Some(t) = scrape().await
+            && metric(&t, "dispo_store_write_failures_total").unwrap_or(0.0) >= 2.0
+        {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write failure shown"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        metric(&text, "dispo_observations_unwritten").unwrap() > 0.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "dispo_last_write_timestamp_seconds"), None);
+
+    // The disk is freed: the held observations land, the gauge returns to 0.
+    let freed_at = chrono::Utc::now().timestamp_millis();
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        if let Some(t) = scrape().await
+            && metric(&t, "dispo_observations_unwritten") == Some(0.0)
+        {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "observations still held"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(metric(&text, "dispo_last_write_timestamp_seconds").unwrap() > 1.7e9);
+    assert!(child.wait().unwrap().success());
+    // What was refused at the time is in the database now.
+    let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM observations WHERE received_at < ?")
+        .bind(freed_at)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        held >= 4,
+        "{held} observations from before the database took writes again"
+    );
+}
