@@ -135,6 +135,21 @@ pub struct Episodes {
     /// Series with an `interface_down` alert left firing by an earlier run that the replay did
     /// not find open (an episode older than the replay window).
     stale: std::collections::BTreeSet<(String, String)>,
+    /// Alerts and resolutions not yet in the outbox, oldest first: one the database refused
+    /// (busy past its timeout, failing) is queued again with the next observation, so a passing
+    /// error never leaves an outage unannounced.
+    unqueued: std::collections::VecDeque<Unqueued>,
+}
+
+/// An alert or resolution waiting to enter the outbox.
+enum Unqueued {
+    Raise(Alert),
+    Resolve {
+        key: String,
+        end_ms: i64,
+        text: String,
+        duration_s: f64,
+    },
 }
 
 /// How far back the start-up replay reaches at most.
@@ -148,6 +163,7 @@ impl Episodes {
             tracker: EpisodeTracker::new(settings),
             settings: settings.clone(),
             stale: Default::default(),
+            unqueued: Default::default(),
         }
     }
 
@@ -208,32 +224,60 @@ impl Episodes {
         let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
         match self.tracker.push(o) {
             Some(LiveEvent::Opened(e)) => {
-                let a = down_alert(&e, tz);
-                match store.raise_alert(&a, ids, now).await {
-                    Ok(true) => {
-                        tracing::error!(establishment = %e.establishment, interface = %e.interface, since = %time::rfc3339(e.start_ms), "{}", a.summary)
-                    }
-                    Ok(false) => {}
-                    Err(err) => tracing::error!(error = %err, "cannot queue the alert"),
-                }
+                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                self.queue(store, ids, now).await;
             }
             Some(LiveEvent::Closed(e)) => {
-                match store
-                    .resolve_alert(&e.id(), e.end_ms, Some(recovery_text(&e, tz)), ids, now)
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::warn!(establishment = %e.establishment, interface = %e.interface, duration_s = e.duration_s(), "interface available again")
-                    }
-                    Ok(false) => {}
-                    Err(err) => tracing::error!(error = %err, "cannot queue the resolution"),
-                }
+                self.unqueued.push_back(Unqueued::Resolve {
+                    key: e.id(),
+                    end_ms: e.end_ms,
+                    text: recovery_text(&e, tz),
+                    duration_s: e.duration_s(),
+                });
+                self.queue(store, ids, now).await;
                 self.resolve_stale(store, o, ids, now).await;
             }
             None if !failure && self.tracker.counts(o) => {
+                self.queue(store, ids, now).await;
                 self.resolve_stale(store, o, ids, now).await;
             }
-            None => {}
+            None => self.queue(store, ids, now).await,
+        }
+    }
+
+    /// Puts what waits into the outbox, in order; stops at the first refusal (a resolution
+    /// never goes before its alert) and keeps the rest for the next observation.
+    async fn queue(&mut self, store: &Store, ids: &[String], now: i64) {
+        while let Some(next) = self.unqueued.front() {
+            let done = match next {
+                Unqueued::Raise(a) => store.raise_alert(a, ids, now).await.map(|new| {
+                    if new {
+                        tracing::error!(alert = %a.key, since = %time::rfc3339(a.starts_at_ms), "{}", a.summary);
+                    }
+                }),
+                Unqueued::Resolve {
+                    key,
+                    end_ms,
+                    text,
+                    duration_s,
+                } => store
+                    .resolve_alert(key, *end_ms, Some(text.clone()), ids, now)
+                    .await
+                    .map(|resolved| {
+                        if resolved {
+                            tracing::warn!(alert = %key, duration_s, "interface available again");
+                        }
+                    }),
+            };
+            match done {
+                Ok(()) => {
+                    self.unqueued.pop_front();
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, waiting = self.unqueued.len(), "cannot queue the alert; retried with the next observation");
+                    return;
+                }
+            }
         }
     }
 
@@ -780,6 +824,54 @@ mod tests {
             "{}",
             due[0].notice.alert.description
         );
+    }
+
+    async fn refuse_notices(s: &Store, refuse: bool) {
+        let sql = if refuse {
+            "CREATE TRIGGER refuse BEFORE INSERT ON alert_deliveries \
+             BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END"
+        } else {
+            "DROP TRIGGER refuse"
+        };
+        sqlx::query(sql).execute(s.pool()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_alert_the_database_refused_goes_in_with_the_next_observation() {
+        let s = store("refused").await;
+        let ch = ["hook".to_string()];
+        let mut ep = Episodes::new(&Settings::default());
+        // The outbox refuses notices while the outage is confirmed: no reply at 0, 5, 10, 15,
+        // 20 s opens the episode at the fifth, and its alert cannot be queued.
+        refuse_notices(&s, true).await;
+        for i in 0..5 {
+            let o = obs(T0 + i * 5_000, &format!("r{i}"), Interface::Api, None);
+            ep.push(&s, &o, &ch, o.received_at_ms).await;
+        }
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        // Writable again: the next observation, a sixth failure (no new event), brings it in.
+        refuse_notices(&s, false).await;
+        let o = obs(T0 + 25_000, "r5", Interface::Api, None);
+        ep.push(&s, &o, &ch, o.received_at_ms).await;
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(events(&due), [("firing", "13807-api-20241105T100000.000Z")]);
+        s.mark_delivered(due[0].id, T0 + 26_000).await.unwrap();
+        // Refused again at recovery (a reply at 30 s, completed at 30.2 s): the resolution
+        // waits for the next observation, with the episode's own end.
+        refuse_notices(&s, true).await;
+        let o = obs(T0 + 30_000, "ok1", Interface::Api, Some(200));
+        ep.push(&s, &o, &ch, T0 + 30_300).await;
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+        refuse_notices(&s, false).await;
+        let o = obs(T0 + 35_000, "ok2", Interface::Api, Some(200));
+        ep.push(&s, &o, &ch, T0 + 35_300).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(
+            events(&due),
+            [("resolved", "13807-api-20241105T100000.000Z")]
+        );
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(T0 + 30_200));
     }
 
     #[tokio::test]
