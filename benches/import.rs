@@ -115,7 +115,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-/// Deterministic rows: 11 establishments, the four interfaces, a few services, TPPs, statuses.
+/// Deterministic rows: 11 establishments, the four interfaces, a few services, TPPs, statuses,
+/// and request ids shaped as the UUIDs gateways log (long enough to be stored off the inline
+/// small-string buffer, as in production).
 fn generate(path: &Path, rows: u64) {
     const ESTS: [&str; 11] = [
         "10807", "16807", "10207", "18707", "13507", "16607", "10907", "14707", "17807", "13807",
@@ -150,12 +152,18 @@ fn generate(path: &Path, rows: u64) {
         };
         writeln!(
             w,
-            "{},{},{},{},log,PSDFR-ACPR-{:05},{status},{latency},{code},req-{i:010}",
+            "{},{},{},{},log,PSDFR-ACPR-{:05},{status},{latency},{code},{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
             t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             ESTS[(x >> 8) as usize % ESTS.len()],
             IFACES[(x >> 16) as usize % IFACES.len()],
             SERVICES[(x >> 24) as usize % SERVICES.len()],
             (x >> 32) % 40,
+            // A version-4 UUID, as X-Request-ID is in STET: 36 characters, random.
+            x as u32,
+            (x >> 32) as u16,
+            (x >> 48) & 0xfff,
+            0x8000 | (i as u16 & 0x3fff),
+            i & 0xffff_ffff_ffff,
         )
         .unwrap();
     }
