@@ -87,6 +87,9 @@ pub struct Store {
 /// and make the tree one level shallower for a quarter of gateway logs.
 const PAGE_SIZE: u32 = 8192;
 
+/// Runs of the migrations before `Store::open` reports their error.
+const MIGRATE_ATTEMPTS: u32 = 3;
+
 impl Store {
     /// Opens (creating if missing) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -107,13 +110,27 @@ impl Store {
                 path: shown.clone(),
                 source,
             })?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: shown,
-                source,
-            })?;
+        // Two commands opening a database a migration is due on may both start it: the second
+        // waits for the first's write lock, then fails on the migration the first recorded (its
+        // transaction rolls back whole). Run again, it finds the migration applied.
+        let migrator = sqlx::migrate!("./migrations");
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < MIGRATE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "migration failed; trying again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        path: shown,
+                        source,
+                    });
+                }
+            }
+        }
         Ok(Self {
             pool,
             path: path.to_owned(),

@@ -260,11 +260,9 @@ async fn a_large_mixed_batch_goes_in_whole_and_once() {
     assert_eq!(store.insert_observations(more).await.unwrap(), 65);
 }
 
-#[tokio::test]
-async fn a_database_of_the_rowid_table_keeps_its_observations() {
-    // A database made before observations were clustered on their identity key (migrations 1
-    // to 4): opening it moves every row over, values unchanged.
-    let path = temp_db("migrate-clustered");
+/// A database as dispo made it before observations were clustered (migrations 1 to 4 only).
+async fn rowid_database(name: &str) -> (std::path::PathBuf, SqlitePool) {
+    let path = temp_db(name);
     let old = path.with_file_name("migrations");
     std::fs::create_dir_all(&old).unwrap();
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
@@ -287,6 +285,14 @@ async fn a_database_of_the_rowid_table_keeps_its_observations() {
         .run(&pool)
         .await
         .unwrap();
+    (path, pool)
+}
+
+#[tokio::test]
+async fn a_database_of_the_rowid_table_keeps_its_observations() {
+    // A database made before observations were clustered on their identity key (migrations 1
+    // to 4): opening it moves every row over, values unchanged.
+    let (path, pool) = rowid_database("migrate-clustered").await;
     sqlx::query(
         "INSERT INTO observations (id, received_at, establishment, interface, service, source, \
          tpp, status, latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, \
@@ -371,4 +377,31 @@ async fn a_new_database_has_the_larger_pages() {
         .await
         .unwrap();
     assert_eq!(size, i64::from(PAGE_SIZE));
+}
+
+#[tokio::test]
+async fn two_commands_opening_an_old_database_at_once_both_open_it() {
+    // A database of migrations 1 to 4 with 20 000 rows: converting it takes long enough for the
+    // second command to find the first one converting. Before Store::open ran the migrations
+    // again, the second failed on "UNIQUE constraint failed: _sqlx_migrations.version".
+    let (path, pool) = rowid_database("migrate-race").await;
+    sqlx::query(
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 19999) \
+         INSERT INTO observations (received_at, establishment, interface, service, source, \
+         request_id, outcome) SELECT i * 1000, '13807', 'api', 'cbpii', 'log', 'r' || i, 'ok' \
+         FROM c",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (a, b) = tokio::join!(Store::open(&path), Store::open(&path));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for s in [&a, &b] {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM observations")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 20_000);
+    }
 }
