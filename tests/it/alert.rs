@@ -189,22 +189,16 @@ to = ["oncall@bank.example"]
     let cfg = dir.join("p.toml");
     std::fs::write(&cfg, config(&sim, &alerts, FUNDS)).unwrap();
     let db = dir.join("d.db");
-    let mut run = Command::new(support::dispo_bin())
-        .args([
-            "run",
+    let mut run = support::spawn_run(
+        &cfg,
+        &db,
+        &[
             "--duration",
             "14s",
             "--metrics-listen",
             &format!("127.0.0.1:{metrics_port}"),
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
 
     // While it is down, Alertmanager holds the firing alert with our labels.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,7 +1,7 @@
 //! `dispo run` against `dispo simulate` over real mutual TLS: what lands in SQLite.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -59,6 +59,16 @@ step = "psu"
 schedule = "* * * * * *"
 "#;
 
+/// The simulator, and a configuration of `probes` for 13807 (5 s timeout) written beside the
+/// database path of the test `name`: (sim, config path, database path).
+fn one_establishment(name: &str, probes: &str) -> (Sim, PathBuf, PathBuf) {
+    let sim = Sim::start();
+    let dir = tmp(name);
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, config(&sim, &[("13807", None)], probes, 5.0)).unwrap();
+    (sim, cfg, dir.join("d.db"))
+}
+
 fn run(cfg: &Path, db: &Path, duration: &str) {
     let out = Command::new(support::dispo_bin())
         .args(["run", "--config"])
@@ -82,11 +92,7 @@ async fn rows(db: &Path, sql: &'static str) -> Vec<sqlx::sqlite::SqliteRow> {
 
 #[tokio::test]
 async fn every_step_both_versions_phases_and_heartbeats() {
-    let sim = Sim::start();
-    let dir = tmp("steps");
-    let cfg = dir.join("p.toml");
-    std::fs::write(&cfg, config(&sim, &[("13807", None)], ALL_STEPS, 5.0)).unwrap();
-    let db = dir.join("d.db");
+    let (sim, cfg, db) = one_establishment("steps", ALL_STEPS);
     run(&cfg, &db, "3500ms");
 
     let by: Vec<(String, String, String, i64)> = rows(
@@ -311,20 +317,8 @@ iban = "FR7613807008043001965405255"
 
 #[tokio::test]
 async fn a_killed_monitor_loses_nothing_it_wrote() {
-    let sim = Sim::start();
-    let dir = tmp("kill");
-    let cfg = dir.join("p.toml");
-    std::fs::write(&cfg, config(&sim, &[("13807", None)], ALL_STEPS, 5.0)).unwrap();
-    let db = dir.join("d.db");
-    let mut child = Command::new(support::dispo_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_sim, cfg, db) = one_establishment("kill", ALL_STEPS);
+    let mut child = support::spawn_run(&cfg, &db, &[]);
     tokio::time::sleep(Duration::from_millis(3500)).await;
     child.kill().unwrap(); // SIGKILL: no chance to flush anything
     child.wait().unwrap();
@@ -473,11 +467,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing() {
-    let sim = Sim::start();
-    let dir = tmp("refused");
-    let cfg = dir.join("p.toml");
-    std::fs::write(&cfg, config(&sim, &[("13807", None)], ALL_STEPS, 5.0)).unwrap();
-    let db = dir.join("d.db");
+    let (_sim, cfg, db) = one_establishment("refused", ALL_STEPS);
     // The database refuses every observation until the trigger goes.
     let store = dispo::store::Store::open(&db).await.unwrap();
     sqlx::query(
@@ -488,17 +478,12 @@ async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing()
     .await
     .unwrap();
     let port = support::free_port();
-    let mut child = Command::new(support::dispo_bin())
-        .args(["run", "--duration", "8s", "--metrics-listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut child = support::spawn_run(
+        &cfg,
+        &db,
+        &["--duration", "8s", "--metrics-listen", &metrics],
+    );
     let scrape = || async {
         reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await

@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 /// Path of the `dispo` binary cargo built for these tests.
 pub fn dispo_bin() -> PathBuf {
@@ -21,4 +22,19 @@ pub fn free_port() -> u16 {
 /// Every test starts with this: the one rustls provider.
 pub fn init() {
     dispo::install_crypto_provider();
+}
+
+/// Starts `dispo run --config cfg --db db` with `args` before them, output discarded.
+pub fn spawn_run(cfg: &Path, db: &Path, args: &[&str]) -> Child {
+    Command::new(dispo_bin())
+        .arg("run")
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--db")
+        .arg(db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
