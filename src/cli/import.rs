@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 when every line imported (or was already present), 2 when some lines were
 //! refused (the rest imported; see the rejects file), 1 on an error that stopped the import
-//! (what landed before is reported; re-running is safe).
+//! (what landed before is reported; re-running is safe). `--config` gives the counting policy
+//! the bounds take (`[counting] max_latency_s`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::import::bounds::Bounds;
 use crate::import::{self, Format, ImportOptions, ImportSummary, Input, mapping::Mapping};
 use crate::store::Store;
 
@@ -31,6 +33,10 @@ pub struct Args {
     /// TOML field mapping for --format jsonl (see the README).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
+    /// A probe configuration whose `[counting]` table sets `max_latency_s`: latencies beyond it
+    /// are refused (default 3600 s).
+    #[arg(long, value_name = "PROBES.toml")]
+    pub config: Option<PathBuf>,
     /// Where refused lines are written, as JSON lines. Default: `<db>.rejects.jsonl` (replaced
     /// when this import refuses a line, left alone otherwise).
     #[arg(long)]
@@ -52,6 +58,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         (_, Some(p)) => Some(Mapping::load(p)?),
         (Format::Csv, None) => None,
     };
+    let max_latency_s = crate::cli::kpi::load_settings(args.config.as_deref(), None)?.max_latency_s;
+    if !(max_latency_s.is_finite() && max_latency_s > 0.0) {
+        anyhow::bail!(
+            "[counting] max_latency_s = {max_latency_s}: give a positive number of seconds"
+        );
+    }
+    let bounds = Bounds::from_clock(max_latency_s);
     let rejects_path = args.rejects.clone().unwrap_or_else(|| {
         let mut p = args.db.clone().into_os_string();
         p.push(".rejects.jsonl");
@@ -69,7 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         show_rejects: args.show_rejects,
     };
     let bar = progress_bar();
-    let result = import::import(&store, &inputs, &opts, &bar).await;
+    let result = import::import_with_bounds(&store, &inputs, &opts, bounds, &bar).await;
     bar.finish_and_clear();
     match result {
         Ok(summary) => {

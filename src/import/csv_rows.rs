@@ -2,7 +2,8 @@
 //! `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`
 //! (columns found by name, in any order; extra columns `error_text` and `outcome` are read when
 //! present, others ignored). `received_at` is RFC 3339 with an offset or `Z`; empty `status` and
-//! `latency_ms` mean no reply; an empty `source` means `log`.
+//! `latency_ms` mean no reply; an empty `source` means `log`. A given `outcome` must agree with
+//! the status ([`super::outcome`]); every row must lie within the [`Bounds`].
 //!
 //! In: a byte stream. Out: one row per record, or a reject naming the line and the field.
 
@@ -10,6 +11,8 @@ use std::io::BufRead;
 
 use chrono::DateTime;
 
+use super::bounds::Bounds;
+use super::outcome::imported_outcome;
 use super::{ImportError, Row, RowReject, RowSource};
 use crate::domain::{
     CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source,
@@ -39,10 +42,17 @@ pub struct CsvRows<R: BufRead> {
     record: csv::ByteRecord,
     /// An empty input (not even a header): zero rows, not an error (a quiet night's log).
     empty: bool,
+    bounds: Bounds,
 }
 
 impl<R: BufRead> CsvRows<R> {
+    /// With the default bounds (latency up to 3 600 s, times up to 24 h after the clock).
     pub fn new(input: R) -> Result<Self, ImportError> {
+        Self::with_bounds(input, Bounds::default())
+    }
+
+    /// Rows outside `bounds` are refused.
+    pub fn with_bounds(input: R, bounds: Bounds) -> Result<Self, ImportError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -76,6 +86,7 @@ impl<R: BufRead> CsvRows<R> {
             cols,
             record: csv::ByteRecord::new(),
             empty,
+            bounds,
         })
     }
 
@@ -122,9 +133,10 @@ impl<R: BufRead> CsvRows<R> {
         };
         let latency_ms = match opt(7)? {
             None => None,
+            // Range (and NaN, inf) checked by the bounds below.
             Some(s) => match s.parse::<f64>() {
-                Ok(n) if n >= 0.0 && n.is_finite() => Some(n),
-                _ => return Err(format!("latency_ms {s:?} is not a non-negative number")),
+                Ok(n) => Some(n),
+                Err(_) => return Err(format!("latency_ms {s:?} is not a number")),
             },
         };
         if status.is_none() && latency_ms.is_some() {
@@ -132,11 +144,11 @@ impl<R: BufRead> CsvRows<R> {
         }
         let error_code = opt(8)?.map(CompactString::new);
         let request_id = CompactString::new(opt(9)?.ok_or("request_id is empty")?);
-        let derived = Outcome::from_reply(status, error_code.as_deref());
-        let outcome = match self.outcome.map(field).transpose()? {
-            Some(s) if !s.is_empty() => s.parse::<Outcome>().map_err(|e| e.to_string())?,
-            _ => derived,
+        let given = match self.outcome.map(field).transpose()? {
+            Some(s) if !s.is_empty() => Some(s.parse::<Outcome>().map_err(|e| e.to_string())?),
+            _ => None,
         };
+        let outcome = imported_outcome(given, source, status, error_code.as_deref())?;
         let error_text = match self.error_text.map(field).transpose()? {
             Some(s) if !s.is_empty() => Some(s.to_owned()),
             _ => None,
@@ -154,6 +166,7 @@ impl<R: BufRead> CsvRows<R> {
             request_id,
             outcome,
         });
+        self.bounds.check(&so.obs)?;
         so.error_text = error_text;
         Ok(so)
     }
@@ -234,4 +247,94 @@ pub fn write_csv(
     }
     w.flush()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id,outcome\n";
+
+    /// Reads `body` (after the header) with bounds max 3 600 s and the clock at
+    /// 2026-12-02T12:00:00Z: accepted request ids, and refused lines with their reasons.
+    fn read(body: &str) -> (Vec<String>, Vec<(u64, String)>) {
+        let bounds = Bounds::new(3600.0, 1_796_212_800_000);
+        let text = format!("{HEAD}{body}");
+        let mut rows = CsvRows::with_bounds(text.as_bytes(), bounds).unwrap();
+        let (mut ok, mut refused) = (Vec::new(), Vec::new());
+        while let Some(r) = rows.next_row().unwrap() {
+            match r {
+                Row::Obs(o) => ok.push(o.obs.request_id.to_string()),
+                Row::Reject(r) => refused.push((r.line, r.reason)),
+            }
+        }
+        (ok, refused)
+    }
+
+    #[test]
+    fn latencies_and_times_outside_the_bounds_are_refused() {
+        // Line 1 is the header. Clock 2026-12-02T12:00:00Z: now + 1 h (line 7) passes, 2300 and
+        // 1999 do not; 3 600 000 ms (line 8) is the largest latency accepted, 1e11 is not.
+        let (ok, refused) = read(
+            "2024-07-04T10:00:00Z,13807,api,cbpii,log,T,200,1e11,,big,\n\
+             2024-07-04T10:00:01Z,13807,api,cbpii,log,T,200,inf,,inf,\n\
+             2024-07-04T10:00:02Z,13807,api,cbpii,log,T,200,NaN,,nan,\n\
+             2300-01-01T00:00:00Z,13807,api,cbpii,log,T,200,100,,y2300,\n\
+             1999-12-31T23:59:59Z,13807,api,cbpii,log,T,200,100,,y1999,\n\
+             2026-12-02T13:00:00Z,13807,api,cbpii,log,T,200,100,,soon,\n\
+             2024-07-04T10:00:03Z,13807,api,cbpii,log,T,200,3600000,,hour,\n\
+             2024-07-04T10:00:04Z,13807,api,cbpii,log,T,200,-3,,neg,\n",
+        );
+        assert_eq!(ok, ["soon", "hour"]);
+        let lines: Vec<u64> = refused.iter().map(|r| r.0).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6, 9]);
+        let why = |l: u64| &refused.iter().find(|r| r.0 == l).unwrap().1;
+        assert!(why(2).starts_with("latency_ms 100000000000 is beyond [counting] max_latency_s"));
+        assert!(why(3).starts_with("latency_ms inf is not finite"));
+        assert!(why(4).starts_with("latency_ms NaN is not a number"));
+        for l in [2, 3, 4, 9] {
+            assert!(
+                why(l).contains("0 to 3600000 ms, max_latency_s = 3600 s"),
+                "{}",
+                why(l)
+            );
+        }
+        assert!(why(5).contains("2300-01-01T00:00:00.000Z is more than 24 h after the clock"));
+        assert!(why(6).contains("1999-12-31T23:59:59.000Z is before 2000-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_given_outcome_must_agree_with_the_status() {
+        let (ok, refused) = read(
+            "2024-07-04T10:00:00Z,13807,api,cbpii,log,T,503,10,INTS,a,ok\n\
+             2024-07-04T10:00:01Z,13807,api,cbpii,log,T,,,,b,ok\n\
+             2024-07-04T10:00:02Z,13807,api,cbpii,log,T,503,10,INTS,c,aspsp_error\n\
+             2024-07-04T10:00:03Z,13807,api,cbpii,probe,,200,10,,d,unexpected\n\
+             2024-07-04T10:00:04Z,13807,api,cbpii,probe,,,,,e,probe_error\n\
+             2024-07-04T10:00:05Z,13807,api,cbpii,log,T,200,10,,f,unexpected\n\
+             2024-07-04T10:00:06Z,13807,api,cbpii,log,T,,,,g,\n",
+        );
+        assert_eq!(ok, ["c", "d", "e", "g"]);
+        assert_eq!(refused.len(), 3);
+        assert_eq!(refused[0].0, 2);
+        assert!(
+            refused[0]
+                .1
+                .starts_with("outcome \"ok\" contradicts status 503 with error code INTS, which is \"aspsp_error\""),
+            "{}",
+            refused[0].1
+        );
+        assert_eq!(refused[1].0, 3);
+        assert!(
+            refused[1]
+                .1
+                .contains("contradicts no status (no reply), which is \"no_reply\"")
+        );
+        assert_eq!(refused[2].0, 7);
+        assert!(
+            refused[2]
+                .1
+                .contains("only probe rows may say \"unexpected\"")
+        );
+    }
 }

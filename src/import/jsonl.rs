@@ -2,11 +2,15 @@
 //! [`Mapping`].
 //!
 //! In: a buffered byte stream (already gunzipped). Out: rows for the import driver; a line that
-//! is not JSON, not an object or not mappable is a reject with its line number and reason.
-//! Blank lines are skipped.
+//! is not JSON, not an object, not mappable or outside the [`Bounds`] is a reject with its line
+//! number and reason. Blank lines are skipped.
+//!
+//! One reader per file: it remembers the instant of the last accepted line, which places a local
+//! time of the autumn fold ([`super::mapping::resolve_fold`]).
 
 use std::io::BufRead;
 
+use super::bounds::Bounds;
 use super::mapping::Mapping;
 use super::{ImportError, Row, RowReject, RowSource};
 
@@ -14,17 +18,28 @@ use super::{ImportError, Row, RowReject, RowSource};
 pub struct JsonLines<R> {
     input: R,
     mapping: Mapping,
+    bounds: Bounds,
     line: u64,
     buf: Vec<u8>,
+    /// `received_at` of the last accepted line of this file.
+    last_ms: Option<i64>,
 }
 
 impl<R: BufRead> JsonLines<R> {
+    /// With the default bounds (latency up to 3 600 s, times up to 24 h after the clock).
     pub fn new(input: R, mapping: Mapping) -> Self {
+        Self::with_bounds(input, mapping, Bounds::default())
+    }
+
+    /// Lines outside `bounds` are refused.
+    pub fn with_bounds(input: R, mapping: Mapping, bounds: Bounds) -> Self {
         Self {
             input,
             mapping,
+            bounds,
             line: 0,
             buf: Vec::with_capacity(4096),
+            last_ms: None,
         }
     }
 }
@@ -68,8 +83,15 @@ impl<R: BufRead + Send> RowSource for JsonLines<R> {
             if !value.is_object() {
                 return reject("not a JSON object".into());
             }
-            return match self.mapping.apply(&value) {
-                Ok(o) => Ok(Some(Row::Obs(o))),
+            let mapped = self
+                .mapping
+                .apply_after(&value, self.last_ms)
+                .and_then(|o| self.bounds.check(&o.obs).map(|()| o));
+            return match mapped {
+                Ok(o) => {
+                    self.last_ms = Some(o.obs.received_at_ms);
+                    Ok(Some(Row::Obs(o)))
+                }
                 Err(reason) => reject(reason),
             };
         }

@@ -2,14 +2,19 @@
 //! field, how times are written, which request path is which service.
 //!
 //! In: a TOML file (`--mapping`), parsed once into [`Mapping`]. Out: per JSON line, an
-//! observation or the reason it cannot be one ([`Mapping::apply`]). Field names are paths into
-//! the JSON object: `status`, `request.headers.X-Request-ID` (an exact key is tried before a
+//! observation or the reason it cannot be one ([`Mapping::apply_after`]). Field names are paths
+//! into the JSON object: `status`, `request.headers.X-Request-ID` (an exact key is tried before a
 //! dotted path; the last segment also matches case-insensitively, as HTTP header names do).
+//!
+//! Local times (a pattern without offset, in `[timestamp] timezone`): a wall time that never
+//! happened (spring gap) is refused; one that happened twice (the autumn fold, e.g. 02:00 to 03:00
+//! in Paris on the last Sunday of October) is placed by the order of the file, from the previous
+//! accepted line's instant ([`resolve_fold`]); with no previous line it is refused as ambiguous.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::Value;
@@ -186,13 +191,25 @@ impl Mapping {
         Ok(m)
     }
 
-    /// Turns one JSON object into an observation, or says why not.
+    /// Turns one JSON object, alone, into an observation, or says why not: a local time in the
+    /// autumn fold is refused as ambiguous (see [`Mapping::apply_after`]).
     pub fn apply(&self, v: &Value) -> Result<StoredObservation, String> {
+        self.apply_after(v, None)
+    }
+
+    /// Turns one JSON object into an observation, or says why not. `previous_ms` is the instant
+    /// of the previous accepted line of the same file, which places a local time of the autumn
+    /// fold ([`resolve_fold`]).
+    pub fn apply_after(
+        &self,
+        v: &Value,
+        previous_ms: Option<i64>,
+    ) -> Result<StoredObservation, String> {
         let f = &self.fields;
         let received_at_ms = {
             let raw = lookup(v, &f.received_at)
                 .ok_or_else(|| format!("missing time field {:?}", f.received_at))?;
-            self.parse_time(raw)?
+            self.parse_time(raw, previous_ms)?
         };
         let request_id = text(lookup(v, &f.request_id))
             .filter(|s| !s.is_empty())
@@ -245,10 +262,8 @@ impl Mapping {
         let latency_ms = match opt_field(v, &f.latency) {
             None => None,
             Some(x) => {
+                // Range (and NaN, inf, given as strings) checked by the reader's bounds.
                 let n = number(x).ok_or_else(|| format!("latency {x} is not a number"))?;
-                if !(n >= 0.0 && n.is_finite()) {
-                    return Err(format!("latency {x} is negative"));
-                }
                 Some(match self.latency_unit {
                     LatencyUnit::Ms => n,
                     LatencyUnit::S => n * 1000.0,
@@ -286,14 +301,16 @@ impl Mapping {
             .map(|(_, s)| s.clone())
     }
 
-    fn parse_time(&self, raw: &Value) -> Result<i64, String> {
+    fn parse_time(&self, raw: &Value, previous_ms: Option<i64>) -> Result<i64, String> {
         let fmt = self.timestamp.format.as_str();
         let bad = || format!("time {raw} does not match format {fmt:?}");
+        let epoch = |scale: f64| {
+            let n = number(raw).ok_or_else(bad)?;
+            epoch_ms(n * scale).ok_or_else(|| format!("time {raw} is not a finite epoch time"))
+        };
         match fmt {
-            "epoch_ms" => number(raw).map(|n| n.round() as i64).ok_or_else(bad),
-            "epoch_s" => number(raw)
-                .map(|n| (n * 1000.0).round() as i64)
-                .ok_or_else(bad),
+            "epoch_ms" => epoch(1.0),
+            "epoch_s" => epoch(1000.0),
             "rfc3339" => {
                 let s = raw.as_str().ok_or_else(bad)?;
                 DateTime::parse_from_rfc3339(s)
@@ -307,17 +324,63 @@ impl Mapping {
                 }
                 let naive = NaiveDateTime::parse_from_str(s, pattern)
                     .map_err(|e| format!("time {s:?} does not match {pattern:?} ({e})"))?;
-                self.timestamp
-                    .timezone
-                    .from_local_datetime(&naive)
-                    .earliest()
-                    .map(|t| t.timestamp_millis())
-                    .ok_or_else(|| {
-                        format!("time {s:?} does not exist in {}", self.timestamp.timezone)
-                    })
+                let tz = self.timestamp.timezone;
+                match tz.from_local_datetime(&naive) {
+                    LocalResult::Single(t) => Ok(t.timestamp_millis()),
+                    LocalResult::Ambiguous(a, b) => {
+                        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+                        resolve_fold(tz, &first, &second, previous_ms).ok_or_else(|| {
+                            format!(
+                                "time {s:?} is ambiguous in {tz}: it happened twice when the clocks went back ({} or {}), and no earlier line of this file tells which",
+                                first.to_rfc3339(),
+                                second.to_rfc3339()
+                            )
+                        })
+                    }
+                    LocalResult::None => Err(format!(
+                        "time {s:?} does not exist in {tz}: the clocks went forward over it"
+                    )),
+                }
             }
         }
     }
+}
+
+/// Epoch milliseconds from a float, when finite and representable.
+fn epoch_ms(ms: f64) -> Option<i64> {
+    // Well inside i64 (9.2e18); the bounds refuse anything past year 2000 + a few decades anyway.
+    (ms.is_finite() && ms.abs() < 9e18).then(|| ms.round() as i64)
+}
+
+/// Which of the two instants of a wall time in the autumn fold a log line means (`first` in the
+/// first pass, before the clocks went back, `second` an hour later), from the order of the file:
+/// the one nearest to the previous accepted line's instant (a tie goes to the later one, as logs
+/// run forward), except that once the file has reached the second pass (the previous instant at
+/// or after the clocks went back) it stays there: a log's clock goes back only once. `None`
+/// without a previous line: nothing tells.
+///
+/// With Paris lines 01:50, 02:10, 02:50, 02:05, 02:40, 03:10 on 2024-10-27: 02:10 and 02:50 are
+/// nearest in the first pass (+02:00); 02:05 is 15 min after 02:50+02:00 in the second pass but
+/// 45 min before it in the first: second pass (+01:00); 02:40 follows a line of the second pass,
+/// so stays in it although its first-pass instant (25 min back) is nearer than its second (35 min
+/// on).
+pub fn resolve_fold(
+    tz: Tz,
+    first: &DateTime<Tz>,
+    second: &DateTime<Tz>,
+    previous_ms: Option<i64>,
+) -> Option<i64> {
+    let p = previous_ms?;
+    let (a, b) = (first.timestamp_millis(), second.timestamp_millis());
+    // From `first` to the turn-back the offset is the first pass's; from there to the next change
+    // of offset (months later), the second pass's.
+    let p_offset = DateTime::from_timestamp_millis(p)
+        .map(|t| tz.offset_from_utc_datetime(&t.naive_utc()).fix())?;
+    if p >= a && p_offset == second.offset().fix() {
+        return Some(b);
+    }
+    let (da, db) = ((p as i128 - a as i128).abs(), (b as i128 - p as i128).abs());
+    Some(if da < db { a } else { b })
 }
 
 /// Finds a field: the exact key first, then a dotted path; the last segment may differ in case.
@@ -486,6 +549,137 @@ timezone = "Europe/Paris"
             Some("PSD")
         );
         assert_eq!(organization_identifier("CN=x,O=y"), None);
+    }
+
+    /// A Paris log of local wall times, read line after line as the JSON-lines reader does:
+    /// each line placed after the previous accepted one.
+    fn place(lines: &[&str]) -> Vec<Result<i64, String>> {
+        let m = Mapping::parse(
+            "[fields]\nreceived_at = \"t\"\nrequest_id = \"id\"\n\
+             [timestamp]\nformat = \"%Y-%m-%d %H:%M\"\ntimezone = \"Europe/Paris\"\n\
+             [defaults]\nestablishment = \"13807\"\nservice = \"cbpii\"\n",
+        )
+        .unwrap();
+        let mut previous = None;
+        lines
+            .iter()
+            .map(|t| {
+                let v = serde_json::json!({"t": t, "id": "r"});
+                let r = m.apply_after(&v, previous).map(|o| o.obs.received_at_ms);
+                if let Ok(ms) = r {
+                    previous = Some(ms);
+                }
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_autumn_fold_is_placed_by_the_order_of_the_file() {
+        // 2024-10-27 in Paris: at 03:00 CEST (+02:00, 01:00Z) clocks go back to 02:00 CET
+        // (+01:00), so 02:00 to 02:59 happen twice.
+        //   01:50        unique, +02:00                        2024-10-26T23:50Z 1729986600000
+        //   02:10        00:10Z (20 min on) or 01:10Z: first    2024-10-27T00:10Z 1729987800000
+        //   02:50        00:50Z (40 min on) or 01:50Z: first    2024-10-27T00:50Z 1729990200000
+        //   02:05        00:05Z (45 min back) or 01:05Z (15 min on): second
+        //                                                       2024-10-27T01:05Z 1729991100000
+        //   02:40        after a second-pass line: second       2024-10-27T01:40Z 1729993200000
+        //                (its first pass, 00:40Z, is 25 min back, nearer than 35 min on)
+        //   03:10        unique, +01:00                        2024-10-27T02:10Z 1729995000000
+        let got = place(&[
+            "2024-10-27 01:50",
+            "2024-10-27 02:10",
+            "2024-10-27 02:50",
+            "2024-10-27 02:05",
+            "2024-10-27 02:40",
+            "2024-10-27 03:10",
+        ]);
+        let want = [
+            1_729_986_600_000,
+            1_729_987_800_000,
+            1_729_990_200_000,
+            1_729_991_100_000,
+            1_729_993_200_000,
+            1_729_995_000_000,
+        ];
+        assert_eq!(got, want.map(Ok));
+    }
+
+    #[test]
+    fn an_ambiguous_first_line_and_a_skipped_time_are_refused() {
+        let got = place(&[
+            // Nothing before it tells which 02:30.
+            "2024-10-27 02:30",
+            // Clocks went from 02:00 to 03:00 CEST on 2024-03-31: 02:30 never happened.
+            "2024-03-31 02:30",
+            // 03:30 CEST = 01:30Z = 1711848600000.
+            "2024-03-31 03:30",
+        ]);
+        let e = got[0].as_ref().unwrap_err();
+        assert!(
+            e.contains("is ambiguous in Europe/Paris")
+                && e.contains("2024-10-27T02:30:00+02:00 or 2024-10-27T02:30:00+01:00"),
+            "{e}"
+        );
+        let e = got[1].as_ref().unwrap_err();
+        assert!(
+            e.contains("\"2024-03-31 02:30\" does not exist in Europe/Paris"),
+            "{e}"
+        );
+        assert_eq!(got[2], Ok(1_711_848_600_000));
+    }
+
+    #[test]
+    fn fold_ties_and_late_files_take_the_later_instant() {
+        let tz: Tz = "Europe/Paris".parse().unwrap();
+        let naive = NaiveDateTime::parse_from_str("2024-10-27 02:00", "%Y-%m-%d %H:%M").unwrap();
+        let LocalResult::Ambiguous(a, b) = tz.from_local_datetime(&naive) else {
+            panic!("02:00 is in the fold")
+        };
+        // a = 00:00Z, b = 01:00Z. Previous at 00:30Z: 30 min either way, the later wins.
+        assert_eq!(a.timestamp_millis(), 1_729_987_200_000);
+        let half = a.timestamp_millis() + 1_800_000;
+        assert_eq!(
+            resolve_fold(tz, &a, &b, Some(half)),
+            Some(b.timestamp_millis())
+        );
+        // Previous a minute before a: a.
+        let before = a.timestamp_millis() - 60_000;
+        assert_eq!(
+            resolve_fold(tz, &a, &b, Some(before)),
+            Some(a.timestamp_millis())
+        );
+        // Previous a day later: b.
+        let later = b.timestamp_millis() + 86_400_000;
+        assert_eq!(
+            resolve_fold(tz, &a, &b, Some(later)),
+            Some(b.timestamp_millis())
+        );
+        assert_eq!(resolve_fold(tz, &a, &b, None), None);
+    }
+
+    #[test]
+    fn epoch_times_must_be_finite() {
+        let m = Mapping::parse(
+            "[fields]\nreceived_at = \"t\"\nrequest_id = \"id\"\n\
+             [timestamp]\nformat = \"epoch_s\"\n\
+             [defaults]\nestablishment = \"13807\"\nservice = \"cbpii\"\n",
+        )
+        .unwrap();
+        for t in [
+            serde_json::json!("inf"),
+            serde_json::json!("NaN"),
+            serde_json::json!(1e300),
+        ] {
+            let e = m
+                .apply(&serde_json::json!({"t": t, "id": "r"}))
+                .unwrap_err();
+            assert!(e.contains("is not a finite epoch time"), "{e}");
+        }
+        let o = m
+            .apply(&serde_json::json!({"t": 1_720_087_200.25, "id": "r"}))
+            .unwrap();
+        assert_eq!(o.obs.received_at_ms, 1_720_087_200_250);
     }
 
     #[test]

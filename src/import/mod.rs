@@ -9,10 +9,18 @@
 //! inserts each batch in one transaction. A crash loses at most the batch in flight, never half
 //! of one; the import is *batch-resumable*: re-running it skips what landed (the store ignores
 //! rows whose request id, time and establishment it already has). Bad rows are counted, written
-//! to the rejects file as JSON lines (`file`, `line`, `reason`, `raw`), and the rest imports.
+//! to the rejects file as JSON lines (`input`, `line`, `reason`, `raw`), and the rest imports:
+//! rows outside the [`bounds::Bounds`], and rows whose `outcome` contradicts their status
+//! ([`outcome`]), are such bad rows.
+//!
+//! Coverage (methodology section 1): once a file's rows landed, the span from its first to its
+//! last accepted `received_at` is recorded per establishment and interface in it
+//! ([`Store::record_log_spans`], under the input's name, `-` for stdin).
 
+pub mod bounds;
 pub mod jsonl;
 pub mod mapping;
+pub mod outcome;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -24,7 +32,10 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use crate::store::coverage::LogSpans;
 use crate::store::{Store, StoreError, StoredObservation};
+
+use bounds::Bounds;
 
 /// Rows per batch (one transaction each) by default.
 pub const DEFAULT_BATCH_ROWS: usize = 50_000;
@@ -189,12 +200,24 @@ pub struct ImportFailure {
     pub error: ImportError,
 }
 
-/// Imports the inputs one after the other. `progress` is advanced by input bytes (hidden when
-/// not interactive); its message shows rows and rows/s.
+/// Imports the inputs one after the other, with the default [`Bounds`] (latency up to 3 600 s,
+/// times up to 24 h after the clock). `progress` is advanced by input bytes (hidden when not
+/// interactive); its message shows rows and rows/s.
 pub async fn import(
     store: &Store,
     inputs: &[Input],
     opts: &ImportOptions,
+    progress: &ProgressBar,
+) -> Result<ImportSummary, ImportFailure> {
+    import_with_bounds(store, inputs, opts, Bounds::default(), progress).await
+}
+
+/// [`import`], refusing rows outside `bounds`.
+pub async fn import_with_bounds(
+    store: &Store,
+    inputs: &[Input],
+    opts: &ImportOptions,
+    bounds: Bounds,
     progress: &ProgressBar,
 ) -> Result<ImportSummary, ImportFailure> {
     let started = Instant::now();
@@ -205,7 +228,7 @@ pub async fn import(
             input: input.name(),
             ..Default::default()
         };
-        let result = import_one(store, input, opts, progress, &mut file, sink).await;
+        let result = import_one(store, input, opts, bounds, progress, &mut file, sink).await;
         summary.files.push(file);
         match result {
             Ok(s) => sink = s,
@@ -292,9 +315,9 @@ impl RejectSink {
     }
 }
 
-/// What the reader thread hands over.
+/// What the reader thread hands over: a batch, and the log spans of its rows.
 enum Msg {
-    Batch(Vec<StoredObservation>),
+    Batch(Vec<StoredObservation>, LogSpans),
 }
 
 type OneResult = Result<RejectSink, (RejectSink, ImportError)>;
@@ -303,6 +326,7 @@ async fn import_one(
     store: &Store,
     input: &Input,
     opts: &ImportOptions,
+    bounds: Bounds,
     progress: &ProgressBar,
     file: &mut FileSummary,
     mut sink: RejectSink,
@@ -313,10 +337,10 @@ async fn import_one(
     };
     let source: Box<dyn RowSource> = match opts.format {
         Format::Jsonl => match &opts.mapping {
-            Some(m) => Box::new(jsonl::JsonLines::new(raw, m.clone())),
+            Some(m) => Box::new(jsonl::JsonLines::with_bounds(raw, m.clone(), bounds)),
             None => return Err((sink, ImportError::NoMapping)),
         },
-        Format::Csv => match csv_source(raw) {
+        Format::Csv => match csv_source(raw, bounds) {
             Ok(s) => s,
             Err(e) => return Err((sink, e)),
         },
@@ -346,12 +370,18 @@ async fn import_one(
     };
 
     let mut insert_error = None;
-    while let Some(Msg::Batch(batch)) = rx.recv().await {
+    // Spans of the rows that landed (whole batches).
+    let mut landed = LogSpans::default();
+    while let Some(Msg::Batch(batch, spans)) = rx.recv().await {
         let n = batch.len() as u64;
         match store.insert_observations(batch).await {
             Ok(added) => {
                 file.added += added;
                 file.already_present += n - added;
+                for s in spans.spans() {
+                    landed.add(s.establishment, s.interface, s.first_ms);
+                    landed.add(s.establishment, s.interface, s.last_ms);
+                }
             }
             Err(e) => {
                 insert_error = Some(ImportError::Store(e));
@@ -375,8 +405,12 @@ async fn import_one(
         Ok(c) | Err((c, _)) if insert_error.is_some() => c,
         Ok(c) => c,
         Err((c, e)) => {
+            // Unreadable from some point on (a truncated gzip, say): what landed is still covered.
             file.rows = c.rows;
             file.rejected = c.rejected;
+            if let Err(se) = record_spans(store, input, &landed).await {
+                tracing::warn!(input = %input.name(), error = %se, "log coverage not recorded");
+            }
             return Err((sink, e));
         }
     };
@@ -387,9 +421,24 @@ async fn import_one(
         debug_assert_eq!(file.added + file.already_present, file.rows);
     }
     match insert_error {
+        // The database is failing: re-running the import records the whole file's spans.
         Some(e) => Err((sink, e)),
-        None => Ok(sink),
+        None => match record_spans(store, input, &landed).await {
+            Ok(()) => Ok(sink),
+            Err(e) => Err((sink, ImportError::Store(e))),
+        },
     }
+}
+
+/// Records the coverage of one input's landed rows, under its name.
+async fn record_spans(store: &Store, input: &Input, spans: &LogSpans) -> Result<(), StoreError> {
+    if spans.is_empty() {
+        return Ok(());
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    store
+        .record_log_spans(&input.name(), &spans.spans(), now_ms)
+        .await
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -411,6 +460,7 @@ fn read_rows(
     let started = Instant::now();
     let mut c = Counts::default();
     let mut batch = Vec::with_capacity(batch_rows);
+    let mut spans = LogSpans::default();
     let closed = |c: Counts| (c, ImportError::Thread);
     loop {
         let row = match source.next_row() {
@@ -420,18 +470,21 @@ fn read_rows(
                 // Whole batches only: what was read of this batch is handed over, since each row
                 // is complete; the error is then reported.
                 if !batch.is_empty() {
-                    let _ = tx.blocking_send(Msg::Batch(batch));
+                    let _ = tx.blocking_send(Msg::Batch(batch, spans));
                 }
                 return Err((c, e));
             }
         };
         match row {
             Row::Obs(o) => {
+                spans.add(o.obs.establishment, o.obs.interface, o.obs.received_at_ms);
                 batch.push(o);
                 c.rows += 1;
                 if batch.len() >= batch_rows {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_rows));
-                    tx.blocking_send(Msg::Batch(full)).map_err(|_| closed(c))?;
+                    let full_spans = std::mem::take(&mut spans);
+                    tx.blocking_send(Msg::Batch(full, full_spans))
+                        .map_err(|_| closed(c))?;
                     bar.set_position(read_bytes.load(Ordering::Relaxed));
                     let secs = started.elapsed().as_secs_f64().max(1e-3);
                     bar.set_message(format!(
@@ -448,7 +501,8 @@ fn read_rows(
         }
     }
     if !batch.is_empty() {
-        tx.blocking_send(Msg::Batch(batch)).map_err(|_| closed(c))?;
+        tx.blocking_send(Msg::Batch(batch, spans))
+            .map_err(|_| closed(c))?;
     }
     sink.flush();
     bar.set_position(read_bytes.load(Ordering::Relaxed));
@@ -511,8 +565,11 @@ pub fn csv_header() -> &'static [&'static str] {
 }
 
 /// The observation CSV reader (the shared format of `dispo kpi --input`).
-fn csv_source(input: Box<dyn BufRead + Send>) -> Result<Box<dyn RowSource>, ImportError> {
-    Ok(Box::new(csv_rows::CsvRows::new(input)?))
+fn csv_source(
+    input: Box<dyn BufRead + Send>,
+    bounds: Bounds,
+) -> Result<Box<dyn RowSource>, ImportError> {
+    Ok(Box::new(csv_rows::CsvRows::with_bounds(input, bounds)?))
 }
 
 pub mod csv_rows;

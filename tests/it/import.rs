@@ -462,3 +462,400 @@ fn a_killed_import_leaves_whole_batches_and_resumes() {
     assert_eq!(load_all(&db).len(), n);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `dispo import --db db <args> <files>`: its exit code, stdout and stderr.
+fn import_files(db: &Path, args: &[&str], files: &[&Path]) -> (Option<i32>, String, String) {
+    let mut all = vec!["import", "--db", db.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let o = dispo(&all, None);
+    let (out, err) = text(&o);
+    (o.status.code(), out, err)
+}
+
+/// The `log_spans` table: source, establishment, interface, first and last instant, in order.
+fn log_spans(db: &Path) -> Vec<(String, String, String, i64, i64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", db.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows = sqlx::query_as(
+            "SELECT source, establishment, interface, first_at, last_at FROM log_spans \
+             ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows
+    })
+}
+
+#[test]
+fn each_imported_file_records_its_log_span_per_series() {
+    support::init();
+    let d = tmp("import-spans");
+    let db = d.join("o.db");
+    // Accepted rows (out of order on purpose), and two refused ones that would otherwise stretch
+    // 13807/api to 11:00 and add a span for 17515.
+    let a = d.join("a.csv");
+    std::fs::write(
+        &a,
+        format!(
+            "{HEADER}\
+2024-07-04T10:02:00Z,13807,api,cbpii,log,T1,200,100,,a1\n\
+2024-07-04T10:00:00Z,13807,api,cbpii,log,T1,200,100,,a2\n\
+2024-07-04T10:05:00Z,13807,api,cbpii,log,T1,503,100,INTS,a3\n\
+2024-07-04T10:01:00Z,13807,fallback,cbpii,log,T1,302,100,,a4\n\
+2024-07-04T10:03:00Z,30004,api,token,log,T1,,,,a5\n\
+2024-07-04T11:00:00Z,13807,api,cbpii,log,T1,700,100,,bad1\n\
+2024-07-04T09:00:00Z,17515,api,cbpii,log,T1,200,1e11,,bad2\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = import_files(&db, &[], &[&a]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("5 added, 0 already present, 2 rejected"),
+        "{out}"
+    );
+    // 2024-07-04T10:00:00Z = 1720087200000; each minute 60 000 ms more:
+    //   13807 api       10:00 (a2) to 10:05 (a3)   1720087200000 .. 1720087500000
+    //   13807 fallback  10:01 (a4) only            1720087260000 .. 1720087260000
+    //   30004 api       10:03 (a5) only            1720087380000 .. 1720087380000
+    let name = a.display().to_string();
+    let span = |e: &str, i: &str, first: i64, last: i64| {
+        (name.clone(), e.to_string(), i.to_string(), first, last)
+    };
+    let want_a = vec![
+        span("13807", "api", 1_720_087_200_000, 1_720_087_500_000),
+        span("13807", "fallback", 1_720_087_260_000, 1_720_087_260_000),
+        span("30004", "api", 1_720_087_380_000, 1_720_087_380_000),
+    ];
+    assert_eq!(log_spans(&db), want_a);
+
+    // As coverage: half-open, so the last instant is included (end = last + 1).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cov = rt.block_on(async {
+        let s = Store::open(&db).await.unwrap();
+        s.coverage(1_720_051_200_000, 1_720_137_600_000, 1_720_137_600_000)
+            .await
+            .unwrap()
+    });
+    let got: Vec<(String, Interface, i64, i64)> = cov
+        .iter()
+        .map(|c| {
+            (
+                c.establishment.unwrap().to_string(),
+                c.interface.unwrap(),
+                c.start_ms,
+                c.end_ms,
+            )
+        })
+        .collect();
+    assert!(got.contains(&(
+        "13807".into(),
+        Interface::Api,
+        1_720_087_200_000,
+        1_720_087_500_001
+    )));
+    assert_eq!(got.len(), 3, "{got:?}");
+
+    // stdin is named "-": 2024-07-05T08:00:00Z = 1720166400000, 08:30 = 1720168200000.
+    let b = format!(
+        "{HEADER}\
+2024-07-05T08:30:00Z,13807,api,cbpii,log,T1,200,100,,b1\n\
+2024-07-05T08:00:00Z,13807,api,cbpii,log,T1,200,100,,b2\n"
+    );
+    let o = dispo(
+        &["import", "--db", db.to_str().unwrap(), "-"],
+        Some(b.as_bytes()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // Re-importing a.csv adds no row but records its spans again (unioned, so harmless).
+    let (code, out, err) = import_files(&db, &[], &[&a]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("0 added, 5 already present, 2 rejected"),
+        "{out}"
+    );
+    let mut want = want_a.clone();
+    want.push((
+        "-".into(),
+        "13807".into(),
+        "api".into(),
+        1_720_166_400_000,
+        1_720_168_200_000,
+    ));
+    want.extend(want_a);
+    assert_eq!(log_spans(&db), want);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn local_times_in_the_autumn_fold_follow_the_order_of_the_file() {
+    support::init();
+    let d = tmp("import-fold");
+    let db = d.join("o.db");
+    let mapping = d.join("gw.toml");
+    std::fs::write(&mapping, MAPPING).unwrap();
+    let line = |local: &str, id: &str| {
+        gw_line(
+            local,
+            id,
+            "/stet/psd2/v1.4/funds-confirmations",
+            Some(200),
+            false,
+            "PSDFR-ACPR-11111",
+        )
+    };
+    // Paris, 2024-10-27: at 03:00 CEST (+02:00) the clocks go back to 02:00 CET (+01:00), so
+    // 02:00 to 02:59 happen twice. Each wall time of the fold takes, of its two instants, the
+    // one nearest to the previous accepted line's, and stays in the second pass once reached:
+    //   line 1  02:30  first line, nothing tells which: refused as ambiguous
+    //   line 2  01:50  +02:00 (unique)                         2024-10-26T23:50:00Z 1729986600000
+    //   line 3  02:10  00:10Z is 20 min on, 01:10Z 80: +02:00  2024-10-27T00:10:00Z 1729987800000
+    //   line 4  02:50  00:50Z is 40 min on, 01:50Z 100: +02:00 2024-10-27T00:50:00Z 1729990200000
+    //   line 5  02:05  00:05Z is 45 min back, 01:05Z 15 min on: +01:00
+    //                                                          2024-10-27T01:05:00Z 1729991100000
+    //   line 6  02:40  follows a second-pass line: +01:00      2024-10-27T01:40:00Z 1729993200000
+    //   line 7  03:10  +01:00 (unique)                         2024-10-27T02:10:00Z 1729995000000
+    let fold = [
+        line("2024-10-27 02:30:00.000", "f0"),
+        line("2024-10-27 01:50:00.000", "f1"),
+        line("2024-10-27 02:10:00.000", "f2"),
+        line("2024-10-27 02:50:00.000", "f3"),
+        line("2024-10-27 02:05:00.000", "f4"),
+        line("2024-10-27 02:40:00.000", "f5"),
+        line("2024-10-27 03:10:00.000", "f6"),
+    ];
+    // A second file starts afresh: its first line in the fold is ambiguous whatever the first
+    // file ended on. 2024-03-31 02:30 never happened in Paris (02:00 CET became 03:00 CEST);
+    // 03:30 CEST is 01:30Z = 1711848600000.
+    let next = [
+        line("2024-10-27 02:20:00.000", "n0"),
+        line("2024-03-31 02:30:00.000", "n1"),
+        line("2024-03-31 03:30:00.000", "n2"),
+    ];
+    let (f1, f2) = (d.join("fold.jsonl"), d.join("next.jsonl"));
+    std::fs::write(&f1, fold.join("\n") + "\n").unwrap();
+    std::fs::write(&f2, next.join("\n") + "\n").unwrap();
+    let m = mapping.to_str().unwrap();
+    let (code, out, err) = import_files(
+        &db,
+        &["--format", "jsonl", "--mapping", m],
+        &[f1.as_path(), f2.as_path()],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("7 added, 0 already present, 3 rejected"),
+        "{out}"
+    );
+    assert!(
+        err.contains("fold.jsonl:1: time \"2024-10-27 02:30:00.000\" is ambiguous in Europe/Paris"),
+        "{err}"
+    );
+    assert!(
+        err.contains("next.jsonl:1: time \"2024-10-27 02:20:00.000\" is ambiguous"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "next.jsonl:2: time \"2024-03-31 02:30:00.000\" does not exist in Europe/Paris"
+        ),
+        "{err}"
+    );
+    let all = load_all(&db);
+    let at = |id: &str| {
+        all.iter()
+            .find(|o| o.obs.request_id == id)
+            .unwrap_or_else(|| panic!("{id} imported"))
+            .obs
+            .received_at_ms
+    };
+    let got: Vec<i64> = ["f1", "f2", "f3", "f4", "f5", "f6", "n2"]
+        .iter()
+        .map(|id| at(id))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            1_729_986_600_000,
+            1_729_987_800_000,
+            1_729_990_200_000,
+            1_729_991_100_000,
+            1_729_993_200_000,
+            1_729_995_000_000,
+            1_711_848_600_000
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_imported_outcome_must_agree_with_the_status() {
+    support::init();
+    let d = tmp("import-outcome");
+    let db = d.join("o.db");
+    let f = d.join("o.csv");
+    // Line 1 header. Refused: 2 (503/INTS marked ok), 3 (no reply marked ok), 7 (unexpected
+    // from a log: only probes judge the body), 9 (a 200 marked rejected). Accepted: 4 (agrees),
+    // 5 (a probe's unexpected on a 200), 6 (a probe's own error), 8 (no outcome: derived).
+    std::fs::write(
+        &f,
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id,outcome\n\
+2024-07-04T10:00:00Z,13807,api,cbpii,log,T1,503,10,INTS,o1,ok\n\
+2024-07-04T10:00:01Z,13807,api,cbpii,log,T1,,,,o2,ok\n\
+2024-07-04T10:00:02Z,13807,api,cbpii,log,T1,503,10,INTS,o3,aspsp_error\n\
+2024-07-04T10:00:03Z,13807,api,cbpii,probe,,200,10,,o4,unexpected\n\
+2024-07-04T10:00:04Z,13807,api,cbpii,probe,,,,,o5,probe_error\n\
+2024-07-04T10:00:05Z,13807,api,cbpii,log,T1,200,10,,o6,unexpected\n\
+2024-07-04T10:00:06Z,13807,api,cbpii,log,T1,400,10,AC01,o7,\n\
+2024-07-04T10:00:07Z,13807,api,cbpii,log,T1,200,10,,o8,rejected\n",
+    )
+    .unwrap();
+    let (code, out, err) = import_files(&db, &[], &[&f]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("4 added, 0 already present, 4 rejected"),
+        "{out}"
+    );
+    for want in [
+        "o.csv:2: outcome \"ok\" contradicts status 503 with error code INTS, which is \"aspsp_error\"",
+        "o.csv:3: outcome \"ok\" contradicts no status (no reply), which is \"no_reply\"",
+        "o.csv:7: outcome \"unexpected\" contradicts status 200, which is \"ok\"",
+        "o.csv:9: outcome \"rejected\" contradicts status 200, which is \"ok\"",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    let all = load_all(&db);
+    let outcome = |id: &str| {
+        all.iter()
+            .find(|o| o.obs.request_id == id)
+            .unwrap()
+            .obs
+            .outcome
+    };
+    assert_eq!(outcome("o3"), Outcome::AspspError);
+    assert_eq!(outcome("o4"), Outcome::Unexpected);
+    assert_eq!(outcome("o5"), Outcome::ProbeError);
+    assert_eq!(outcome("o7"), Outcome::Rejected);
+    assert_eq!(all.len(), 4);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn implausible_latencies_and_times_are_refused() {
+    support::init();
+    let d = tmp("import-bounds");
+    let soon = chrono::Utc::now() + chrono::Duration::hours(1);
+    let soon = soon.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let f = d.join("b.csv");
+    // Line 1 header. 1e11 ms (3 years), inf and NaN are refused whatever the policy; 2300 is
+    // more than 24 h after the clock, 1999 before 2000; now + 1 h passes. 60 000 ms and 60 001 ms
+    // pass the default max_latency_s (3 600 s); with max_latency_s = 60, 60 000 ms (the bound
+    // itself) passes and 60 001 ms is refused.
+    std::fs::write(
+        &f,
+        format!(
+            "{HEADER}\
+2024-07-04T10:00:00Z,13807,api,cbpii,log,T1,200,1e11,,l1\n\
+2024-07-04T10:00:01Z,13807,api,cbpii,log,T1,200,inf,,l2\n\
+2024-07-04T10:00:02Z,13807,api,cbpii,log,T1,200,NaN,,l3\n\
+2300-01-01T00:00:00Z,13807,api,cbpii,log,T1,200,100,,t1\n\
+1999-12-31T23:59:59Z,13807,api,cbpii,log,T1,200,100,,t2\n\
+{soon},13807,api,cbpii,log,T1,200,100,,t3\n\
+2024-07-04T10:00:03Z,13807,api,cbpii,log,T1,200,60000,,l4\n\
+2024-07-04T10:00:04Z,13807,api,cbpii,log,T1,200,60001,,l5\n"
+        ),
+    )
+    .unwrap();
+
+    // Default policy: max_latency_s = 3600.
+    let db = d.join("default.db");
+    let (code, out, err) = import_files(&db, &[], &[&f]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("3 added, 0 already present, 5 rejected"),
+        "{out}"
+    );
+    for want in [
+        "b.csv:2: latency_ms 100000000000 is beyond [counting] max_latency_s (accepted: 0 to 3600000 ms, max_latency_s = 3600 s)",
+        "b.csv:3: latency_ms inf is not finite (accepted: 0 to 3600000 ms",
+        "b.csv:4: latency_ms NaN is not a number (accepted: 0 to 3600000 ms",
+        "b.csv:5: received_at 2300-01-01T00:00:00.000Z is more than 24 h after the clock",
+        "b.csv:6: received_at 1999-12-31T23:59:59.000Z is before 2000-01-01T00:00:00Z",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    let ids = |db: &Path| {
+        let mut v: Vec<String> = load_all(db)
+            .iter()
+            .map(|o| o.obs.request_id.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&db), ["l4", "l5", "t3"]);
+
+    // A stricter policy from a probe configuration's [counting] table.
+    let cfg = d.join("probes.toml");
+    std::fs::write(&cfg, "[counting]\nmax_latency_s = 60\n").unwrap();
+    let db = d.join("strict.db");
+    let (code, out, err) = import_files(&db, &["--config", cfg.to_str().unwrap()], &[&f]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("2 added, 0 already present, 6 rejected"),
+        "{out}"
+    );
+    assert!(
+        err.contains("b.csv:9: latency_ms 60001 is beyond [counting] max_latency_s (accepted: 0 to 60000 ms, max_latency_s = 60 s)"),
+        "{err}"
+    );
+    assert_eq!(ids(&db), ["l4", "t3"]);
+
+    // JSON lines get the same bounds: 1e8 s is 1e11 ms; 2300 is beyond the clock.
+    let mapping = d.join("gw.toml");
+    std::fs::write(&mapping, MAPPING).unwrap();
+    let ok =
+        |local: &str, id: &str| gw_line(local, id, "/funds-confirmations", Some(200), false, "P");
+    let lines = [
+        ok("2024-07-04 12:00:00.000", "j1").replace("\"duration_s\":0.25", "\"duration_s\":1e8"),
+        ok("2300-01-01 00:00:00.000", "j2"),
+        ok("2024-07-04 12:00:01.000", "j3"),
+    ];
+    let j = d.join("gw.jsonl");
+    std::fs::write(&j, lines.join("\n") + "\n").unwrap();
+    let db = d.join("jsonl.db");
+    let m = mapping.to_str().unwrap();
+    let (code, out, err) = import_files(&db, &["--format", "jsonl", "--mapping", m], &[&j]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        summary_line(&out).ends_with("1 added, 0 already present, 2 rejected"),
+        "{out}"
+    );
+    assert!(
+        err.contains("gw.jsonl:1: latency_ms 100000000000 is beyond"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gw.jsonl:2: received_at 2299-12-31T23:00:00.000Z is more than 24 h after"),
+        "{err}"
+    );
+
+    // `dispo kpi --input` reads the same CSV through the same checks: the first bad row stops it.
+    let o = dispo(&["kpi", "--input", f.to_str().unwrap()], None);
+    let (out, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        err.contains("latency_ms 100000000000 is beyond [counting] max_latency_s"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
