@@ -33,9 +33,18 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("obs.csv");
     dispo::import::csv_rows::write_csv(&csv, Synth::new(spec.clone())).expect("write the CSV");
+    // The synthetic monitor covered every series over the whole quarter.
+    let coverage = vec![dispo::domain::CoverageSpan {
+        kind: dispo::domain::CoverageKind::Monitor,
+        establishment: None,
+        interface: None,
+        start_ms: spec.from_ms,
+        end_ms: spec.to_ms,
+        ongoing: false,
+    }];
     let input = EngineInput {
         observations: Synth::new(spec).map(|o| o.obs).collect(),
-        monitored: None,
+        coverage,
     };
     let rss_data = common::peak_rss_mb();
 

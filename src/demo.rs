@@ -19,7 +19,7 @@ use crate::domain::{
     Interface, Observation, Outcome, SEED_ESTABLISHMENT_CODES, Service, Source, known_establishment,
 };
 use crate::engine::live::{EpisodeTracker, LiveEvent};
-use crate::engine::{self, EngineInput, Period, time};
+use crate::engine::{self, Period, time};
 use crate::sim::faults::FaultPlan;
 use crate::sim::{SimOptions, Simulator};
 use crate::store::{Store, StoredObservation};
@@ -299,16 +299,10 @@ pub async fn run(
         from: today,
         to: today + chrono::Duration::days(1),
     };
-    let (from_ms, to_ms) = (
-        time::day_start_ms(tz, period.from),
-        time::day_start_ms(tz, period.to),
-    );
-    let rows = store.load_observations(from_ms, to_ms, &[]).await?;
-    let monitored = store.monitored_intervals(from_ms, to_ms).await?;
-    let input = EngineInput {
-        observations: rows.into_iter().map(|r| r.obs).collect(),
-        monitored,
-    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let input = crate::period::load(&store, period, &cfg.counting, &[], now)
+        .await?
+        .input;
     let kpis = engine::compute(&input, period, &cfg.counting)?;
     let kpi_json = opts.out.join("kpi.json");
     std::fs::write(
@@ -351,14 +345,15 @@ pub async fn run(
     say("Uptime of the dedicated interface today:".into());
     for d in kpis.days.iter().filter(|d| d.interface == Interface::Api) {
         say(format!(
-            "  {} {:<8} {:>9.4} %  ({} requests, error rate {:.2} %)",
+            "  {} {:<8} {:>9} %  ({} requests, error rate {} %)",
             d.establishment,
             known_establishment(d.establishment.as_str())
                 .map(|k| k.short)
                 .unwrap_or(""),
-            d.uptime_pct,
+            d.uptime_pct.map_or("n.d.".into(), |u| format!("{u:.4}")),
             d.requests,
             d.error_rate_pct
+                .map_or("n.d.".into(), |u| format!("{u:.2}"))
         ));
     }
     for f in &kpis.fallback {

@@ -535,11 +535,36 @@ impl Observation {
     }
 }
 
-/// A span of time during which a monitor was running (from heartbeats), UTC epoch ms, half-open.
+/// What makes a span of time covered (methodology section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoverageKind {
+    /// A running monitor probing the series (its heartbeats).
+    Monitor,
+    /// An imported gateway log, from its first to its last `received_at`.
+    Log,
+}
+
+/// A span of time during which a series was covered, UTC epoch ms, half-open. `None` for the
+/// establishment or interface means every one (heartbeats recorded before coverage was kept per
+/// series).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MonitoredInterval {
+pub struct CoverageSpan {
+    pub kind: CoverageKind,
+    pub establishment: Option<EstablishmentCode>,
+    pub interface: Option<Interface>,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// The monitor was still running when the data was read: coverage ends "now", not at a
+    /// stop, so an episode open at its end is open, not cut.
+    pub ongoing: bool,
+}
+
+impl CoverageSpan {
+    /// Whether this span covers the series `(e, i)`.
+    pub fn covers(&self, e: &EstablishmentCode, i: Interface) -> bool {
+        self.establishment.is_none_or(|x| x == *e) && self.interface.is_none_or(|x| x == i)
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - [`config`]: probe definitions (TOML) turned once into validated types, errors with file:line.
 //! - [`probe`]: schedules, per-phase timed requests, outcome classification, the `run` daemon.
 //! - [`store`]: SQLite through sqlx; observations, heartbeats, outbox.
+//! - [`period`]: the one way into a period (look-back, whole weeks, coverage) for every command.
 //! - [`engine`]: the counting method (episodes, days, weeks, fallback); no I/O, no clock.
 //! - [`alert`]: live Art. 33 detection and delivery to webhooks, Slack, Alertmanager, e-mail.
 //! - [`metrics`]: Prometheus exposition of the probes.
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod evidence;
 pub mod import;
 pub mod metrics;
+pub mod period;
 pub mod probe;
 pub mod report;
 pub mod sim;

@@ -13,7 +13,7 @@ use super::{Alert, AlertsConfig, Channel, Severity};
 use crate::config::Config;
 use crate::domain::{Interface, Observation, Outcome, known_establishment};
 use crate::engine::live::{EpisodeTracker, LiveEvent};
-use crate::engine::{self, EngineInput, Episode, Period, Settings, WatchLevel, time};
+use crate::engine::{self, Episode, Period, Settings, WatchLevel, time};
 use crate::store::{Store, StoredObservation};
 
 fn local(ms: i64, tz: Tz) -> String {
@@ -561,19 +561,12 @@ async fn figures(
     settings: &Settings,
     period: Period,
 ) -> Result<Option<engine::Kpis>, CheckError> {
-    let from_ms = time::day_start_ms(settings.tz, period.from);
-    let to_ms = time::day_start_ms(settings.tz, period.to);
-    let obs = store
-        .load_observations(from_ms - 86_400_000, to_ms, &[])
-        .await?;
-    if obs.is_empty() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let data = crate::period::load(store, period, settings, &[], now).await?;
+    if data.input.observations.is_empty() {
         return Ok(None);
     }
-    let monitored = store.monitored_intervals(from_ms, to_ms).await?;
-    let input = EngineInput {
-        observations: obs.into_iter().map(|o| o.obs).collect(),
-        monitored,
-    };
+    let input = data.input;
     Ok(Some(engine::compute(&input, period, settings)?))
 }
 
@@ -931,6 +924,8 @@ mod tests {
             start_ms: now - 8 * 86_400_000,
             end_ms: now - 8 * 86_400_000,
             open: true,
+            cut: false,
+            began_before_period: false,
             request_ids: vec![],
             ended_by: None,
             planned_s: 0.0,
@@ -954,8 +949,10 @@ mod tests {
         let s = store("fallback").await;
         let ch = ["hook".to_string()];
         let now = chrono::Utc::now().timestamp_millis();
-        // Two fallback uses by the TPP in the last hour, no outage of the API: unjustified.
-        let rows: Vec<StoredObservation> = [now - 3_600_000, now - 1_800_000]
+        // Two fallback uses by the TPP a second apart in the last minute, no outage of the API:
+        // unjustified. (A second apart: both fall on one local day even when run near midnight.)
+        let first = now - 61_000;
+        let rows: Vec<StoredObservation> = [first, first + 1_000]
             .into_iter()
             .enumerate()
             .map(|(i, at)| obs(at, &format!("fb{i}"), Interface::Fallback, Some(200)).into())
@@ -980,10 +977,10 @@ mod tests {
             .unwrap();
         let firing = s.all_firing_alerts().await.unwrap();
         assert_eq!(firing.len(), 1);
-        let today = time::local_date(settings.tz, now);
+        let day = time::local_date(settings.tz, first);
         assert_eq!(
             firing[0].key,
-            format!("fallback/13807/PSDFR-ACPR-12345/{today}")
+            format!("fallback/13807/PSDFR-ACPR-12345/{day}")
         );
         assert!(
             firing[0].summary.contains("2 time(s)"),

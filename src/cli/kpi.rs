@@ -1,8 +1,7 @@
 //! `dispo kpi`: the regulatory figures of a period, from the database or an observation CSV,
 //! as JSON (for scripts; names documented in the README) or a terminal table.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,9 +9,8 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::engine::{self, EngineInput, Kpis, Period, Settings, time};
-use crate::import::csv_rows::CsvRows;
-use crate::import::{Row, RowSource};
+use crate::engine::{self, Kpis, Period, Settings, time};
+use crate::period;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,20 +47,51 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = load_settings(args.config.as_deref(), args.tz.as_deref())?;
-    let (input, span) = match (&args.db, &args.input) {
-        (Some(db), _) => load_db(db, args.from.zip(args.to), &settings).await?,
-        (None, Some(csv)) => load_csv(csv)?,
+    let given = args.from.zip(args.to).map(|(from, to)| Period { from, to });
+    if let Some(p) = given
+        && p.to <= p.from
+    {
+        bail!(
+            "--from {} must come before --to {} (--to is exclusive)",
+            p.from,
+            p.to
+        );
+    }
+    let (input, period) = match (&args.db, &args.input) {
+        (Some(db), _) => {
+            if !db.exists() {
+                bail!(
+                    "database {} does not exist (create it with `dispo run` or `dispo import`)",
+                    db.display()
+                );
+            }
+            let store = Store::open(db).await?;
+            let period = match given {
+                Some(p) => p,
+                None => match store.observation_span().await? {
+                    Some(span) => period::period_of_span(span, &settings),
+                    None => bail!(
+                        "no observations in {}, and no --from/--to given: nothing to count",
+                        db.display()
+                    ),
+                },
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let data = period::load(&store, period, &settings, &[], now).await?;
+            (data.input, period)
+        }
+        (None, Some(csv)) => {
+            let (input, span) = period::from_csv(csv)?;
+            let period = match (given, span) {
+                (Some(p), _) => p,
+                (None, Some(span)) => period::period_of_span(span, &settings),
+                (None, None) => {
+                    bail!("no observations found, and no --from/--to given: nothing to count")
+                }
+            };
+            (input, period)
+        }
         (None, None) => bail!("give --db FILE or --input FILE.csv"),
-    };
-    let period = match (args.from, args.to) {
-        (Some(from), Some(to)) => Period { from, to },
-        _ => match span {
-            Some((lo, hi)) => Period {
-                from: time::local_date(settings.tz, lo),
-                to: time::local_date(settings.tz, hi) + chrono::Duration::days(1),
-            },
-            None => bail!("no observations found, and no --from/--to given: nothing to count"),
-        },
     };
     let kpis = engine::compute(&input, period, &settings)?;
     let mut out = std::io::stdout().lock();
@@ -101,80 +130,14 @@ pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<
     Ok(settings)
 }
 
-async fn load_db(
-    db: &Path,
-    period: Option<(NaiveDate, NaiveDate)>,
-    settings: &Settings,
-) -> anyhow::Result<(EngineInput, Option<(i64, i64)>)> {
-    if !db.exists() {
-        bail!(
-            "database {} does not exist (create it with `dispo run` or `dispo import`)",
-            db.display()
-        );
-    }
-    let store = Store::open(db).await?;
-    let (from_ms, to_ms) = match period {
-        Some((from, to)) => {
-            if to <= from {
-                bail!("--from {from} must come before --to {to} (--to is exclusive)");
-            }
-            // An hour before the period too, so a failure run that began just before is seen whole.
-            (
-                time::day_start_ms(settings.tz, from) - 3_600_000,
-                time::day_start_ms(settings.tz, to),
-            )
-        }
-        None => match store.observation_span().await? {
-            Some((lo, hi)) => (lo, hi + 1),
-            None => (0, 0),
-        },
-    };
-    let rows = store
-        .load_for_counting(from_ms, to_ms, &[])
-        .await?
-        .observations;
-    let span = rows
-        .first()
-        .zip(rows.last())
-        .map(|(a, b)| (a.received_at_ms, b.received_at_ms));
-    let monitored = store.monitored_intervals(from_ms, to_ms).await?;
-    Ok((
-        EngineInput {
-            observations: rows,
-            monitored,
-        },
-        span,
-    ))
-}
+/// Shown for a figure nobody observed.
+const ND: &str = "n.d.";
 
-/// Reads a whole observation CSV; the first bad row stops with its line number and reason.
-pub fn load_csv(path: &Path) -> anyhow::Result<(EngineInput, Option<(i64, i64)>)> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut rows =
-        CsvRows::new(BufReader::new(file)).with_context(|| format!("{}", path.display()))?;
-    let mut observations = Vec::new();
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    while let Some(row) = rows
-        .next_row()
-        .with_context(|| format!("{}", path.display()))?
-    {
-        match row {
-            Row::Obs(o) => {
-                lo = lo.min(o.obs.received_at_ms);
-                hi = hi.max(o.obs.received_at_ms);
-                observations.push(o.obs);
-            }
-            Row::Reject(r) => bail!("{}:{}: {}", path.display(), r.line, r.reason),
-        }
+fn opt(v: Option<f64>, width: usize, prec: usize) -> String {
+    match v {
+        Some(x) => format!("{x:>width$.prec$}"),
+        None => format!("{ND:>width$}"),
     }
-    let span = (!observations.is_empty()).then_some((lo, hi));
-    Ok((
-        EngineInput {
-            observations,
-            monitored: None,
-        },
-        span,
-    ))
 }
 
 fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
@@ -188,10 +151,11 @@ fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<10}  {:<5}  {:<8}  {:>9}  {:>10}  {:>9}  {:>10}  {:>8}  {:>8}  {:>7}  avg ms per service",
+        "{:<10}  {:<5}  {:<8}  {:>9}  {:>9}  {:>10}  {:>9}  {:>10}  {:>8}  {:>8}  {:>7}  avg ms per service (ok replies)",
         "date",
         "estab",
         "iface",
+        "covered %",
         "uptime %",
         "downtime s",
         "planned s",
@@ -208,17 +172,18 @@ fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
             .collect();
         writeln!(
             out,
-            "{:<10}  {:<5}  {:<8}  {:>9.4}  {:>10.3}  {:>9.3}  {:>10.3}  {:>8}  {:>8}  {:>7.3}  {}",
+            "{:<10}  {:<5}  {:<8}  {:>9.3}  {}  {:>10.3}  {:>9.3}  {:>10.3}  {:>8}  {:>8}  {}  {}",
             d.date.to_string(),
             d.establishment.as_str(),
             d.interface.as_str(),
-            d.uptime_pct,
+            d.coverage_pct,
+            opt(d.uptime_pct, 9, 4),
             d.downtime_s,
             d.planned_downtime_s,
             d.unmonitored_s,
             d.requests,
             d.no_reply,
-            d.error_rate_pct,
+            opt(d.error_rate_pct, 7, 3),
             avg.join(", ")
         )?;
     }
@@ -233,12 +198,22 @@ fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
         for e in &k.episodes {
             writeln!(
                 out,
-                "  {}  {} -> {}  {:.3} s{}{}",
+                "  {}  {} -> {}  {:.3} s{}{}{}{}",
                 e.id(),
                 time::rfc3339(e.start_ms),
                 time::rfc3339(e.end_ms),
                 e.duration_s(),
                 if e.open { "  (open)" } else { "" },
+                if e.cut {
+                    "  (cut: monitoring interrupted)"
+                } else {
+                    ""
+                },
+                if e.began_before_period {
+                    "  (began before the period)"
+                } else {
+                    ""
+                },
                 if e.planned_s > 0.0 {
                     format!("  ({:.3} s planned)", e.planned_s)
                 } else {
@@ -250,17 +225,19 @@ fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "Weekly watch (Art. 33(7)):")?;
     for w in &k.weeks {
-        let level = w
-            .level
-            .map(|l| format!("{l:?}").to_lowercase())
-            .unwrap_or_else(|| "met".into());
+        let level = match (w.complete, w.level, w.uptime_pct) {
+            (false, _, _) => "incomplete (not judged)".to_string(),
+            (true, Some(l), _) => format!("{l:?}").to_lowercase(),
+            (true, None, None) => "not observed".into(),
+            (true, None, Some(_)) => "met".into(),
+        };
         writeln!(
             out,
-            "  {}  {}  uptime {:.4} %  errors {:.3} %  {} miss(es)  {}",
+            "  {}  {}  uptime {} %  errors {} %  {} miss(es)  {}",
             w.week,
             w.establishment.as_str(),
-            w.uptime_pct,
-            w.error_rate_pct,
+            opt(w.uptime_pct, 0, 4),
+            opt(w.error_rate_pct, 0, 3),
             w.misses.len(),
             level
         )?;

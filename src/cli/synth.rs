@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 
-use crate::domain::{EstablishmentCode, SEED_ESTABLISHMENT_CODES};
+use crate::domain::{EstablishmentCode, Interface, SEED_ESTABLISHMENT_CODES};
 use crate::engine::time;
 use crate::store::Store;
 use crate::synth::{Synth, SynthSpec};
@@ -52,10 +52,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.establishments
     };
+    let (from_ms, to_ms) = (
+        time::day_start_ms(tz, args.from),
+        time::day_start_ms(tz, args.to),
+    );
+    let spec_establishments = establishments.clone();
     let spec = SynthSpec {
         observations: args.observations,
-        from_ms: time::day_start_ms(tz, args.from),
-        to_ms: time::day_start_ms(tz, args.to),
+        from_ms,
+        to_ms,
         establishments,
         seed: args.seed,
     };
@@ -82,6 +87,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             added += store.insert_observations(batch).await?;
+            // The synthetic monitor covered its series over the whole period.
+            let series: Vec<_> = spec_establishments
+                .iter()
+                .flat_map(|e| {
+                    [Interface::Api, Interface::Fallback, Interface::PsuWeb].map(|i| (*e, i))
+                })
+                .collect();
+            store
+                .record_monitor_run("synth", &series, from_ms, to_ms, "synthetic")
+                .await?;
             println!("{added} synthetic observations added to {}", db.display());
         }
         (None, None) => bail!("give --out FILE.csv or --db FILE"),

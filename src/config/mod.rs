@@ -201,6 +201,16 @@ pub enum Step {
 }
 
 impl Step {
+    /// The interface this step observes (its heartbeats cover that series).
+    pub fn interface(&self) -> crate::domain::Interface {
+        use crate::domain::Interface;
+        match self {
+            Step::Token | Step::FundsConfirmation { .. } => Interface::Api,
+            Step::Fallback => Interface::Fallback,
+            Step::Psu { .. } => Interface::PsuWeb,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Step::Token => "token",

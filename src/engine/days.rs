@@ -1,5 +1,6 @@
-//! Daily figures per establishment and interface (methodology section 4): downtime split at
-//! local midnight, planned part, unmonitored time, requests, bank errors, response times.
+//! Daily figures per establishment and interface (methodology section 4): coverage, downtime
+//! split at local midnight, planned part, requests, bank errors, response times. A figure with
+//! nothing to compute it from is `None` ("n.d."), never 100 % or 0.
 
 use std::collections::BTreeMap;
 
@@ -7,20 +8,22 @@ use chrono::NaiveDate;
 
 use super::intervals::{self, Span};
 use super::{DayFigures, LatencyStats};
-use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
 
 /// Everything one series (establishment, interface) needs for its day rows.
 pub struct SeriesDays<'a> {
     pub establishment: &'a EstablishmentCode,
     pub interface: Interface,
-    /// The series' observations inside the period, in time order.
+    /// The series' observations (one per request), in time order.
     pub observations: &'a [&'a Observation],
     /// Merged episode spans of the series.
     pub downtime: &'a [Span],
     /// Merged maintenance spans of the establishment.
     pub maintenance: &'a [Span],
-    /// Merged unmonitored spans, when the series is probed and heartbeats are known.
-    pub unmonitored: Option<&'a [Span]>,
+    /// Merged covered spans of the series.
+    pub covered: &'a [Span],
+    /// Outcomes whose replies are timed (policy `timed_outcomes`).
+    pub timed_outcomes: &'a [Outcome],
 }
 
 /// One row per local day; `bounds[i]..bounds[i+1]` is day `dates[i]` in UTC ms.
@@ -30,74 +33,103 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
     for (i, date) in dates.iter().enumerate() {
         let day: Span = (bounds[i], bounds[i + 1]);
         let seconds_in_day = (day.1 - day.0) / 1000;
-        let unmon = s
-            .unmonitored
-            .map(|u| intervals::intersect(u, &[day]))
-            .unwrap_or_default();
-        // Unmonitored time is neither uptime nor downtime: an episode cannot be known there.
-        let down = intervals::subtract(&intervals::intersect(s.downtime, &[day]), &unmon);
+        let covered = intervals::intersect(s.covered, &[day]);
+        let covered_s = intervals::total(&covered) as f64 / 1000.0;
+        // Downtime is only ever known inside coverage.
+        let down = intervals::intersect(&intervals::intersect(s.downtime, &[day]), &covered);
         let planned = intervals::intersect(&down, s.maintenance);
         let downtime_s = intervals::total(&down) as f64 / 1000.0;
-        let downtime_pct = downtime_s / seconds_in_day as f64 * 100.0;
+        let downtime_pct = (covered_s > 0.0).then(|| downtime_s / covered_s * 100.0);
 
         // Observations before this day (only ever before the first) are not counted.
         while next < s.observations.len() && s.observations[next].received_at_ms < day.0 {
             next += 1;
         }
         let first = next;
-        let (mut requests, mut no_reply, mut bank_errors) = (0u64, 0u64, 0u64);
+        let mut c = Counts::default();
         while next < s.observations.len() && s.observations[next].received_at_ms < day.1 {
-            let o = s.observations[next];
+            c.add(s.observations[next]);
             next += 1;
-            if o.outcome == Outcome::ProbeError {
-                continue;
-            }
-            requests += 1;
-            match o.outcome {
-                Outcome::NoReply => no_reply += 1,
-                Outcome::AspspError | Outcome::Unexpected => bank_errors += 1,
-                _ => {}
-            }
         }
-        let latency = latency(&s.observations[first..next]);
+        let latency = latency(&s.observations[first..next], s.timed_outcomes);
         rows.push(DayFigures {
             date: *date,
             establishment: *s.establishment,
             interface: s.interface,
             seconds_in_day,
+            covered_s,
+            coverage_pct: covered_s / seconds_in_day as f64 * 100.0,
             downtime_s,
             planned_downtime_s: intervals::total(&planned) as f64 / 1000.0,
             downtime_pct,
-            uptime_pct: 100.0 - downtime_pct,
-            unmonitored_s: intervals::total(&unmon) as f64 / 1000.0,
-            requests,
-            no_reply,
-            bank_errors,
-            error_rate_pct: if requests == 0 {
-                0.0
-            } else {
-                bank_errors as f64 / requests as f64 * 100.0
-            },
+            uptime_pct: downtime_pct.map(|p| 100.0 - p),
+            unmonitored_s: seconds_in_day as f64 - covered_s,
+            requests: c.requests,
+            tpp_requests: c.tpp,
+            probe_requests: c.probe,
+            requests_by_service: c.by_service,
+            no_reply: c.no_reply,
+            bank_errors: c.bank_errors,
+            error_rate_pct: (c.requests > 0)
+                .then(|| c.bank_errors as f64 / c.requests as f64 * 100.0),
             latency,
         });
     }
     rows
 }
 
-/// The response time a reply counts with: every reply but a probe's own error and a no-reply.
-fn timed(o: &Observation) -> Option<f64> {
-    match o.outcome {
-        Outcome::ProbeError | Outcome::NoReply => None,
-        _ => o.latency_ms,
+#[derive(Default)]
+struct Counts {
+    requests: u64,
+    tpp: u64,
+    probe: u64,
+    no_reply: u64,
+    bank_errors: u64,
+    by_service: BTreeMap<Service, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Observation) {
+        if o.outcome == Outcome::ProbeError {
+            return;
+        }
+        self.requests += 1;
+        match o.source {
+            Source::Log => self.tpp += 1,
+            Source::Probe => self.probe += 1,
+        }
+        match self.by_service.get_mut(&o.service) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_service.insert(o.service.clone(), 1);
+            }
+        }
+        match o.outcome {
+            Outcome::NoReply => self.no_reply += 1,
+            Outcome::AspspError | Outcome::Unexpected => self.bank_errors += 1,
+            _ => {}
+        }
     }
+}
+
+/// The response time a reply counts with: replies of a timed outcome (policy `timed_outcomes`,
+/// `ok` by default: rejected and failed requests are counted, not timed).
+fn timed(o: &Observation, timed_outcomes: &[Outcome]) -> Option<f64> {
+    if o.outcome == Outcome::NoReply || !timed_outcomes.contains(&o.outcome) {
+        return None;
+    }
+    o.latency_ms.filter(|l| l.is_finite())
 }
 
 /// Response-time figures per service over all of `observations` (the same replies the day rows
 /// count, pooled rather than averaged day by day).
-pub fn latency(observations: &[&Observation]) -> BTreeMap<Service, LatencyStats> {
+pub fn latency(
+    observations: &[&Observation],
+    timed_outcomes: &[Outcome],
+) -> BTreeMap<Service, LatencyStats> {
     let mut lat: BTreeMap<&Service, Vec<f64>> = BTreeMap::new();
     for o in observations {
-        if let Some(l) = timed(o) {
+        if let Some(l) = timed(o, timed_outcomes) {
             lat.entry(&o.service).or_default().push(l);
         }
     }
@@ -107,6 +139,7 @@ pub fn latency(observations: &[&Observation]) -> BTreeMap<Service, LatencyStats>
 }
 
 /// Mean and nearest-rank percentiles (the value at rank ⌈p/100 × n⌉ of the sorted replies).
+/// `v` must not be empty.
 pub fn stats(v: &mut [f64]) -> LatencyStats {
     v.sort_unstable_by(f64::total_cmp);
     let n = v.len();

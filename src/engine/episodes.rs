@@ -1,65 +1,43 @@
-//! Batch episode detection: the live state machine over observations sorted by
-//! (received_at, request_id), then open episodes closed at the period end, or at the monitor's
-//! last heartbeat when it stopped earlier (methodology section 3).
+//! Batch episode detection (methodology section 3): the live state machine over each covered
+//! span of a series, in (received_at, request_id) order. A span's end cuts the episode still
+//! open there (`cut`), unless the data ends there (`open`); failures after a gap need their own
+//! five, so each span starts a fresh run.
 
-use super::intervals::{self, Span};
+use super::coverage::SeriesCoverage;
 use super::live::{EpisodeTracker, LiveEvent};
 use super::{Episode, Settings};
-use crate::domain::{MonitoredInterval, Observation, Source};
+use crate::domain::Observation;
 
-/// Detects the episodes in `sorted` (already in (received_at, request_id) order). Open episodes
-/// end at `period_end_ms`, or at the end of the monitored interval holding their last failure
-/// when the series was probed and heartbeats are known. `maintenance` gives each episode's
-/// planned seconds (per establishment: the caller passes the spans for its establishment).
+/// Episodes of one series. `sorted` is in (received_at, request_id) order; observations outside
+/// the coverage take no part (nothing is known of that time).
 pub fn detect(
     sorted: &[&Observation],
     settings: &Settings,
-    period_end_ms: i64,
-    monitored: Option<&[MonitoredInterval]>,
-    maintenance: &dyn Fn(&Episode) -> Vec<Span>,
+    coverage: &SeriesCoverage,
 ) -> Vec<Episode> {
-    let mut tracker = EpisodeTracker::new(settings);
-    let mut out = Vec::new();
-    for o in sorted {
-        if let Some(LiveEvent::Closed(ep)) = tracker.push(o) {
+    let mut out: Vec<Episode> = Vec::new();
+    let mut i = 0;
+    for (k, &(start, end)) in coverage.spans.iter().enumerate() {
+        while i < sorted.len() && sorted[i].received_at_ms < start {
+            i += 1;
+        }
+        let mut tracker = EpisodeTracker::new(settings);
+        while i < sorted.len() && sorted[i].received_at_ms < end {
+            if let Some(LiveEvent::Closed(mut ep)) = tracker.push(sorted[i]) {
+                // A closing reply that completed after coverage ended: downtime stays inside it.
+                ep.end_ms = ep.end_ms.min(end);
+                out.push(ep);
+            }
+            i += 1;
+        }
+        for still in tracker.finish() {
+            let mut ep = still.episode;
+            ep.end_ms = end.max(ep.start_ms);
+            ep.open = coverage.open_end[k];
+            ep.cut = !ep.open;
             out.push(ep);
         }
     }
-    let probed: std::collections::BTreeSet<_> = sorted
-        .iter()
-        .filter(|o| o.source == Source::Probe)
-        .map(|o| (o.establishment, o.interface))
-        .collect();
-    for still in tracker.finish() {
-        let mut ep = still.episode;
-        let mut end = period_end_ms;
-        if let Some(mon) = monitored
-            && probed.contains(&(ep.establishment, ep.interface))
-        {
-            let t = still.last_failure_ms;
-            let cut = mon
-                .iter()
-                .find(|m| m.start_ms <= t && t <= m.end_ms)
-                .map(|m| m.end_ms)
-                .unwrap_or(t);
-            end = end.min(cut);
-        }
-        ep.end_ms = end.max(ep.start_ms);
-        ep.open = true;
-        out.push(ep);
-    }
-    for ep in &mut out {
-        let spans = maintenance(ep);
-        ep.planned_s = intervals::total(&intervals::intersect(&[(ep.start_ms, ep.end_ms)], &spans))
-            as f64
-            / 1000.0;
-    }
-    out.sort_by(|a, b| {
-        (&a.establishment, a.interface, a.start_ms).cmp(&(
-            &b.establishment,
-            b.interface,
-            b.start_ms,
-        ))
-    });
+    out.sort_by_key(|e| e.start_ms);
     out
 }

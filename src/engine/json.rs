@@ -24,27 +24,41 @@ pub fn to_json(k: &Kpis) -> Value {
         .days
         .iter()
         .map(|d| {
+            // Every service with requests that day: its average is null when none was timed.
+            let timed = |f: fn(&LatencyStats) -> Value| -> Value {
+                Value::Object(
+                    d.requests_by_service
+                        .keys()
+                        .chain(d.latency.keys())
+                        .map(|s| (s.to_string(), d.latency.get(s).map_or(Value::Null, f)))
+                        .collect::<Map<_, _>>(),
+                )
+            };
             json!({
                 "date": d.date.to_string(),
                 "establishment": d.establishment,
                 "interface": d.interface,
                 "seconds_in_day": d.seconds_in_day,
+                "covered_s": d.covered_s,
+                "coverage_pct": d.coverage_pct,
                 "downtime_s": d.downtime_s,
                 "planned_downtime_s": d.planned_downtime_s,
-                "unplanned_downtime_s": d.downtime_s - d.planned_downtime_s,
+                "unplanned_downtime_s": d.unplanned_downtime_s(),
                 "downtime_pct": d.downtime_pct,
                 "uptime_pct": d.uptime_pct,
                 "unmonitored_s": d.unmonitored_s,
                 "requests": d.requests,
+                "tpp_requests": d.tpp_requests,
+                "probe_requests": d.probe_requests,
                 "no_reply": d.no_reply,
                 "bank_errors": d.bank_errors,
                 "error_rate_pct": d.error_rate_pct,
                 "replies": per_service(&d.latency, |l| json!(l.replies)),
-                "avg_ms": per_service(&d.latency, |l| json!(l.avg_ms)),
-                "p50_ms": per_service(&d.latency, |l| json!(l.p50_ms)),
-                "p95_ms": per_service(&d.latency, |l| json!(l.p95_ms)),
-                "p99_ms": per_service(&d.latency, |l| json!(l.p99_ms)),
-                "max_ms": per_service(&d.latency, |l| json!(l.max_ms)),
+                "avg_ms": timed(|l| json!(l.avg_ms)),
+                "p50_ms": timed(|l| json!(l.p50_ms)),
+                "p95_ms": timed(|l| json!(l.p95_ms)),
+                "p99_ms": timed(|l| json!(l.p99_ms)),
+                "max_ms": timed(|l| json!(l.max_ms)),
             })
         })
         .collect();
@@ -61,6 +75,8 @@ pub fn to_json(k: &Kpis) -> Value {
                 "duration_s": e.duration_s(),
                 "planned_s": e.planned_s,
                 "open": e.open,
+                "cut": e.cut,
+                "began_before_period": e.began_before_period,
                 "request_ids": e.request_ids,
                 "ended_by": e.ended_by,
             })
@@ -75,6 +91,8 @@ pub fn to_json(k: &Kpis) -> Value {
                 "monday": w.monday.to_string(),
                 "establishment": w.establishment,
                 "seconds": w.seconds,
+                "covered_s": w.covered_s,
+                "complete": w.complete,
                 "uptime_pct": w.uptime_pct,
                 "error_rate_pct": w.error_rate_pct,
                 "avg_ms": w.avg_ms,

@@ -26,6 +26,9 @@ struct SeriesState {
     /// `received_at` of the latest failure: where an episode still open is cut when the monitor
     /// stopped.
     last_failure_ms: i64,
+    /// End of the last closed episode: episodes never overlap, so the next one starts no earlier
+    /// (a slow closing reply can complete after new failures began).
+    last_end_ms: Option<i64>,
 }
 
 /// Tracks failure runs and episodes per establishment and interface.
@@ -88,12 +91,15 @@ impl EpisodeTracker {
             // The earliest n consecutive failures of the run whose last came at most `window`
             // after the first: sliding over the run finds them in order.
             if st.run.len() == n && last - first <= window {
+                let start_ms = st.last_end_ms.map_or(first, |e| first.max(e));
                 let ep = Episode {
                     establishment: o.establishment,
                     interface: o.interface,
-                    start_ms: first,
-                    end_ms: o.received_at_ms,
+                    start_ms,
+                    end_ms: o.received_at_ms.max(start_ms),
                     open: true,
+                    cut: false,
+                    began_before_period: false,
                     request_ids: st.run.drain(..).map(|(_, id)| id).collect(),
                     ended_by: None,
                     planned_s: 0.0,
@@ -112,6 +118,7 @@ impl EpisodeTracker {
                 .max(ep.start_ms);
             ep.open = false;
             ep.ended_by = Some(o.request_id.to_string());
+            st.last_end_ms = Some(ep.end_ms);
             Some(LiveEvent::Closed(ep))
         }
     }

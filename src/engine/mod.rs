@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod coverage;
 pub mod days;
+pub mod dedupe;
 pub mod episodes;
 pub mod fallback;
 pub mod intervals;
@@ -20,13 +22,15 @@ pub mod weeks;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rev2;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    EstablishmentCode, Interface, MonitoredInterval, Observation, Service, Source, TppId,
+    CoverageSpan, EstablishmentCode, Interface, Observation, Outcome, Service, TppId,
 };
 
 /// The counting settings. Each field is a documented policy of the methodology; defaults are the
@@ -54,6 +58,48 @@ pub struct Settings {
     /// check that the contingency access works; counting them would report the monitor itself
     /// as a TPP misusing the fallback.
     pub fallback_counts_probes: bool,
+    /// How far before the period start each series is read back, to the last observation that
+    /// is not a failure, so an episode already running at the start is known (section 3).
+    /// Default 7 days.
+    pub lookback_days: i64,
+    /// Outcomes whose replies are timed (section 4): rejected and failed requests are counted,
+    /// not timed. Default `["ok"]`.
+    pub timed_outcomes: Vec<Outcome>,
+    /// What a probe's response time is: `request` (processing + transfer, set-up excluded, as
+    /// the bank measures it; default) or `total` (DNS, TCP and TLS set-up included).
+    pub probe_latency: ProbeLatency,
+    /// Imported latencies beyond this are refused as implausible (a gateway's time-out is far
+    /// shorter). Default 3 600 s.
+    pub max_latency_s: f64,
+}
+
+/// The response time an observation counts with (section 4): for a probe under the default
+/// policy, processing + transfer (the request on the wire to the last byte), DNS, TCP and TLS
+/// set-up excluded; otherwise the recorded total. Phases missing: the total.
+pub fn response_time_ms(
+    policy: ProbeLatency,
+    source: crate::domain::Source,
+    total_ms: Option<f64>,
+    processing_ms: Option<f64>,
+    transfer_ms: Option<f64>,
+) -> Option<f64> {
+    match (policy, source, total_ms, processing_ms) {
+        (ProbeLatency::Request, crate::domain::Source::Probe, Some(_), Some(p)) => {
+            Some(p + transfer_ms.unwrap_or(0.0))
+        }
+        _ => total_ms,
+    }
+}
+
+/// What a probe's response time includes (policy `probe_latency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeLatency {
+    /// From the request written on the connection to the last byte of the reply.
+    #[default]
+    Request,
+    /// From the start of name resolution to the last byte.
+    Total,
 }
 
 impl Default for Settings {
@@ -68,6 +114,10 @@ impl Default for Settings {
             targets: Targets::default(),
             fallback_grace_s: 0,
             fallback_counts_probes: false,
+            lookback_days: 7,
+            timed_outcomes: vec![Outcome::Ok],
+            probe_latency: ProbeLatency::Request,
+            max_latency_s: 3_600.0,
         }
     }
 }
@@ -137,11 +187,36 @@ pub struct Period {
 /// What the engine counts from.
 #[derive(Debug, Clone, Default)]
 pub struct EngineInput {
-    /// Any order; the engine sorts by (`received_at`, `request_id`).
+    /// Any order; the engine sorts by (`received_at`, `request_id`) and counts one request once
+    /// (section 1). Give it everything in [`load_range`]: observations before the period are the
+    /// look-back, those around it make whole weeks.
     pub observations: Vec<Observation>,
-    /// When monitors were running. `None` when unknown (e.g. a CSV of gateway logs): then no time
-    /// is reported as unmonitored. Only series with probe observations get unmonitored time.
-    pub monitored: Option<Vec<MonitoredInterval>>,
+    /// When each series was covered: monitor runs (heartbeats) and imported logs (section 1).
+    /// Time no span covers is unmonitored: neither uptime nor downtime.
+    pub coverage: Vec<CoverageSpan>,
+}
+
+/// The UTC instants `[from, to)` whose observations and coverage the engine needs for `period`:
+/// two whole weeks before its first week (so consecutive missed weeks are counted across the
+/// edge) less the look-back, to the end of the week holding its last day. Every command loads
+/// this same range, so an episode has the same id in every output.
+pub fn load_range(period: Period, settings: &Settings) -> (i64, i64) {
+    let (from, to) = extended_days(period);
+    let lookback = chrono::Duration::days(settings.lookback_days.clamp(0, 366));
+    (
+        time::day_start_ms(settings.tz, from - lookback),
+        time::day_start_ms(settings.tz, to),
+    )
+}
+
+/// The local days computed (not all output): whole weeks from two weeks before the period's
+/// first week to the end of its last week.
+fn extended_days(period: Period) -> (NaiveDate, NaiveDate) {
+    let last = period.to.pred_opt().unwrap_or(period.to);
+    (
+        time::monday_of(period.from) - chrono::Duration::days(14),
+        time::monday_of(last.max(period.from)) + chrono::Duration::days(7),
+    )
 }
 
 /// An unavailability episode (methodology section 3), per establishment and interface.
@@ -151,10 +226,19 @@ pub struct Episode {
     pub interface: Interface,
     /// `received_at` of the first of the earliest qualifying five failures (UTC epoch ms).
     pub start_ms: i64,
-    /// Completion of the first non-failure reply after the run, or the period end / last
-    /// heartbeat when still open.
+    /// Completion of the first non-failure reply after the run; where the series' coverage
+    /// ended (`cut`); or where the data ends while still down (`open`).
     pub end_ms: i64,
+    /// Still down when the data ends (the monitor still running, or the loaded range's end).
     pub open: bool,
+    /// Ended by a coverage gap (the monitor stopped, no log covers the time): nothing is known
+    /// of what followed, and failures after the gap need their own five (section 3).
+    #[serde(default)]
+    pub cut: bool,
+    /// Began before the period's first local midnight: the period counts it from its start,
+    /// listings show its real start.
+    #[serde(default)]
+    pub began_before_period: bool,
     /// Request ids of the five failures that started it, in order.
     pub request_ids: Vec<String>,
     /// Request id of the reply that ended it, if closed by one.
@@ -191,7 +275,8 @@ pub struct LatencyStats {
     pub max_ms: f64,
 }
 
-/// The daily figures of one interface of one establishment (methodology section 4).
+/// The daily figures of one interface of one establishment (methodology section 4). `None` is
+/// "n.d.": nothing was observed to compute it from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayFigures {
     pub date: NaiveDate,
@@ -199,20 +284,40 @@ pub struct DayFigures {
     pub interface: Interface,
     /// 82 800, 86 400 or 90 000.
     pub seconds_in_day: i64,
+    /// Seconds of the day inside the series' coverage.
+    pub covered_s: f64,
+    /// `covered_s / seconds_in_day × 100`.
+    pub coverage_pct: f64,
+    /// Seconds inside unavailability episodes (always inside coverage).
     pub downtime_s: f64,
     pub planned_downtime_s: f64,
-    pub downtime_pct: f64,
-    pub uptime_pct: f64,
+    /// `downtime_s / covered_s × 100`; `None` when nothing was covered.
+    pub downtime_pct: Option<f64>,
+    /// `100 − downtime_pct`; `None` ("n.d.") when nothing was covered.
+    pub uptime_pct: Option<f64>,
+    /// `seconds_in_day − covered_s`.
     pub unmonitored_s: f64,
-    /// Observations of the day, every outcome but `probe_error`.
+    /// Distinct requests of the day, every outcome but `probe_error`.
     pub requests: u64,
+    /// Of which from gateway logs (TPP traffic).
+    pub tpp_requests: u64,
+    /// Of which from the monitor's probes.
+    pub probe_requests: u64,
+    /// Requests per service (every outcome but `probe_error`).
+    pub requests_by_service: BTreeMap<Service, u64>,
     pub no_reply: u64,
     /// `aspsp_error` + `unexpected`.
     pub bank_errors: u64,
-    /// `bank_errors / requests × 100`; 0 when there were no requests.
-    pub error_rate_pct: f64,
-    /// Per service, over that service's replies of the day.
+    /// `bank_errors / requests × 100`; `None` when there was no request.
+    pub error_rate_pct: Option<f64>,
+    /// Per service, over that service's timed replies of the day (policy `timed_outcomes`).
     pub latency: BTreeMap<Service, LatencyStats>,
+}
+
+impl DayFigures {
+    pub fn unplanned_downtime_s(&self) -> f64 {
+        self.downtime_s - self.planned_downtime_s
+    }
 }
 
 /// How serious a run of missed weeks is (Art. 33(7)).
@@ -252,6 +357,7 @@ pub enum Miss {
 }
 
 /// One ISO week of the dedicated interface of one establishment (methodology section 5).
+/// Weeks are whole calendar weeks, judged once complete, whatever the period's edges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeekWatch {
     /// ISO week, `2024-W27`.
@@ -259,14 +365,21 @@ pub struct WeekWatch {
     /// The local Monday that starts it.
     pub monday: NaiveDate,
     pub establishment: EstablishmentCode,
-    /// Seconds of the week within the period (weeks cut by the period are partial).
+    /// Seconds of the whole week (604 800, or an hour less or more across a DST change).
     pub seconds: i64,
-    pub uptime_pct: f64,
-    pub error_rate_pct: f64,
+    /// Seconds of the week inside coverage.
+    pub covered_s: f64,
+    /// The week is over and within the data: only complete weeks are judged.
+    pub complete: bool,
+    /// Over the covered time; `None` when nothing was covered.
+    pub uptime_pct: Option<f64>,
+    /// `None` when there was no request.
+    pub error_rate_pct: Option<f64>,
     pub avg_ms: BTreeMap<Service, f64>,
     pub customer_uptime_pct: BTreeMap<Interface, f64>,
     pub misses: Vec<Miss>,
-    /// Consecutive missed weeks ending with this one (0 when this one is met).
+    /// Consecutive missed weeks ending with this one (0 when this one is met or not judged),
+    /// counted across period edges.
     pub consecutive_missed: u32,
     pub level: Option<WatchLevel>,
 }
@@ -323,49 +436,40 @@ pub enum EngineError {
 
 /// Computes every figure of the methodology for the local days of `period`.
 ///
-/// Episodes are detected over all the observations given (so one that started before the period
-/// is still seen) and reported when they overlap the period; day rows cover the period only.
+/// The input should hold [`load_range`]: episodes are detected over all of it (so one that began
+/// before the period is known, with its real start), day rows are output for the period only,
+/// weeks for every whole week the period touches.
 pub fn compute(
     input: &EngineInput,
     period: Period,
     settings: &Settings,
 ) -> Result<Kpis, EngineError> {
-    if period.to <= period.from {
-        return Err(EngineError::EmptyPeriod {
-            from: period.from,
-            to: period.to,
-        });
-    }
-    if settings.failures_to_down == 0 {
-        return Err(EngineError::Setting {
-            name: "failures_to_down",
-            why: "must be at least 1".into(),
-        });
-    }
-    if settings.window_ms < 0 {
-        return Err(EngineError::Setting {
-            name: "window_ms",
-            why: "must not be negative".into(),
-        });
-    }
-    if settings.fallback_grace_s < 0 {
-        return Err(EngineError::Setting {
-            name: "fallback_grace_s",
-            why: "must not be negative".into(),
-        });
-    }
+    validate(period, settings)?;
     let tz = settings.tz;
-    let dates: Vec<NaiveDate> = time::days(period.from, period.to).collect();
-    let mut bounds: Vec<i64> = dates.iter().map(|d| time::day_start_ms(tz, *d)).collect();
-    bounds.push(time::day_start_ms(tz, period.to));
-    let (p_start, p_end) = (bounds[0], bounds[dates.len()]);
+    let (ext_from, ext_to) = extended_days(period);
+    let (range_start, range_end) = load_range(period, settings);
+    let ext_dates: Vec<NaiveDate> = time::days(ext_from, ext_to).collect();
+    let mut bounds: Vec<i64> = ext_dates
+        .iter()
+        .map(|d| time::day_start_ms(tz, *d))
+        .collect();
+    bounds.push(time::day_start_ms(tz, ext_to));
+    let (p_start, p_end) = (
+        time::day_start_ms(tz, period.from),
+        time::day_start_ms(tz, period.to),
+    );
 
-    let mut sorted: Vec<&Observation> = input.observations.iter().collect();
+    let mut sorted: Vec<&Observation> = input
+        .observations
+        .iter()
+        .filter(|o| o.received_at_ms >= range_start && o.received_at_ms < range_end)
+        .collect();
     sorted.sort_unstable_by(|a, b| {
         a.received_at_ms
             .cmp(&b.received_at_ms)
             .then_with(|| a.request_id.cmp(&b.request_id))
     });
+    let sorted = dedupe::one_request_once(sorted);
     let mut series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> = BTreeMap::new();
     for o in &sorted {
         series
@@ -373,82 +477,142 @@ pub fn compute(
             .or_default()
             .push(o);
     }
+    // Where the data ends: the latest covered instant. Weeks past it are not judged.
+    let data_end = input
+        .coverage
+        .iter()
+        .map(|c| c.end_ms.min(range_end))
+        .max()
+        .unwrap_or(range_start);
 
-    let monitored = input.monitored.as_deref();
-    let unmonitored_all: Option<Vec<intervals::Span>> = monitored.map(|m| {
-        let on: Vec<intervals::Span> = m.iter().map(|iv| (iv.start_ms, iv.end_ms)).collect();
-        intervals::subtract(&[(p_start, p_end)], &intervals::merge(on))
-    });
     let mut maint_cache: BTreeMap<EstablishmentCode, Vec<intervals::Span>> = BTreeMap::new();
-    let mut maint = |e: &EstablishmentCode| -> Vec<intervals::Span> {
-        maint_cache
-            .entry(*e)
-            .or_insert_with(|| {
-                maintenance::spans(&settings.maintenance, tz, e, period.from, period.to)
-            })
-            .clone()
-    };
-
     let mut all_episodes = Vec::new();
-    let mut days_out = Vec::new();
+    let mut ext_days = Vec::new();
     let mut period_latency = Vec::new();
     for ((est, iface), obs) in &series {
-        let m = maint(est);
-        let eps = episodes::detect(obs, settings, p_end, monitored, &|_| m.clone());
-        let in_period: Vec<&Observation> = obs
-            .iter()
-            .copied()
-            .filter(|o| o.received_at_ms >= p_start && o.received_at_ms < p_end)
-            .collect();
-        if !in_period.is_empty() {
-            let down = intervals::merge(eps.iter().map(|e| (e.start_ms, e.end_ms)).collect());
-            let probed = obs.iter().any(|o| o.source == Source::Probe);
-            let sd = days::SeriesDays {
-                establishment: est,
-                interface: *iface,
-                observations: &in_period,
-                downtime: &down,
-                maintenance: &m,
-                unmonitored: if probed {
-                    unmonitored_all.as_deref()
-                } else {
-                    None
-                },
-            };
-            days_out.extend(days::day_rows(&sd, &dates, &bounds));
-            period_latency.extend(
-                days::latency(&in_period)
-                    .into_iter()
-                    .map(|(service, stats)| PeriodLatency {
-                        establishment: *est,
-                        interface: *iface,
-                        service,
-                        stats,
-                    }),
-            );
+        let m = maint_cache
+            .entry(*est)
+            .or_insert_with(|| {
+                maintenance::spans(
+                    &settings.maintenance,
+                    tz,
+                    est,
+                    ext_from - chrono::Duration::days(settings.lookback_days.clamp(0, 366) + 1),
+                    ext_to,
+                )
+            })
+            .clone();
+        let cov = coverage::of_series(&input.coverage, est, *iface, obs, (range_start, range_end));
+        let mut eps = episodes::detect(obs, settings, &cov);
+        for e in &mut eps {
+            e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
+                as f64
+                / 1000.0;
+            e.began_before_period = e.start_ms < p_start;
         }
-        all_episodes.extend(
-            eps.into_iter()
-                .filter(|e| e.start_ms < p_end && e.end_ms >= p_start),
-        );
+        let down = intervals::merge(eps.iter().map(|e| (e.start_ms, e.end_ms)).collect());
+        let sd = days::SeriesDays {
+            establishment: est,
+            interface: *iface,
+            observations: obs,
+            downtime: &down,
+            maintenance: &m,
+            covered: &cov.spans,
+            timed_outcomes: &settings.timed_outcomes,
+        };
+        ext_days.extend(days::day_rows(&sd, &ext_dates, &bounds));
+        let in_period = in_range(obs, p_start, p_end);
+        let lat = days::latency(in_period, &settings.timed_outcomes);
+        period_latency.extend(lat.into_iter().map(|(service, stats)| PeriodLatency {
+            establishment: *est,
+            interface: *iface,
+            service,
+            stats,
+        }));
+        all_episodes.extend(eps);
     }
-    days_out.sort_by(|a, b| {
+    ext_days.sort_by(|a, b| {
         (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
     });
-    let weeks = weeks::watch(&days_out, &settings.targets);
-    let in_period: Vec<&Observation> = sorted
-        .iter()
-        .copied()
-        .filter(|o| o.received_at_ms >= p_start && o.received_at_ms < p_end)
+    let week_bounds = |monday: NaiveDate| {
+        (
+            time::day_start_ms(tz, monday),
+            time::day_start_ms(tz, monday + chrono::Duration::days(7)),
+        )
+    };
+    let weeks: Vec<WeekWatch> = weeks::watch(&ext_days, &settings.targets, |monday| {
+        week_bounds(monday).1 <= data_end
+    })
+    .into_iter()
+    .filter(|w| {
+        let (ws, we) = week_bounds(w.monday);
+        ws < p_end && we > p_start
+    })
+    .collect();
+    let days_out: Vec<DayFigures> = ext_days
+        .into_iter()
+        .filter(|d| d.date >= period.from && d.date < period.to)
         .collect();
-    let fallback = fallback::classify(&in_period, &all_episodes, settings, tz);
+    let in_period = in_range(&sorted, p_start, p_end);
+    let fallback = fallback::classify(in_period, &all_episodes, settings, tz);
+    // Listed: the episodes with time inside the period (one ending exactly at its first
+    // midnight belongs to the period before).
+    let episodes: Vec<Episode> = all_episodes
+        .into_iter()
+        .filter(|e| e.start_ms < p_end && e.end_ms > p_start)
+        .map(|mut e| {
+            // Still down while the monitor runs: listed as closed at the period end.
+            if e.open {
+                e.end_ms = e.end_ms.min(p_end.max(e.start_ms));
+            }
+            e
+        })
+        .collect();
     Ok(Kpis {
         period,
         settings: settings.clone(),
         days: days_out,
-        episodes: all_episodes,
+        episodes,
         weeks,
         fallback,
         period_latency,
     })
+}
+
+/// The observations of `sorted` (in time order) received in `[from, to)`.
+fn in_range<'a, 'b>(sorted: &'b [&'a Observation], from: i64, to: i64) -> &'b [&'a Observation] {
+    let a = sorted.partition_point(|o| o.received_at_ms < from);
+    let b = sorted.partition_point(|o| o.received_at_ms < to);
+    &sorted[a..b.max(a)]
+}
+
+fn validate(period: Period, settings: &Settings) -> Result<(), EngineError> {
+    if period.to <= period.from {
+        return Err(EngineError::EmptyPeriod {
+            from: period.from,
+            to: period.to,
+        });
+    }
+    let bad = |name, why: &str| {
+        Err(EngineError::Setting {
+            name,
+            why: why.into(),
+        })
+    };
+    if settings.failures_to_down == 0 {
+        return bad("failures_to_down", "must be at least 1");
+    }
+    if settings.window_ms < 0 {
+        return bad("window_ms", "must not be negative");
+    }
+    if settings.fallback_grace_s < 0 {
+        return bad("fallback_grace_s", "must not be negative");
+    }
+    if !(0..=366).contains(&settings.lookback_days) {
+        return bad("lookback_days", "must be from 0 to 366 days");
+    }
+    if !(settings.max_latency_s.is_finite() && settings.max_latency_s > 0.0) {
+        return bad("max_latency_s", "must be a positive number of seconds");
+    }
+    Ok(())
 }

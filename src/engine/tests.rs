@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Weekday};
 
 use super::live::{EpisodeTracker, LiveEvent};
 use super::*;
-use crate::domain::{Interface, MonitoredInterval, Observation, Outcome, Service, Source};
+use crate::domain::{CoverageKind, CoverageSpan, Interface, Observation, Outcome, Service, Source};
 
 fn ms(rfc3339: &str) -> i64 {
     DateTime::parse_from_rfc3339(rfc3339)
@@ -48,9 +48,34 @@ fn run(obs: Vec<Observation>, from: &str, to: &str) -> Kpis {
     run_with(obs, None, from, to, &Settings::default())
 }
 
+/// A monitor that covers every series all the time and still runs.
+fn always() -> Vec<CoverageSpan> {
+    vec![CoverageSpan {
+        kind: CoverageKind::Monitor,
+        establishment: None,
+        interface: None,
+        start_ms: 0,
+        end_ms: i64::MAX / 2,
+        ongoing: true,
+    }]
+}
+
+/// A monitor run of every series from `a` to `b` (stopped, or `ongoing`).
+fn monitor(a: &str, b: &str, ongoing: bool) -> CoverageSpan {
+    CoverageSpan {
+        kind: CoverageKind::Monitor,
+        establishment: None,
+        interface: None,
+        start_ms: ms(a),
+        end_ms: ms(b),
+        ongoing,
+    }
+}
+
+/// `coverage` `None`: covered all the time ([`always`]).
 fn run_with(
     obs: Vec<Observation>,
-    monitored: Option<Vec<MonitoredInterval>>,
+    coverage: Option<Vec<CoverageSpan>>,
     from: &str,
     to: &str,
     s: &Settings,
@@ -58,7 +83,7 @@ fn run_with(
     compute(
         &EngineInput {
             observations: obs,
-            monitored,
+            coverage: coverage.unwrap_or_else(always),
         },
         Period {
             from: date(from),
@@ -103,7 +128,7 @@ fn fifth_failure_at_exactly_30_000_s_opens_an_episode() {
     let d = day(&k, "2024-07-01", "13807", Interface::Api);
     assert_eq!(d.seconds_in_day, 86_400);
     assert_eq!(d.downtime_s, 40.25);
-    assert_eq!(d.uptime_pct, 100.0 - 40.25 / 86_400.0 * 100.0);
+    assert_eq!(d.uptime_pct, Some(100.0 - 40.25 / 86_400.0 * 100.0));
     assert_eq!(d.requests, 6);
     assert_eq!(d.no_reply, 5);
 }
@@ -195,8 +220,10 @@ fn bank_errors_are_failures_by_policy() {
 }
 
 #[test]
-fn probe_errors_neither_break_nor_extend_a_run() {
-    // f f f f P f: the monitor's own fault (P) is excluded, so the five failures are consecutive.
+fn a_probe_error_is_a_coverage_gap_that_cuts_a_run() {
+    // f f f f P f at 10:00:00..05: the monitor's own fault (P, at :04) means it does not see the
+    // bank from :04 to the next probe of another outcome (:05): a 1 s coverage gap. Failures
+    // after a gap need their own five (revision 2, sections 1 and 3): 4 + 1, no episode.
     let mut obs: Vec<_> = (0..4)
         .map(|i| {
             ob(
@@ -212,9 +239,13 @@ fn probe_errors_neither_break_nor_extend_a_run() {
     obs.push(p);
     obs.push(ob("2024-07-01T10:00:05.000Z", "f5", None, 0.0));
     let k = run(obs, "2024-07-01", "2024-07-02");
-    assert_eq!(k.episodes.len(), 1);
-    // And a probe_error is not a request: 5 requests, not 6.
-    assert_eq!(day(&k, "2024-07-01", "13807", Interface::Api).requests, 5);
+    assert_eq!(k.episodes.len(), 0);
+    let d = day(&k, "2024-07-01", "13807", Interface::Api);
+    // A probe_error is not a request: 5 requests, not 6; and the day is covered 86 400 − 1 s.
+    assert_eq!(d.requests, 5);
+    assert_eq!(d.covered_s, 86_399.0);
+    assert_eq!(d.unmonitored_s, 1.0);
+    assert_eq!(d.uptime_pct, Some(100.0));
 }
 
 #[test]
@@ -267,7 +298,7 @@ fn spring_forward_day_has_82_800_seconds() {
     assert_eq!(d30.seconds_in_day, 86_400);
     assert_eq!(d31.seconds_in_day, 82_800);
     assert_eq!(d31.downtime_s, 3_600.0);
-    assert_eq!(d31.uptime_pct, 100.0 - 3_600.0 / 82_800.0 * 100.0);
+    assert_eq!(d31.uptime_pct, Some(100.0 - 3_600.0 / 82_800.0 * 100.0));
 }
 
 #[test]
@@ -293,7 +324,7 @@ fn fall_back_day_has_90_000_seconds_and_a_night_episode_splits_right() {
     assert_eq!(d28.seconds_in_day, 86_400);
     assert_eq!(d27.downtime_s, 1_800.0);
     assert_eq!(d28.downtime_s, 5_400.0);
-    assert_eq!(d27.uptime_pct, 100.0 - 1_800.0 / 90_000.0 * 100.0);
+    assert_eq!(d27.uptime_pct, Some(100.0 - 1_800.0 / 90_000.0 * 100.0));
 }
 
 #[test]
@@ -420,10 +451,11 @@ fn an_open_episode_ends_at_the_period_end_or_the_last_heartbeat() {
     // The monitor ran from local midnight (2024-06-30T22:00Z) to 20:10Z: the episode is cut at
     // its last heartbeat (600 s after the start), and the rest of the day, 20:10Z to 22:00Z =
     // 6 600 s, is unmonitored — neither uptime nor downtime.
-    let mon = vec![MonitoredInterval {
-        start_ms: ms("2024-06-30T22:00:00Z"),
-        end_ms: ms("2024-07-01T20:10:00Z"),
-    }];
+    let mon = vec![monitor(
+        "2024-06-30T22:00:00Z",
+        "2024-07-01T20:10:00Z",
+        false,
+    )];
     let k = run_with(
         obs,
         Some(mon),
@@ -432,9 +464,13 @@ fn an_open_episode_ends_at_the_period_end_or_the_last_heartbeat() {
         &Settings::default(),
     );
     assert_eq!(k.episodes[0].end_ms, ms("2024-07-01T20:10:00.000Z"));
+    assert!(k.episodes[0].cut && !k.episodes[0].open);
     let d = day(&k, "2024-07-01", "13807", Interface::Api);
     assert_eq!(d.downtime_s, 600.0);
     assert_eq!(d.unmonitored_s, 6_600.0);
+    // Covered 22:00Z..20:10Z = 79 800 s: uptime 100 − 600 / 79 800 × 100.
+    assert_eq!(d.covered_s, 79_800.0);
+    assert_eq!(d.uptime_pct, Some(100.0 - 600.0 / 79_800.0 * 100.0));
 }
 
 #[test]
@@ -473,8 +509,8 @@ fn planned_maintenance_is_downtime_reported_apart() {
 fn requests_errors_and_response_times() {
     // Replies 100, 200, 300, 400 ms (200 OK), one 503 INTS at 1 000 ms, one no reply:
     // requests 6, no_reply 1, bank errors 1 → error rate 1/6 × 100 = 16.666...%.
-    // cbpii replies: 100, 200, 300, 400, 1 000 → mean 2 000/5 = 400 ms; nearest rank:
-    // p50 = ⌈2.5⌉ = 3rd = 300; p95 = ⌈4.75⌉ = 5th = 1 000; max 1 000.
+    // Only `ok` replies are timed (policy timed_outcomes): 100, 200, 300, 400 → mean
+    // 1 000/4 = 250 ms; nearest rank p50 = ⌈2⌉ = 2nd = 200; p95 = ⌈3.8⌉ = 4th = 400; max 400.
     let obs = vec![
         ob("2024-07-01T10:00:00Z", "1", Some(200), 100.0),
         ob("2024-07-01T10:01:00Z", "2", Some(200), 200.0),
@@ -486,11 +522,11 @@ fn requests_errors_and_response_times() {
     let k = run(obs, "2024-07-01", "2024-07-02");
     let d = day(&k, "2024-07-01", "13807", Interface::Api);
     assert_eq!((d.requests, d.no_reply, d.bank_errors), (6, 1, 1));
-    assert_eq!(d.error_rate_pct, 1.0 / 6.0 * 100.0);
+    assert_eq!(d.error_rate_pct, Some(1.0 / 6.0 * 100.0));
     let l = d.latency[&Service::new("cbpii").unwrap()];
     assert_eq!(
         (l.replies, l.avg_ms, l.p50_ms, l.p95_ms, l.max_ms),
-        (5, 400.0, 300.0, 1_000.0, 1_000.0)
+        (4, 250.0, 200.0, 400.0, 400.0)
     );
 }
 
@@ -563,7 +599,10 @@ fn weekly_watch_levels_follow_consecutive_misses() {
             ("2024-W30", 0, None),
         ]
     );
-    assert_eq!(k.weeks[0].uptime_pct, 100.0 - 3_600.0 / 604_800.0 * 100.0);
+    assert_eq!(
+        k.weeks[0].uptime_pct,
+        Some(100.0 - 3_600.0 / 604_800.0 * 100.0)
+    );
     assert_eq!(k.weeks[0].seconds, 604_800);
 }
 

@@ -1,6 +1,8 @@
-//! The weekly watch (methodology section 5): per ISO week, the dedicated interface of each
+//! The weekly watch (methodology section 5): per calendar week, the dedicated interface of each
 //! establishment against its targets and against the bank's own customer interfaces (Art. 32(1)),
-//! and how many consecutive weeks missed (Art. 33(7): more than two is critical).
+//! and how many consecutive weeks missed (Art. 33(7): more than two is critical). Weeks are
+//! whole (the caller gives the day rows of whole weeks, beyond the period's edges), judged only
+//! once complete, and counted across period edges.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use crate::domain::{EstablishmentCode, Interface, Service};
 #[derive(Default)]
 struct Acc {
     seconds: i64,
+    covered_s: f64,
     downtime_s: f64,
     requests: u64,
     bank_errors: u64,
@@ -23,6 +26,7 @@ struct Acc {
 impl Acc {
     fn add(&mut self, d: &DayFigures) {
         self.seconds += d.seconds_in_day;
+        self.covered_s += d.covered_s;
         self.downtime_s += d.downtime_s;
         self.requests += d.requests;
         self.bank_errors += d.bank_errors;
@@ -32,17 +36,19 @@ impl Acc {
             e.1 += l.replies;
         }
     }
-    fn uptime_pct(&self) -> f64 {
-        if self.seconds == 0 {
-            100.0
-        } else {
-            100.0 - self.downtime_s / self.seconds as f64 * 100.0
-        }
+    /// Over the covered time; `None` when nothing was covered.
+    fn uptime_pct(&self) -> Option<f64> {
+        (self.covered_s > 0.0).then(|| 100.0 - self.downtime_s / self.covered_s * 100.0)
     }
 }
 
-/// Week rows from the day rows (sorted by establishment, then Monday).
-pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
+/// Week rows from the day rows (sorted by establishment, then Monday). `complete(monday)` says
+/// whether that week is over and within the data; only complete weeks are judged.
+pub fn watch(
+    days: &[DayFigures],
+    targets: &Targets,
+    complete: impl Fn(NaiveDate) -> bool,
+) -> Vec<WeekWatch> {
     let mut acc: BTreeMap<(EstablishmentCode, NaiveDate, Interface), Acc> = BTreeMap::new();
     for d in days {
         if d.interface == Interface::Api || d.interface.is_customer() {
@@ -56,12 +62,9 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
         if *iface != Interface::Api {
             continue;
         }
+        let complete = complete(*monday);
         let uptime = a.uptime_pct();
-        let error_rate = if a.requests == 0 {
-            0.0
-        } else {
-            a.bank_errors as f64 / a.requests as f64 * 100.0
-        };
+        let error_rate = (a.requests > 0).then(|| a.bank_errors as f64 / a.requests as f64 * 100.0);
         let avg_ms: BTreeMap<Service, f64> = a
             .latency
             .iter()
@@ -70,42 +73,17 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
             .collect();
         let customer: BTreeMap<Interface, f64> = [Interface::PsuWeb, Interface::PsuApp]
             .into_iter()
-            .filter_map(|ci| acc.get(&(*est, *monday, ci)).map(|c| (ci, c.uptime_pct())))
+            .filter_map(|ci| {
+                acc.get(&(*est, *monday, ci))
+                    .and_then(|c| c.uptime_pct())
+                    .map(|u| (ci, u))
+            })
             .collect();
-        let mut misses = Vec::new();
-        if uptime < targets.uptime_pct {
-            misses.push(Miss::Uptime {
-                actual_pct: uptime,
-                target_pct: targets.uptime_pct,
-            });
-        }
-        for (svc, ms) in &avg_ms {
-            let target = targets.avg_ms_for(svc);
-            if *ms > target {
-                misses.push(Miss::ResponseTime {
-                    service: svc.clone(),
-                    actual_ms: *ms,
-                    target_ms: target,
-                });
-            }
-        }
-        if error_rate > targets.error_rate_pct {
-            misses.push(Miss::ErrorRate {
-                actual_pct: error_rate,
-                target_pct: targets.error_rate_pct,
-            });
-        }
-        if targets.parity_with_customer_interface {
-            for (ci, cu) in &customer {
-                if uptime < *cu {
-                    misses.push(Miss::Parity {
-                        customer_interface: *ci,
-                        customer_uptime_pct: *cu,
-                        api_uptime_pct: uptime,
-                    });
-                }
-            }
-        }
+        let misses = if complete {
+            misses(uptime, error_rate, &avg_ms, &customer, targets)
+        } else {
+            Vec::new()
+        };
         // Consecutive with the previous calendar week of the same establishment only.
         let prev = out
             .last()
@@ -126,6 +104,8 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
             monday: *monday,
             establishment: *est,
             seconds: a.seconds,
+            covered_s: a.covered_s,
+            complete,
             uptime_pct: uptime,
             error_rate_pct: error_rate,
             avg_ms,
@@ -136,4 +116,55 @@ pub fn watch(days: &[DayFigures], targets: &Targets) -> Vec<WeekWatch> {
         });
     }
     out
+}
+
+/// Why a complete week misses (empty: met, or nothing observed to judge).
+fn misses(
+    uptime: Option<f64>,
+    error_rate: Option<f64>,
+    avg_ms: &BTreeMap<Service, f64>,
+    customer: &BTreeMap<Interface, f64>,
+    targets: &Targets,
+) -> Vec<Miss> {
+    let mut misses = Vec::new();
+    if let Some(u) = uptime
+        && u < targets.uptime_pct
+    {
+        misses.push(Miss::Uptime {
+            actual_pct: u,
+            target_pct: targets.uptime_pct,
+        });
+    }
+    for (svc, ms) in avg_ms {
+        let target = targets.avg_ms_for(svc);
+        if *ms > target {
+            misses.push(Miss::ResponseTime {
+                service: svc.clone(),
+                actual_ms: *ms,
+                target_ms: target,
+            });
+        }
+    }
+    if let Some(r) = error_rate
+        && r > targets.error_rate_pct
+    {
+        misses.push(Miss::ErrorRate {
+            actual_pct: r,
+            target_pct: targets.error_rate_pct,
+        });
+    }
+    if targets.parity_with_customer_interface
+        && let Some(u) = uptime
+    {
+        for (ci, cu) in customer {
+            if u < *cu {
+                misses.push(Miss::Parity {
+                    customer_interface: *ci,
+                    customer_uptime_pct: *cu,
+                    api_uptime_pct: u,
+                });
+            }
+        }
+    }
+    misses
 }

@@ -41,6 +41,10 @@ fn t(s: impl Into<String>) -> Cell {
 fn n(x: impl Into<f64>) -> Cell {
     Cell::N(x.into())
 }
+/// A figure nobody observed: "n.d.", never a number.
+fn on(x: Option<f64>) -> Cell {
+    x.map_or_else(|| t(crate::report::labels::ND), Cell::N)
+}
 
 struct Table {
     /// Sheet and file name (without extension).
@@ -256,13 +260,13 @@ fn daily(kpis: &Kpis, l: Lang) -> Table {
                 t(d.establishment.to_string()),
                 t(d.interface.to_string()),
                 n(d.seconds_in_day as f64),
-                n(d.uptime_pct),
+                on(d.uptime_pct),
                 n(d.downtime_s),
                 n(d.planned_downtime_s),
                 n(d.unmonitored_s),
                 n(d.requests as f64),
                 n(d.no_reply as f64),
-                n(d.error_rate_pct),
+                on(d.error_rate_pct),
             ];
             for s in &services {
                 r.push(
@@ -285,11 +289,14 @@ fn daily(kpis: &Kpis, l: Lang) -> Table {
 
 /// Dedicated interface against each customer interface, day by day (Art. 32(1)).
 fn parity(kpis: &Kpis, l: Lang) -> Table {
+    // Only days with a figure on both sides can be compared: an unobserved day is no proof.
     let mut by: BTreeMap<(NaiveDate, String), BTreeMap<Interface, f64>> = BTreeMap::new();
     for d in &kpis.days {
-        by.entry((d.date, d.establishment.to_string()))
-            .or_default()
-            .insert(d.interface, d.uptime_pct);
+        if let Some(u) = d.uptime_pct {
+            by.entry((d.date, d.establishment.to_string()))
+                .or_default()
+                .insert(d.interface, u);
+        }
     }
     let head = vec![
         "date".into(),
@@ -455,8 +462,8 @@ fn weeks(kpis: &Kpis, _l: Lang) -> Table {
                     t(w.week.clone()),
                     t(w.monday.to_string()),
                     t(w.establishment.to_string()),
-                    n(w.uptime_pct),
-                    n(w.error_rate_pct),
+                    on(w.uptime_pct),
+                    on(w.error_rate_pct),
                     t(w.avg_ms
                         .iter()
                         .map(|(s, v)| format!("{s} {v:.1}"))

@@ -157,11 +157,6 @@ pub(crate) fn local(ms: i64, tz: Tz) -> String {
         .to_string()
 }
 
-/// UTC epoch ms of the local midnight starting `d`.
-pub(crate) fn local_midnight_ms(d: NaiveDate, tz: Tz) -> Result<i64, EvidenceError> {
-    Ok(crate::engine::time::day_start_ms(tz, d))
-}
-
 pub(crate) fn local_date(ms: i64, tz: Tz) -> NaiveDate {
     crate::engine::time::local_date(tz, ms)
 }
@@ -179,16 +174,10 @@ pub(crate) async fn compute(
             to: period.to,
         });
     }
-    let from_ms = local_midnight_ms(period.from, settings.tz)?;
-    let to_ms = local_midnight_ms(period.to, settings.tz)?;
-    let stored = store
-        .load_observations(from_ms, to_ms, establishments)
-        .await?;
-    let monitored = store.monitored_intervals(from_ms, to_ms).await?;
-    let input = EngineInput {
-        observations: stored.iter().map(|s| s.obs.clone()).collect(),
-        monitored,
-    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let (input, stored) = crate::period::load_full(store, period, settings, establishments, now)
+        .await
+        .map_err(|e| EvidenceError::Engine(e.to_string()))?;
     let kpis = run_engine(&input, period, settings)?;
     Ok((kpis, stored))
 }

@@ -118,7 +118,15 @@ pub async fn run(
         return Err(DaemonError::NothingToRun);
     }
     let started = now_ms();
-    let hb = store.start_heartbeat(&cfg.monitor.id, started).await?;
+    // The heartbeats cover the series this monitor probes, and no other (methodology 1).
+    let series: std::collections::BTreeSet<_> = jobs
+        .iter()
+        .map(|(t, p)| (t.est.code, p.step.interface()))
+        .collect();
+    let series: Vec<_> = series.into_iter().collect();
+    let hb = store
+        .start_monitor(&cfg.monitor.id, &series, started)
+        .await?;
     tracing::info!(monitor = %cfg.monitor.id, jobs = jobs.len(), "probing started");
 
     // Writer: batches, one transaction each, then publishes.

@@ -255,17 +255,18 @@ pub fn line_charts(p: &Publication) -> Result<Vec<LineChart>, ReportError> {
     let bd = &p.bank_daily;
     let (bdate, biface) = (frames::strs(bd, "date")?, frames::strs(bd, "interface")?);
     let (uptime, err_rate, reqs) = (
-        frames::nums(bd, "uptime_pct")?,
-        frames::nums(bd, "error_rate_pct")?,
-        frames::nums(bd, "requests")?,
+        frames::opt_nums(bd, "uptime_pct")?,
+        frames::opt_nums(bd, "error_rate_pct")?,
+        frames::opt_nums(bd, "requests")?,
     );
-    let series_of = |iface: &str, vals: &[f64]| -> Vec<Option<f64>> {
+    // A day with nothing observed stays a gap in the line ("n.d."), never a value.
+    let series_of = |iface: &str, vals: &[Option<f64>]| -> Vec<Option<f64>> {
         let mut v = vec![None; dates.len()];
         for i in 0..bdate.len() {
             if biface[i] == iface
                 && let Some(k) = bdate[i].parse::<NaiveDate>().ok().and_then(|d| idx.get(&d))
             {
-                v[*k] = Some(vals[i]);
+                v[*k] = vals[i];
             }
         }
         v

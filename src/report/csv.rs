@@ -17,6 +17,8 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         "establishment",
         "interface",
         "seconds_in_day",
+        "covered_s",
+        "coverage_pct",
         "downtime_s",
         "planned_downtime_s",
         "unplanned_downtime_s",
@@ -42,15 +44,17 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             d.establishment.to_string(),
             d.interface.to_string(),
             d.seconds_in_day.to_string(),
+            d.covered_s.to_string(),
+            d.coverage_pct.to_string(),
             d.downtime_s.to_string(),
             d.planned_downtime_s.to_string(),
             (d.downtime_s - d.planned_downtime_s).to_string(),
-            d.uptime_pct.to_string(),
+            nd(d.uptime_pct),
             d.unmonitored_s.to_string(),
             d.requests.to_string(),
             d.no_reply.to_string(),
             d.bank_errors.to_string(),
-            d.error_rate_pct.to_string(),
+            nd(d.error_rate_pct),
         ];
         for s in &p.services {
             match d.latency.get(s) {
@@ -69,4 +73,9 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     }
     w.flush().map_err(io)?;
     Ok(path)
+}
+
+/// A figure nobody observed is "n.d.", never 0 or 100.
+fn nd(v: Option<f64>) -> String {
+    v.map_or_else(|| super::labels::ND.to_string(), |x| x.to_string())
 }

@@ -27,6 +27,7 @@ pub fn days(rows: &[DayFigures]) -> FrameResult<DataFrame> {
         "establishment" => est,
         "interface" => iface,
         "seconds" => f(|d| d.seconds_in_day as f64),
+        "covered_s" => f(|d| d.covered_s),
         "downtime_s" => f(|d| d.downtime_s),
         "planned_s" => f(|d| d.planned_downtime_s),
         "unmonitored_s" => f(|d| d.unmonitored_s),
@@ -39,6 +40,7 @@ pub fn days(rows: &[DayFigures]) -> FrameResult<DataFrame> {
 fn sums() -> Vec<Expr> {
     [
         "seconds",
+        "covered_s",
         "downtime_s",
         "planned_s",
         "unmonitored_s",
@@ -53,16 +55,20 @@ fn sums() -> Vec<Expr> {
 
 fn ratios(lf: LazyFrame) -> LazyFrame {
     lf.with_columns([
-        (lit(100.0) - col("downtime_s") / col("seconds") * lit(100.0)).alias("uptime_pct"),
+        // Over the covered time (methodology section 4); null ("n.d.") when nothing was.
+        when(col("covered_s").gt(lit(0.0)))
+            .then(lit(100.0) - col("downtime_s") / col("covered_s") * lit(100.0))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("uptime_pct"),
         when(col("requests").gt(lit(0.0)))
             .then(col("bank_errors") / col("requests") * lit(100.0))
-            .otherwise(lit(0.0))
+            .otherwise(lit(NULL).cast(DataType::Float64))
             .alias("error_rate_pct"),
     ])
 }
 
 /// Totals over the period per establishment and interface: uptime over the whole period is
-/// 100 − Σdowntime / Σseconds × 100 (each day weighs its real length).
+/// 100 − Σdowntime / Σcovered × 100 (each day weighs its real covered length).
 pub fn period_summary(days: &DataFrame) -> FrameResult<DataFrame> {
     ratios(
         days.clone()
@@ -155,7 +161,14 @@ pub fn strs(df: &DataFrame, name: &str) -> FrameResult<Vec<String>> {
         .collect())
 }
 
-/// A numeric column as f64 values.
+/// A numeric column whose nulls are "n.d.".
+pub fn opt_nums(df: &DataFrame, name: &str) -> FrameResult<Vec<Option<f64>>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    let ca = c.f64()?;
+    Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+}
+
+/// A numeric column as f64 values (counts: a null is none).
 pub fn nums(df: &DataFrame, name: &str) -> FrameResult<Vec<f64>> {
     let c = df.column(name)?.cast(&DataType::Float64)?;
     let ca = c.f64()?;

@@ -29,6 +29,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     let lang = p.req.lang;
     // Figures in the page's language: a decimal comma in French, as in the text around them.
     let num = |v: f64, decimals: usize| lang.dec(v, decimals);
+    let onum = |v: Option<f64>, decimals: usize| lang.opt_dec(v, decimals);
     let t = |fr: &'static str, en: &'static str| lang.t(fr, en);
     let mut h = String::new();
     let title = format!(
@@ -96,7 +97,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         let name = known_establishment(&x.establishment)
             .map(|k| format!("{} {}", x.establishment, k.short))
             .unwrap_or_else(|| x.establishment.clone());
-        let cls = if x.uptime_pct < target {
+        let cls = if x.uptime_pct.is_none_or(|u| u < target) {
             " class=\"miss\""
         } else {
             ""
@@ -106,13 +107,13 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             esc(&name),
             esc(lang.interface(x.interface)),
-            num(x.uptime_pct, 4),
+            onum(x.uptime_pct, 4),
             num(x.downtime_s, 1),
             num(x.planned_s, 1),
             num(x.unmonitored_s, 1),
             x.requests,
             x.no_reply,
-            num(x.error_rate_pct, 3),
+            onum(x.error_rate_pct, 3),
             x.episodes
         );
         for l in &x.latency {
@@ -259,7 +260,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
                 .iter()
                 .map(|(s, l)| format!("{s} {}", num(l.avg_ms, 1)))
                 .collect();
-            let cls = if d.uptime_pct < target {
+            let cls = if d.uptime_pct.is_none_or(|u| u < target) {
                 " class=\"miss\""
             } else {
                 ""
@@ -269,11 +270,11 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
                 "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td{cls}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 show_date(d.date, lang),
                 esc(lang.interface(d.interface)),
-                num(d.uptime_pct, 4),
+                onum(d.uptime_pct, 4),
                 num(d.downtime_s, 1),
                 num(d.unmonitored_s, 1),
                 d.requests,
-                num(d.error_rate_pct, 3),
+                onum(d.error_rate_pct, 3),
                 esc(&avg.join(", "))
             );
         }
@@ -332,7 +333,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             "<tr><th scope=\"row\">{}</th><td class=\"l\">{}</td><td>{}</td><td>{}</td><td{cls}>{}</td><td class=\"l\">{}</td></tr>",
             esc(&w.week),
             w.establishment,
-            num(w.uptime_pct, 4),
+            onum(w.uptime_pct, 4),
             w.consecutive_missed,
             level,
             esc(&lang.misses(&w.misses))

@@ -1,5 +1,8 @@
 //! The words of the publication in French (as Banque Populaire publishes) and English.
 
+/// What every output shows for a figure nobody observed, in both languages.
+pub const ND: &str = "n.d.";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Lang {
     #[default]
@@ -76,6 +79,14 @@ impl Lang {
         match self {
             Lang::Fr => s.replace('.', ","),
             Lang::En => s,
+        }
+    }
+
+    /// A figure that may not have been observed: "n.d." (non disponible) when it was not.
+    pub fn opt_dec(self, v: Option<f64>, places: usize) -> String {
+        match v {
+            Some(v) => self.dec(v, places),
+            None => ND.to_string(),
         }
     }
 
@@ -217,8 +228,16 @@ impl Lang {
             .join(self.t(" ; ", "; "))
     }
 
-    /// Weeks of the weekly watch missed, of those watched.
+    /// Weeks of the weekly watch missed, of those judged (complete and observed).
     pub fn weeks_missed(self, missed: usize, of: usize) -> String {
+        if of == 0 {
+            return self
+                .t(
+                    "n.d. (aucune semaine complète observée)",
+                    "n.d. (no complete week observed)",
+                )
+                .to_string();
+        }
         let weeks = |n: usize| match (self, n > 1) {
             (Lang::Fr, false) => "semaine",
             (Lang::Fr, true) => "semaines",
@@ -271,6 +290,10 @@ mod tests {
         assert_eq!(Lang::En.weeks_missed(2, 13), "missed: 2 weeks of 13");
         assert_eq!(Lang::Fr.weeks_missed(1, 1), "manqués : 1 semaine sur 1");
         assert_eq!(Lang::Fr.weeks_missed(0, 13), "atteints (13 semaines)");
+        assert_eq!(
+            Lang::En.weeks_missed(0, 0),
+            "n.d. (no complete week observed)"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use chrono::{Datelike, NaiveDate};
 
 use crate::domain::{EstablishmentCode, Interface, Service};
-use crate::engine::{self, EngineInput, Kpis, Period, Settings, time};
+use crate::engine::{self, Kpis, Period, Settings, time};
 use crate::store::{Store, StoreError};
 pub use labels::Lang;
 
@@ -27,6 +27,8 @@ pub enum ReportError {
     Quarter(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Period(#[from] crate::period::PeriodError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
     #[error("polars: {0}")]
@@ -119,20 +121,24 @@ pub struct Publication {
 pub struct SummaryRow {
     pub establishment: String,
     pub interface: Interface,
-    pub uptime_pct: f64,
+    /// Over the covered time; `None` ("n.d.") when nothing was covered.
+    pub uptime_pct: Option<f64>,
+    pub covered_s: f64,
     pub downtime_s: f64,
     pub planned_s: f64,
     pub unmonitored_s: f64,
     pub requests: f64,
     pub no_reply: f64,
-    pub error_rate_pct: f64,
+    /// `None` when there was no request.
+    pub error_rate_pct: Option<f64>,
     pub episodes: usize,
     /// For each of `Publication::services`, (average, p95) ms over the period; `None` when the
     /// service had no reply on this interface.
     pub latency: Vec<Option<(f64, f64)>>,
     /// Dedicated interface only: fallback requests / (dedicated + fallback requests) × 100.
     pub fallback_share_pct: Option<f64>,
-    /// Dedicated interface only: weeks of the weekly watch that missed a target, of those watched.
+    /// Dedicated interface only: weeks of the weekly watch that missed a target, of those judged
+    /// (complete and observed).
     pub weeks_missed: Option<(usize, usize)>,
 }
 
@@ -145,14 +151,17 @@ impl Publication {
             frames::strs(s, "interface")?,
         );
         let col = |c: &str| frames::nums(s, c);
-        let (up, down, planned, unmon, reqs, nor, err) = (
-            col("uptime_pct")?,
+        let (up, cov, err) = (
+            frames::opt_nums(s, "uptime_pct")?,
+            col("covered_s")?,
+            frames::opt_nums(s, "error_rate_pct")?,
+        );
+        let (down, planned, unmon, reqs, nor) = (
             col("downtime_s")?,
             col("planned_s")?,
             col("unmonitored_s")?,
             col("requests")?,
             col("no_reply")?,
-            col("error_rate_pct")?,
         );
         let requests_of = |e: &str, i: Interface| -> u64 {
             self.kpis
@@ -198,7 +207,10 @@ impl Publication {
                         .kpis
                         .weeks
                         .iter()
-                        .filter(|w| w.establishment.as_str() == e);
+                        // Judged weeks only: an incomplete or unobserved week is no evidence.
+                        .filter(|w| {
+                            w.establishment.as_str() == e && w.complete && w.uptime_pct.is_some()
+                        });
                     let (mut missed, mut of) = (0, 0);
                     for w in weeks {
                         of += 1;
@@ -219,6 +231,7 @@ impl Publication {
                     establishment: est[r].clone(),
                     interface,
                     uptime_pct: up[r],
+                    covered_s: cov[r],
                     downtime_s: down[r],
                     planned_s: planned[r],
                     unmonitored_s: unmon[r],
@@ -253,14 +266,13 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         time::day_start_ms(tz, req.period.to),
     );
     let started = std::time::Instant::now();
-    // An hour before the period too, so a failure run that began just before is seen whole.
-    let loaded = store
-        .load_for_counting(from_ms - 3_600_000, to_ms, &req.establishments)
-        .await?;
-    let first = loaded
-        .observations
-        .partition_point(|o| o.received_at_ms < from_ms);
-    let observations = loaded.observations.len() - first;
+    let now = chrono::Utc::now().timestamp_millis();
+    let loaded =
+        crate::period::load(store, req.period, &req.settings, &req.establishments, now).await?;
+    let obs = &loaded.input.observations;
+    let first = obs.partition_point(|o| o.received_at_ms < from_ms);
+    let last = obs.partition_point(|o| o.received_at_ms < to_ms);
+    let observations = last.saturating_sub(first);
     if observations == 0 {
         let filter = if req.establishments.is_empty() {
             String::new()
@@ -281,26 +293,20 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         });
     }
     tracing::debug!(
-        rows = loaded.observations.len(),
+        rows = obs.len(),
         secs = started.elapsed().as_secs_f64(),
         "report: observations loaded"
     );
-    let usage = frames::usage(&loaded.observations[first..], tz, req.period)?;
+    let usage = frames::usage(&obs[first..last.max(first)], tz, req.period)?;
     tracing::debug!(
         secs = started.elapsed().as_secs_f64(),
         "report: usage counted"
     );
-    // Synthetic rows in the hour before the period count too: they shaped its first episodes.
+    // Synthetic rows in the look-back count too: they shaped its first episodes.
     let synthetic = loaded.synthetic;
-    let monitored = store
-        .monitored_intervals(from_ms - 3_600_000, to_ms)
-        .await?;
     // The observations move into the engine rather than being copied (a quarter can hold
     // millions).
-    let input = EngineInput {
-        observations: loaded.observations,
-        monitored,
-    };
+    let input = loaded.input;
     let kpis = engine::compute(&input, req.period, &req.settings)?;
     drop(input);
     tracing::debug!(

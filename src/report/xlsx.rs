@@ -97,18 +97,18 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         ws.write_string(row, 1, lang.interface(x.interface))?;
         let vals = [
             x.uptime_pct,
-            x.downtime_s,
-            x.planned_s,
-            x.unmonitored_s,
-            x.requests,
-            x.no_reply,
+            Some(x.downtime_s),
+            Some(x.planned_s),
+            Some(x.unmonitored_s),
+            Some(x.requests),
+            Some(x.no_reply),
             x.error_rate_pct,
         ];
         for (k, f) in [&pct, &secs, &secs, &secs, &int, &int, &pct]
             .iter()
             .enumerate()
         {
-            ws.write_number_with_format(row, 2 + k as u16, vals[k], f)?;
+            write_opt(ws, row, 2 + k as u16, vals[k], f)?;
         }
         ws.write_number(row, 9, x.episodes as f64)?;
         let mut c = 10u16;
@@ -184,11 +184,11 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         ws.write_number_with_format(row, 3, d.seconds_in_day as f64, &int)?;
         ws.write_number_with_format(row, 4, d.downtime_s, &secs)?;
         ws.write_number_with_format(row, 5, d.planned_downtime_s, &secs)?;
-        ws.write_number_with_format(row, 6, d.uptime_pct, &pct)?;
+        write_opt(ws, row, 6, d.uptime_pct, &pct)?;
         ws.write_number_with_format(row, 7, d.unmonitored_s, &secs)?;
         ws.write_number_with_format(row, 8, d.requests as f64, &int)?;
         ws.write_number_with_format(row, 9, d.no_reply as f64, &int)?;
-        ws.write_number_with_format(row, 10, d.error_rate_pct, &pct)?;
+        write_opt(ws, row, 10, d.error_rate_pct, &pct)?;
         for (k, svc) in p.services.iter().enumerate() {
             if let Some(l) = d.latency.get(svc) {
                 ws.write_number_with_format(row, 11 + 2 * k as u16, l.avg_ms, &ms)?;
@@ -287,8 +287,8 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         let row = 1 + r as u32;
         ws.write_string(row, 0, &w.week)?;
         ws.write_string(row, 1, w.establishment.as_str())?;
-        ws.write_number_with_format(row, 2, w.uptime_pct, &pct)?;
-        ws.write_number_with_format(row, 3, w.error_rate_pct, &pct)?;
+        write_opt(ws, row, 2, w.uptime_pct, &pct)?;
+        write_opt(ws, row, 3, w.error_rate_pct, &pct)?;
         ws.write_string(row, 4, lang.misses(&w.misses))?;
         ws.write_number(row, 5, w.consecutive_missed as f64)?;
         match w.level {
@@ -471,4 +471,19 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     }
     wb.save(&path)?;
     Ok(path)
+}
+
+/// A figure, or "n.d." where nobody observed it (a blank would read as zero in a sum).
+fn write_opt(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    v: Option<f64>,
+    fmt: &Format,
+) -> Result<(), XlsxError> {
+    match v {
+        Some(x) => ws.write_number_with_format(row, col, x, fmt)?,
+        None => ws.write_string(row, col, super::labels::ND)?,
+    };
+    Ok(())
 }

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 mod bulk;
+pub mod coverage;
 mod outbox;
 mod raw;
 pub mod scan;
@@ -22,8 +23,8 @@ mod tokens;
 pub use outbox::PendingDelivery;
 
 use crate::domain::{
-    DomainError, EstablishmentCode, Interface, MonitoredInterval, NoReplyKind, Observation,
-    Outcome, Phases, Service, Source,
+    DomainError, EstablishmentCode, Interface, NoReplyKind, Observation, Outcome, Phases, Service,
+    Source,
 };
 
 /// What can go wrong with the database.
@@ -215,9 +216,10 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
         establishments: &[EstablishmentCode],
+        probe_latency: crate::engine::ProbeLatency,
     ) -> Result<scan::CountingRows, StoreError> {
         let (path, ests) = (self.path.clone(), establishments.to_vec());
-        tokio::task::spawn_blocking(move || scan::read(&path, from_ms, to_ms, &ests))
+        tokio::task::spawn_blocking(move || scan::read(&path, from_ms, to_ms, &ests, probe_latency))
             .await
             .map_err(|e| StoreError::Raw {
                 path: self.path.display().to_string(),
@@ -233,19 +235,6 @@ impl Store {
         let min: Option<i64> = row.try_get(0)?;
         let max: Option<i64> = row.try_get(1)?;
         Ok(min.zip(max))
-    }
-
-    /// Records that a monitor started; returns the heartbeat row to advance.
-    pub async fn start_heartbeat(&self, monitor_id: &str, now_ms: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(monitor_id)
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
     }
 
     /// Advances a running monitor's heartbeat.
@@ -275,50 +264,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// The intervals during which some monitor was running, overlapping `[from_ms, to_ms)`,
-    /// merged and clipped to it. `None` when no monitor ever recorded a heartbeat (data from logs
-    /// only): then nothing is reported as unmonitored.
-    pub async fn monitored_intervals(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Option<Vec<MonitoredInterval>>, StoreError> {
-        let any: i64 = sqlx::query("SELECT COUNT(*) FROM heartbeats")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        if any == 0 {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT started_at, last_beat FROM heartbeats WHERE last_beat >= ? AND started_at < ? \
-             ORDER BY started_at",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<MonitoredInterval> = Vec::new();
-        for r in rows {
-            let s: i64 = r.try_get(0)?;
-            let e: i64 = r.try_get(1)?;
-            let iv = MonitoredInterval {
-                start_ms: s.max(from_ms),
-                end_ms: e.min(to_ms),
-            };
-            if iv.end_ms <= iv.start_ms {
-                continue;
-            }
-            match out.last_mut() {
-                Some(last) if iv.start_ms <= last.end_ms => {
-                    last.end_ms = last.end_ms.max(iv.end_ms)
-                }
-                _ => out.push(iv),
-            }
-        }
-        Ok(Some(out))
     }
 }
 

@@ -17,6 +17,7 @@ use super::raw::{Db, Mode};
 use crate::domain::{
     CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source,
 };
+use crate::engine::{ProbeLatency, response_time_ms};
 
 /// The observations of a period, in `received_at` order, and whether any is synthetic.
 #[derive(Debug, Default)]
@@ -36,6 +37,7 @@ pub fn read(
     from_ms: i64,
     to_ms: i64,
     establishments: &[EstablishmentCode],
+    probe_latency: ProbeLatency,
 ) -> Result<CountingRows, StoreError> {
     let filter = if establishments.is_empty() {
         String::new()
@@ -49,8 +51,8 @@ pub fn read(
     };
     let mid = from_ms + (to_ms - from_ms).max(0) / 2;
     let (a, b) = std::thread::scope(|sc| {
-        let second = sc.spawn(|| Part::open(path, mid, to_ms, &filter));
-        let first = Part::open(path, from_ms, mid, &filter);
+        let second = sc.spawn(|| Part::open(path, mid, to_ms, &filter, probe_latency));
+        let first = Part::open(path, from_ms, mid, &filter, probe_latency);
         (first, join(path, second))
     });
     let (mut a, mut b) = (a?, b?);
@@ -113,10 +115,17 @@ struct Part {
     from_ms: i64,
     to_ms: i64,
     count: usize,
+    probe_latency: ProbeLatency,
 }
 
 impl Part {
-    fn open(path: &Path, from_ms: i64, to_ms: i64, filter: &str) -> Result<Self, StoreError> {
+    fn open(
+        path: &Path,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &str,
+        probe_latency: ProbeLatency,
+    ) -> Result<Self, StoreError> {
         let db = Db::open(path, Mode::ReadOnly)?;
         db.exec("BEGIN")?;
         let mut count = db.prepare(&format!(
@@ -130,12 +139,14 @@ impl Part {
             db,
             sql: format!(
                 "SELECT received_at, establishment, interface, service, source, tpp, status, \
-                 latency_ms, error_code, request_id, outcome, synthetic FROM observations \
+                 latency_ms, error_code, request_id, outcome, synthetic, processing_ms, \
+                 transfer_ms FROM observations \
                  WHERE received_at >= ?1 AND received_at < ?2{filter} ORDER BY received_at"
             ),
             from_ms,
             to_ms,
             count: usize::try_from(n).unwrap_or(0),
+            probe_latency,
         })
     }
 
@@ -181,15 +192,23 @@ impl Part {
                 }
             };
             let status = q.opt_i64(6);
+            let source = Source::from_str(q.text(4)).map_err(bad)?;
+            let latency_ms = response_time_ms(
+                self.probe_latency,
+                source,
+                q.opt_f64(7),
+                q.opt_f64(12),
+                q.opt_f64(13),
+            );
             let o = Observation {
                 received_at_ms: q.i64(0),
                 establishment: EstablishmentCode::from_str(q.text(1)).map_err(bad)?,
                 interface: Interface::from_str(q.text(2)).map_err(bad)?,
                 service,
-                source: Source::from_str(q.text(4)).map_err(bad)?,
+                source,
                 tpp: q.opt_text(5).map(CompactString::new),
                 status: status.map(|s| s as u16),
-                latency_ms: q.opt_f64(7),
+                latency_ms,
                 error_code: q.opt_text(8).map(CompactString::new),
                 request_id: CompactString::new(q.text(9)),
                 outcome: Outcome::from_str(q.text(10)).map_err(bad)?,

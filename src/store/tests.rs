@@ -83,29 +83,56 @@ async fn observations_round_trip_and_duplicates_are_skipped() {
 }
 
 #[tokio::test]
-async fn heartbeats_give_merged_monitored_intervals() {
+async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
+    use crate::domain::{CoverageKind, CoverageSpan, Interface};
+    use crate::store::coverage::LogSpans;
     let store = Store::open(&temp_db("hb")).await.unwrap();
-    assert_eq!(store.monitored_intervals(0, 100).await.unwrap(), None);
-    let a = store.start_heartbeat("m1", 10).await.unwrap();
+    assert_eq!(store.coverage(0, 1_000_000, 0).await.unwrap(), vec![]);
+    let (e1, e2): (EstablishmentCode, EstablishmentCode) =
+        ("13807".parse().unwrap(), "10807".parse().unwrap());
+    // m1 probes 13807/api from 10 to 50 and stops; m2 probes 10807/api from 45 and its last
+    // beat is 60 (killed: at "now" 500 000 the beat is 499 940 ms old, older than 120 s).
+    let a = store
+        .start_monitor("m1", &[(e1, Interface::Api)], 10)
+        .await
+        .unwrap();
     store.beat(a, 40).await.unwrap();
     store.stop_heartbeat(a, 50, "signal").await.unwrap();
-    let b = store.start_heartbeat("m2", 45).await.unwrap();
+    let b = store
+        .start_monitor("m2", &[(e2, Interface::Api)], 45)
+        .await
+        .unwrap();
     store.beat(b, 60).await.unwrap();
-    let c = store.start_heartbeat("m1", 80).await.unwrap();
-    store.beat(c, 200).await.unwrap();
-    // [10,50) and [45,60) merge into [10,60); [80,200) is clipped to the asked end 100.
-    let got = store.monitored_intervals(0, 100).await.unwrap().unwrap();
+    // A running monitor (beat 10 s before "now") covers up to now, clipped to the asked end.
+    let c = store
+        .start_monitor("m1", &[(e1, Interface::Api)], 80)
+        .await
+        .unwrap();
+    store.beat(c, 499_990).await.unwrap();
+    // A log of 13807/api from 1 000 to 2 000: its last instant is covered (end 2 001).
+    let mut spans = LogSpans::default();
+    spans.add(e1, Interface::Api, 2_000);
+    spans.add(e1, Interface::Api, 1_000);
+    store
+        .record_log_spans("gw.csv", &spans.spans(), 5)
+        .await
+        .unwrap();
+    let got = store.coverage(0, 100_000, 500_000).await.unwrap();
+    let span = |kind, e, start_ms, end_ms, ongoing| CoverageSpan {
+        kind,
+        establishment: Some(e),
+        interface: Some(Interface::Api),
+        start_ms,
+        end_ms,
+        ongoing,
+    };
     assert_eq!(
         got,
         vec![
-            MonitoredInterval {
-                start_ms: 10,
-                end_ms: 60
-            },
-            MonitoredInterval {
-                start_ms: 80,
-                end_ms: 100
-            }
+            span(CoverageKind::Monitor, e1, 10, 50, false),
+            span(CoverageKind::Monitor, e2, 45, 60, false),
+            span(CoverageKind::Monitor, e1, 80, 100_000, true),
+            span(CoverageKind::Log, e1, 1_000, 2_001, false),
         ]
     );
 }
@@ -132,7 +159,13 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
         .into_iter()
         .map(|s| s.obs)
         .collect();
-    let mut lean = store.load_for_counting(0, 10_000, &[]).await.unwrap();
+    // Response times as recorded (`total`): the default policy (`request`) takes a probe's
+    // processing + transfer instead, checked in the engine's tests.
+    let total = crate::engine::ProbeLatency::Total;
+    let mut lean = store
+        .load_for_counting(0, 10_000, &[], total)
+        .await
+        .unwrap();
     assert!(!lean.synthetic);
     // Only time order is promised; the engine breaks ties itself.
     lean.observations
@@ -140,19 +173,31 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
     assert_eq!(lean.observations, full);
     // Half-open period and the establishment filter, as in the full read.
     let some = store
-        .load_for_counting(1_000, 3_000, &["13807".parse().unwrap()])
+        .load_for_counting(
+            1_000,
+            3_000,
+            &["13807".parse().unwrap()],
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(some.observations.len(), 3);
     let other = store
-        .load_for_counting(0, 10_000, &["10807".parse().unwrap()])
+        .load_for_counting(0, 10_000, &["10807".parse().unwrap()], Default::default())
         .await
         .unwrap();
     assert_eq!(other.observations.len(), 1);
-    assert_eq!(other.observations[0], rows[3].obs);
+    // Under the default policy (`request`), a probe's response time is processing + transfer,
+    // as the period loader's full read counts it too.
+    let counted = crate::period::counted(&rows[3], &crate::engine::Settings::default());
+    assert_eq!(other.observations[0], counted);
+    assert_ne!(counted.latency_ms, rows[3].obs.latency_ms);
     // [0, 4 000) is read as [0, 2 000) and [2 000, 4 000) on two threads: rows from both halves,
     // in time order.
-    let split = store.load_for_counting(0, 4_000, &[]).await.unwrap();
+    let split = store
+        .load_for_counting(0, 4_000, &[], Default::default())
+        .await
+        .unwrap();
     let times: Vec<i64> = split
         .observations
         .iter()
@@ -174,7 +219,10 @@ async fn the_lean_read_names_a_bad_row() {
         .execute(store.pool())
         .await
         .unwrap();
-    let err = store.load_for_counting(0, 10_000, &[]).await.unwrap_err();
+    let err = store
+        .load_for_counting(0, 10_000, &[], Default::default())
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains(
             "the stored observation of 1970-01-01T00:00:08.000Z (establishment \"13807\", request id \"b\")"

@@ -6,11 +6,14 @@ use serde_json::Value;
 
 use crate::support;
 
-/// Two local days in Paris (UTC+2 in July). Worked by hand:
+/// Two local days in Paris (UTC+2 in July). Worked by hand (methodology revision 2):
+/// - The file is one gateway log: it covers each series from its first to its last line.
 /// - 13807 api: five no-replies 08:00:00–08:00:20Z from two TPPs, then a reply at 08:01:00Z
 ///   taking 150 ms → one episode 08:00:00.000 → 08:01:00.150, 60.15 s. Then a 200 (100 ms) and a
-///   400 AC01 (50 ms). Day 1: 8 requests, 5 no reply, 0 bank errors; cbpii replies 150, 100, 50
-///   → average 100 ms. Day 2: one 200 of 120 ms.
+///   400 AC01 (50 ms). Covered from 08:00:00Z (1 July) to 10:00:00.001Z (2 July): day 1 from
+///   08:00Z to local midnight (22:00Z) = 50 400 s, day 2 from 22:00Z to 10:00:00.001Z =
+///   43 200.001 s. Day 1: 8 requests, 5 no reply, 0 bank errors; only `ok` replies are timed:
+///   150, 100 → average 125 ms. Day 2: one 200 of 120 ms.
 /// - 10807 api: a 503 INTS (20 ms) and a 200 (80 ms): error rate 1/2 = 50 %, no episode.
 /// - 13807 fallback (gateway log): TPP A at 08:00:30Z, inside the episode → justified; TPP B at
 ///   12:00Z → unjustified.
@@ -79,15 +82,18 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
     let d = day(&v, "2024-07-01", "13807", "api");
     assert_eq!(d["seconds_in_day"], 86_400);
     assert_eq!(d["downtime_s"].as_f64().unwrap(), 60.15);
+    assert_eq!(d["covered_s"].as_f64().unwrap(), 50_400.0);
     assert_eq!(
         d["uptime_pct"].as_f64().unwrap(),
-        100.0 - 60.15 / 86_400.0 * 100.0
+        100.0 - 60.15 / 50_400.0 * 100.0
     );
     assert_eq!(d["requests"], 8);
+    assert_eq!(d["tpp_requests"], 8);
+    assert_eq!(d["probe_requests"], 0);
     assert_eq!(d["no_reply"], 5);
     assert_eq!(d["error_rate_pct"].as_f64().unwrap(), 0.0);
-    assert_eq!(d["avg_ms"]["cbpii"].as_f64().unwrap(), 100.0);
-    assert_eq!(d["unmonitored_s"].as_f64().unwrap(), 0.0);
+    assert_eq!(d["avg_ms"]["cbpii"].as_f64().unwrap(), 125.0);
+    assert_eq!(d["unmonitored_s"].as_f64().unwrap(), 36_000.0);
 
     let d2 = day(&v, "2024-07-02", "13807", "api");
     assert_eq!(
@@ -95,10 +101,19 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
         (Some(1), Some(120.0))
     );
     assert_eq!(d2["uptime_pct"].as_f64().unwrap(), 100.0);
+    assert_eq!(d2["covered_s"].as_f64().unwrap(), 43_200.001);
 
+    // 10807 api: a 503 INTS (a request, a bank error, not timed) and a 200 of 80 ms, covered
+    // 10:00:00–10:01:00.001Z = 60.001 s. On 2 July nobody saw 10807: n.d. everywhere.
     let b = day(&v, "2024-07-01", "10807", "api");
     assert_eq!(b["error_rate_pct"].as_f64().unwrap(), 50.0);
     assert_eq!(b["p95_ms"]["cbpii"].as_f64().unwrap(), 80.0);
+    assert_eq!(b["covered_s"].as_f64().unwrap(), 60.001);
+    let b2 = day(&v, "2024-07-02", "10807", "api");
+    assert_eq!(b2["covered_s"].as_f64().unwrap(), 0.0);
+    assert_eq!(b2["uptime_pct"], Value::Null);
+    assert_eq!(b2["downtime_pct"], Value::Null);
+    assert_eq!(b2["error_rate_pct"], Value::Null);
 
     let eps = v["episodes"].as_array().unwrap();
     assert_eq!(eps.len(), 1);
@@ -107,6 +122,8 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
     assert_eq!(eps[0]["end"], "2024-07-01T08:01:00.150Z");
     assert_eq!(eps[0]["duration_s"].as_f64().unwrap(), 60.15);
     assert_eq!(eps[0]["open"], false);
+    assert_eq!(eps[0]["cut"], false);
+    assert_eq!(eps[0]["began_before_period"], false);
     assert_eq!(
         eps[0]["request_ids"],
         serde_json::json!(["f1", "f2", "f3", "f4", "f5"])
@@ -132,9 +149,9 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
         ]
     );
 
-    // The week of Monday 1 July: uptime 100 − 60.15/(2 × 86 400) × 100 over the two days of the
-    // period; cbpii mean (150 + 100 + 50 + 120)/4 = 105 ms ≤ 300 ms; so only uptime is met too
-    // (99.965...% ≥ 99.5 %): no miss.
+    // The week of Monday 1 July: uptime over its covered time, 100 − 60.15 / (50 400 +
+    // 43 200.001) × 100; cbpii mean over ok replies (150 + 100 + 120) / 3 = 123.33... ms. The
+    // data ends on 2 July, before the week does: incomplete, not judged (no level).
     let w = &v["weeks"].as_array().unwrap()[0];
     assert_eq!(w["week"], "2024-W27");
     assert_eq!(w["establishment"], "10807");
@@ -146,9 +163,13 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
         .unwrap();
     assert_eq!(
         w13["uptime_pct"].as_f64().unwrap(),
-        100.0 - 60.15 / 172_800.0 * 100.0
+        100.0 - 60.15 / (50_400.0 + 43_200.001) * 100.0
     );
-    assert_eq!(w13["avg_ms"]["cbpii"].as_f64().unwrap(), 105.0);
+    assert_eq!(
+        w13["avg_ms"]["cbpii"].as_f64().unwrap(),
+        (150.0 + 100.0 + 120.0) / 3.0
+    );
+    assert_eq!(w13["complete"], false);
     assert_eq!(w13["level"], Value::Null);
 }
 
@@ -176,7 +197,8 @@ fn kpi_from_a_database_agrees_with_the_csv() {
     let from_csv = kpi_json(&["--input", csv.to_str().unwrap()]);
     let from_db = kpi_json(&["--db", db.to_str().unwrap()]);
     assert_eq!(from_csv, from_db);
-    // An explicit period: only 2 July, when only 13807's api saw traffic: one row.
+    // An explicit period: only 2 July, when only 13807's api saw traffic: a row per series all
+    // the same (a series never vanishes from the figures), the other two n.d.
     let one = kpi_json(&[
         "--db",
         db.to_str().unwrap(),
@@ -185,7 +207,12 @@ fn kpi_from_a_database_agrees_with_the_csv() {
         "--to",
         "2024-07-03",
     ]);
-    assert_eq!(one["days"].as_array().unwrap().len(), 1);
+    assert_eq!(one["days"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        day(&one, "2024-07-02", "10807", "api")["uptime_pct"],
+        Value::Null
+    );
+    assert_eq!(day(&one, "2024-07-02", "13807", "api")["uptime_pct"], 100.0);
     assert!(one["episodes"].as_array().unwrap().is_empty());
 }
 

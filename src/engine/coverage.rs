@@ -1,0 +1,73 @@
+//! Coverage of one series (methodology section 1): the monitor runs that probe it, less the
+//! time its probes failed on the monitor's side (`probe_error`), together with the spans of
+//! imported gateway logs. Time outside it is unmonitored: neither uptime nor downtime, and an
+//! episode is cut where it ends.
+
+use super::intervals::{self, Span};
+use crate::domain::{
+    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Outcome, Source,
+};
+
+/// The merged coverage of one series, and for each span whether its end is where the data ends
+/// (a monitor still running, or the end of the loaded range) rather than a gap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesCoverage {
+    pub spans: Vec<Span>,
+    pub open_end: Vec<bool>,
+}
+
+/// Coverage of `(est, iface)` within `range`, given the series' observations in time order.
+pub fn of_series(
+    all: &[CoverageSpan],
+    est: &EstablishmentCode,
+    iface: Interface,
+    obs: &[&Observation],
+    range: Span,
+) -> SeriesCoverage {
+    let mine = |k: CoverageKind| {
+        intervals::merge(
+            all.iter()
+                .filter(|c| c.kind == k && c.covers(est, iface))
+                .map(|c| (c.start_ms.max(range.0), c.end_ms.min(range.1)))
+                .collect(),
+        )
+    };
+    let monitor = intervals::subtract(
+        &mine(CoverageKind::Monitor),
+        &probe_error_spans(obs, range.1),
+    );
+    let mut both = monitor;
+    both.extend(mine(CoverageKind::Log));
+    let spans = intervals::merge(both);
+    let ongoing: Vec<i64> = all
+        .iter()
+        .filter(|c| c.ongoing && c.covers(est, iface))
+        .map(|c| c.end_ms.min(range.1))
+        .collect();
+    let open_end = spans
+        .iter()
+        .map(|s| s.1 >= range.1 || ongoing.contains(&s.1))
+        .collect();
+    SeriesCoverage { spans, open_end }
+}
+
+/// From each first `probe_error` of the monitor's probes to the next probe of another outcome
+/// (or `end`): the monitor could not see the bank, so it covers nothing there.
+fn probe_error_spans(obs: &[&Observation], end: i64) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut since: Option<i64> = None;
+    for o in obs.iter().filter(|o| o.source == Source::Probe) {
+        match (o.outcome == Outcome::ProbeError, since) {
+            (true, None) => since = Some(o.received_at_ms),
+            (false, Some(s)) => {
+                out.push((s, o.received_at_ms));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = since {
+        out.push((s, end.max(s)));
+    }
+    intervals::merge(out)
+}

@@ -1,0 +1,231 @@
+//! Coverage in the store (methodology section 1): the series each monitor run probes (beside
+//! its heartbeats) and the spans of imported gateway logs. Read back as [`CoverageSpan`]s for
+//! the engine, which alone decides what is covered.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use sqlx::Row;
+
+use super::{Store, StoreError, bad_row};
+use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface};
+
+/// A monitor whose last heartbeat is older than this is not running any more (killed): its
+/// coverage ends at that heartbeat rather than "now".
+pub const STALE_HEARTBEAT_MS: i64 = 120_000;
+
+/// One imported file's span for one series: from its first to its last `received_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSpan {
+    pub establishment: EstablishmentCode,
+    pub interface: Interface,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// Accumulates the spans of one file as its rows go by.
+#[derive(Debug, Default, Clone)]
+pub struct LogSpans(BTreeMap<(EstablishmentCode, Interface), (i64, i64)>);
+
+impl LogSpans {
+    pub fn add(&mut self, e: EstablishmentCode, i: Interface, at_ms: i64) {
+        let s = self.0.entry((e, i)).or_insert((at_ms, at_ms));
+        s.0 = s.0.min(at_ms);
+        s.1 = s.1.max(at_ms);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn spans(&self) -> Vec<LogSpan> {
+        self.0
+            .iter()
+            .map(
+                |(&(establishment, interface), &(first_ms, last_ms))| LogSpan {
+                    establishment,
+                    interface,
+                    first_ms,
+                    last_ms,
+                },
+            )
+            .collect()
+    }
+    /// As coverage (for a file counted directly, `kpi --input`): the span's last instant is
+    /// included, so the half-open span ends one millisecond after it.
+    pub fn coverage(&self) -> Vec<CoverageSpan> {
+        self.spans()
+            .into_iter()
+            .map(|s| CoverageSpan {
+                kind: CoverageKind::Log,
+                establishment: Some(s.establishment),
+                interface: Some(s.interface),
+                start_ms: s.first_ms,
+                end_ms: s.last_ms + 1,
+                ongoing: false,
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Records that a monitor started probing these series; returns the heartbeat row to advance.
+    pub async fn start_monitor(
+        &self,
+        monitor_id: &str,
+        series: &[(EstablishmentCode, Interface)],
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(monitor_id)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for (e, i) in series {
+            sqlx::query(
+                "INSERT OR IGNORE INTO heartbeat_series (heartbeat_id, establishment, interface) \
+                 VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(e.as_str())
+            .bind(i.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records a whole monitor run at once, from `start_ms` to `end_ms`, stopped: what
+    /// `dispo synth` writes beside its synthetic probes, so their time is covered as a real
+    /// monitor's would be.
+    pub async fn record_monitor_run(
+        &self,
+        monitor_id: &str,
+        series: &[(EstablishmentCode, Interface)],
+        start_ms: i64,
+        end_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let id = self.start_monitor(monitor_id, series, start_ms).await?;
+        self.stop_heartbeat(id, end_ms, reason).await
+    }
+
+    /// Records the spans of one imported file (`source`: its name as given).
+    pub async fn record_log_spans(
+        &self,
+        source: &str,
+        spans: &[LogSpan],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for s in spans {
+            sqlx::query(
+                "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(source)
+            .bind(s.establishment.as_str())
+            .bind(s.interface.as_str())
+            .bind(s.first_ms)
+            .bind(s.last_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every coverage span overlapping `[from_ms, to_ms)`, clipped to it. `now_ms` tells a
+    /// running monitor (fresh heartbeat, never stopped) from a killed one.
+    pub async fn coverage(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<CoverageSpan>, StoreError> {
+        let mut out = Vec::new();
+        let rows = sqlx::query(
+            "SELECT h.id, h.started_at, h.last_beat, h.stopped_at, s.establishment, s.interface \
+             FROM heartbeats h LEFT JOIN heartbeat_series s ON s.heartbeat_id = h.id \
+             WHERE h.last_beat >= ? AND h.started_at < ? ORDER BY h.started_at",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        for r in rows {
+            let (start, last, stopped): (i64, i64, Option<i64>) =
+                (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let est: Option<String> = r.try_get(4)?;
+            let iface: Option<String> = r.try_get(5)?;
+            let bad = |source| bad_row(start, est.as_deref().unwrap_or(""), "(heartbeat)", source);
+            let establishment = est
+                .as_deref()
+                .map(EstablishmentCode::from_str)
+                .transpose()
+                .map_err(bad)?;
+            let interface = iface
+                .as_deref()
+                .map(Interface::from_str)
+                .transpose()
+                .map_err(bad)?;
+            let ongoing = stopped.is_none() && now_ms - last <= STALE_HEARTBEAT_MS;
+            // A running monitor covers up to now, not only to its last beat.
+            let end = if ongoing { last.max(now_ms) } else { last };
+            push_clipped(
+                &mut out,
+                CoverageSpan {
+                    kind: CoverageKind::Monitor,
+                    establishment,
+                    interface,
+                    start_ms: start,
+                    end_ms: end,
+                    ongoing,
+                },
+                from_ms,
+                to_ms,
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT establishment, interface, first_at, last_at FROM log_spans \
+             WHERE last_at >= ? AND first_at < ? ORDER BY first_at",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        for r in rows {
+            let (est, iface, first, last): (String, String, i64, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let bad = |source| bad_row(first, &est, "(log span)", source);
+            push_clipped(
+                &mut out,
+                CoverageSpan {
+                    kind: CoverageKind::Log,
+                    establishment: Some(EstablishmentCode::from_str(&est).map_err(bad)?),
+                    interface: Some(Interface::from_str(&iface).map_err(bad)?),
+                    start_ms: first,
+                    // The last logged instant is inside the log's coverage.
+                    end_ms: last + 1,
+                    ongoing: false,
+                },
+                from_ms,
+                to_ms,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn push_clipped(out: &mut Vec<CoverageSpan>, mut s: CoverageSpan, from_ms: i64, to_ms: i64) {
+    s.start_ms = s.start_ms.max(from_ms);
+    s.end_ms = s.end_ms.min(to_ms);
+    if s.end_ms > s.start_ms {
+        out.push(s);
+    }
+}
