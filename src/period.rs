@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::{EstablishmentCode, Observation};
 use crate::engine::{self, EngineInput, Period, Settings, response_time_ms};
+use crate::import::bounds::Bounds;
 use crate::import::csv_rows::CsvRows;
 use crate::import::{ImportError, Row, RowSource};
 use crate::store::coverage::LogSpans;
@@ -106,8 +107,13 @@ pub fn counted(s: &StoredObservation, settings: &Settings) -> Observation {
 
 /// An observation CSV counted directly (`kpi --input`): the file is one log, covering each of
 /// its series from its first to its last line (section 1). Every line must be valid: the first
-/// bad one stops with its line number and reason. Also returns the first and last instants.
-pub fn from_csv(path: &Path) -> Result<(EngineInput, Option<(i64, i64)>), PeriodError> {
+/// bad one stops with its line number and reason (the import's bounds apply: `max_latency_s`,
+/// times from 2000 to a day after `now_ms`). Also returns the first and last instants.
+pub fn from_csv(
+    path: &Path,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<(EngineInput, Option<(i64, i64)>), PeriodError> {
     let file = File::open(path).map_err(|source| PeriodError::Open {
         path: path.to_owned(),
         source,
@@ -116,7 +122,8 @@ pub fn from_csv(path: &Path) -> Result<(EngineInput, Option<(i64, i64)>), Period
         path: path.to_owned(),
         source,
     };
-    let mut rows = CsvRows::new(BufReader::new(file)).map_err(read_err)?;
+    let bounds = Bounds::new(settings.max_latency_s, now_ms);
+    let mut rows = CsvRows::with_bounds(BufReader::new(file), bounds).map_err(read_err)?;
     let mut observations = Vec::new();
     let mut spans = LogSpans::default();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);

@@ -59,7 +59,12 @@ pub struct BuildArgs {
     /// Language of the summary.
     #[arg(long, value_enum, default_value = "fr")]
     pub lang: Lang,
-    /// Counting settings (TOML, the engine's settings; methodology defaults when absent).
+    /// A probe configuration whose `[counting]` table holds the counting settings (policies,
+    /// maintenance calendar, targets), as `kpi --config` and `report --config` read it: the
+    /// same settings give the same episodes in every output.
+    #[arg(long, value_name = "PROBES.toml", conflicts_with = "settings")]
+    pub config: Option<PathBuf>,
+    /// Counting settings alone (a TOML file of the `[counting]` table's keys, at top level).
     #[arg(long)]
     pub settings: Option<PathBuf>,
     /// Time zone of local days (overrides the settings file).
@@ -147,7 +152,13 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
         }
     };
-    let settings = load_settings(a.settings.as_ref(), a.tz)?;
+    let settings = match &a.config {
+        Some(config) => {
+            let tz = a.tz.map(|t| t.name().to_owned());
+            super::kpi::load_settings(Some(config), tz.as_deref())?
+        }
+        None => load_settings(a.settings.as_ref(), a.tz)?,
+    };
     if !db.exists() {
         anyhow::bail!("database {} does not exist", db.display());
     }

@@ -81,7 +81,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             (data.input, period)
         }
         (None, Some(csv)) => {
-            let (input, span) = period::from_csv(csv)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let (input, span) = period::from_csv(csv, &settings, now)?;
             let period = match (given, span) {
                 (Some(p), _) => p,
                 (None, Some(span)) => period::period_of_span(span, &settings),

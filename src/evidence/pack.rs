@@ -252,6 +252,8 @@ fn write_episodes_csv(dir: &Path, episodes: &[Episode]) -> Result<PathBuf, Evide
         "end",
         "duration_s",
         "open",
+        "cut",
+        "began_before_period",
         "planned_s",
         "started_by",
         "ended_by",
@@ -266,6 +268,8 @@ fn write_episodes_csv(dir: &Path, episodes: &[Episode]) -> Result<PathBuf, Evide
             rfc3339(e.end_ms),
             format!("{:.3}", e.duration_s()),
             e.open.to_string(),
+            e.cut.to_string(),
+            e.began_before_period.to_string(),
             format!("{:.3}", e.planned_s),
             e.request_ids.join(" "),
             e.ended_by.clone().unwrap_or_default(),
@@ -608,13 +612,16 @@ fn write_summary(
             local(e.start_ms, tz),
             l.t("au", "to"),
             rfc3339(e.end_ms),
-            if e.open {
-                l.t(
+            match (e.open, e.cut) {
+                (true, _) => l.t(
                     " (épisode encore ouvert à la fin des données : fin provisoire)",
                     " (episode still open when the data ends: provisional end)",
-                )
-            } else {
-                ""
+                ),
+                (false, true) => l.t(
+                    " (surveillance interrompue : l'épisode est arrêté à la fin de la couverture, rien n'est connu au-delà)",
+                    " (monitoring interrupted: the episode stops where coverage ended, nothing is known after)",
+                ),
+                _ => "",
             },
             l.t("soit", "that is"),
             e.duration_s()

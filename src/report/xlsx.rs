@@ -240,6 +240,8 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             t("Ouvert", "Open"),
             t("Les cinq requêtes", "The five requests"),
             t("Fin constatée par", "Ended by"),
+            t("Surveillance interrompue", "Monitoring interrupted"),
+            t("Commencé avant la période", "Began before the period"),
         ],
     )?;
     for (r, e) in p.kpis.episodes.iter().enumerate() {
@@ -262,6 +264,9 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         )?;
         ws.write_string(row, 8, e.request_ids.join(" "))?;
         ws.write_string(row, 9, e.ended_by.clone().unwrap_or_default())?;
+        let yes_no = |b: bool| if b { t("oui", "yes") } else { t("non", "no") };
+        ws.write_string(row, 10, yes_no(e.cut))?;
+        ws.write_string(row, 11, yes_no(e.began_before_period))?;
     }
     ws.set_freeze_panes(1, 0)?;
     ws.set_column_width(0, 34)?;

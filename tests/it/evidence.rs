@@ -113,7 +113,7 @@ fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
     let eps = csv_rows(&out.join("episodes.csv"));
     assert_eq!(eps.len(), 1);
     assert_eq!(
-        eps[0][..8],
+        eps[0][..10],
         [
             EPISODE_ID,
             "13807",
@@ -122,11 +122,13 @@ fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
             "2024-07-04T10:02:00.250Z",
             "60.250",
             "false",
+            "false",
+            "false",
             "0.000"
         ]
     );
-    assert_eq!(eps[0][8], "f1 f2 f3 f4 f5");
-    assert_eq!(eps[0][9], "r1");
+    assert_eq!(eps[0][10], "f1 f2 f3 f4 f5");
+    assert_eq!(eps[0][11], "r1");
 
     // The requests that opened and closed it, with statuses and codes.
     let reqs = csv_rows(&out.join("episode-requests.csv"));

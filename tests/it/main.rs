@@ -8,6 +8,7 @@ mod import;
 mod kpi;
 mod probe;
 mod report;
+mod rev2;
 mod sim;
 mod sim_support;
 mod support;
