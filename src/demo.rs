@@ -342,15 +342,18 @@ pub async fn run(
         ));
         outcome.episodes.push(e.id());
     }
-    say("Uptime of the dedicated interface today:".into());
+    // Uptime is over the time the monitor watched (revision 2): the demo watched minutes.
+    say("Uptime of the dedicated interface today, over the time watched:".into());
     for d in kpis.days.iter().filter(|d| d.interface == Interface::Api) {
         say(format!(
-            "  {} {:<8} {:>9} %  ({} requests, error rate {} %)",
+            "  {} {:<8} {:>9} %  of {:.0} s watched ({:.2} % of the day; {} requests, error rate {} %)",
             d.establishment,
             known_establishment(d.establishment.as_str())
                 .map(|k| k.short)
                 .unwrap_or(""),
             d.uptime_pct.map_or("n.d.".into(), |u| format!("{u:.4}")),
+            d.covered_s,
+            d.coverage_pct,
             d.requests,
             d.error_rate_pct
                 .map_or("n.d.".into(), |u| format!("{u:.2}"))
