@@ -10,13 +10,19 @@
 //! happened (spring gap) is refused; one that happened twice (the autumn fold, e.g. 02:00 to 03:00
 //! in Paris on the last Sunday of October) is placed by the order of the file, from the previous
 //! accepted line's instant ([`resolve_fold`]); with no previous line it is refused as ambiguous.
+//!
+//! A field may also be written as a table, `{ field = "request.headers.host", pattern =
+//! "^www\\.(\\d{5})\\." }` (the first capture group of a regular expression, or the whole match
+//! without a group) and/or `table = { "api.bank.example" = "13807" }` (a value translated, after
+//! the pattern): real gateways log the establishment inside a host name ([`FieldRef`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
@@ -41,6 +47,10 @@ pub struct Mapping {
     /// Values used when the line lacks the field.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Statuses that mean no reply came (the client gave up waiting: NGINX and Kong log 499):
+    /// such a line is a `no_reply`, its status kept in `error_text`.
+    #[serde(default)]
+    pub no_reply_status: Vec<u16>,
 }
 
 /// JSON field names (paths) of each observation field. Only `received_at` and `request_id` are
@@ -48,24 +58,133 @@ pub struct Mapping {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fields {
-    pub received_at: String,
-    pub request_id: String,
-    pub establishment: Option<String>,
-    pub interface: Option<String>,
+    pub received_at: FieldRef,
+    pub request_id: FieldRef,
+    pub establishment: Option<FieldRef>,
+    pub interface: Option<FieldRef>,
     /// A header or flag that, when `1`/`true`/`yes`, marks a use of the fallback interface.
-    pub fallback: Option<String>,
-    pub service: Option<String>,
+    pub fallback: Option<FieldRef>,
+    pub service: Option<FieldRef>,
     /// The request path, turned into a service through `[services]`.
-    pub path: Option<String>,
-    pub tpp: Option<String>,
+    pub path: Option<FieldRef>,
+    pub tpp: Option<FieldRef>,
     /// The TLS client certificate's subject DN; the organization identifier
     /// (`2.5.4.97=` / `organizationIdentifier=`) is taken from it.
-    pub tpp_dn: Option<String>,
-    pub status: Option<String>,
-    pub latency: Option<String>,
-    pub error_code: Option<String>,
-    pub error_text: Option<String>,
-    pub source: Option<String>,
+    pub tpp_dn: Option<FieldRef>,
+    pub status: Option<FieldRef>,
+    pub latency: Option<FieldRef>,
+    pub error_code: Option<FieldRef>,
+    pub error_text: Option<FieldRef>,
+    pub source: Option<FieldRef>,
+}
+
+/// Where one observation field is found: a path into the JSON object (`"status"`), or a table
+/// `{ field = "request.headers.host", pattern = "^www\\.(\\d{5})\\.", table = { ... } }`: the
+/// value at `field`, narrowed by `pattern` (a regular expression: its first capture group, or the
+/// whole match without one; a value it does not match refuses the line), then translated through
+/// `table` (a value missing from it refuses the line; keys match case-insensitively when no key
+/// matches exactly, as host names do).
+#[derive(Debug, Clone, Default)]
+pub struct FieldRef {
+    pub field: String,
+    pub pattern: Option<regex::Regex>,
+    pub table: Option<BTreeMap<String, String>>,
+}
+
+impl FieldRef {
+    /// A plain path.
+    pub fn path(field: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// The value of this field in `v`: `None` when absent, null or (with a pattern or table)
+    /// empty; `Err` when the pattern does not match or the table lacks the value.
+    pub fn get<'a>(&self, v: &'a Value) -> Result<Option<Cow<'a, Value>>, String> {
+        let Some(x) = lookup(v, &self.field).filter(|x| !x.is_null()) else {
+            return Ok(None);
+        };
+        if self.pattern.is_none() && self.table.is_none() {
+            return Ok(Some(Cow::Borrowed(x)));
+        }
+        let Some(s) = text(Some(x)).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let mut out = s.as_str();
+        if let Some(re) = &self.pattern {
+            let caps = re.captures(out).ok_or_else(|| {
+                format!(
+                    "{} {s:?} does not match its pattern {:?}",
+                    self.field,
+                    re.as_str()
+                )
+            })?;
+            out = caps
+                .get(1)
+                .or_else(|| caps.get(0))
+                .map_or("", |m| m.as_str());
+        }
+        if let Some(t) = &self.table {
+            let found = t.get(out).or_else(|| {
+                t.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(out))
+                    .map(|(_, x)| x)
+            });
+            out = found.ok_or_else(|| {
+                format!(
+                    "{} {out:?} is not in its table (known: {})",
+                    self.field,
+                    t.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        }
+        Ok(Some(Cow::Owned(Value::String(out.to_owned()))))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFieldRef {
+    field: String,
+    pattern: Option<String>,
+    table: Option<BTreeMap<String, String>>,
+}
+
+impl<'de> Deserialize<'de> for FieldRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a field name, or a table { field = \"...\", pattern = \"...\", table = { ... } }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FieldRef, E> {
+                Ok(FieldRef::path(s))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, m: M) -> Result<FieldRef, M::Error> {
+                let raw =
+                    RawFieldRef::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                let pattern = raw
+                    .pattern
+                    .map(|p| {
+                        regex::Regex::new(&p).map_err(|e| {
+                            serde::de::Error::custom(format!("pattern {p:?} of {}: {e}", raw.field))
+                        })
+                    })
+                    .transpose()?;
+                Ok(FieldRef {
+                    field: raw.field,
+                    pattern,
+                    table: raw.table,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// How times are written in the export.
@@ -79,6 +198,19 @@ pub struct TimestampFormat {
     /// Zone of times written without an offset. Default UTC.
     #[serde(default = "default_tz")]
     pub timezone: Tz,
+    /// What the time marks: `start` (default: when the request arrived) or `end` (when it was
+    /// logged, as NGINX's `$time_local`): then `received_at` is that time less the latency.
+    #[serde(default)]
+    pub marks: TimeMarks,
+}
+
+/// What a logged time marks.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeMarks {
+    #[default]
+    Start,
+    End,
 }
 
 fn default_format() -> String {
@@ -93,6 +225,7 @@ impl Default for TimestampFormat {
         Self {
             format: default_format(),
             timezone: default_tz(),
+            marks: TimeMarks::Start,
         }
     }
 }
@@ -207,29 +340,31 @@ impl Mapping {
     ) -> Result<StoredObservation, String> {
         let f = &self.fields;
         let received_at_ms = {
-            let raw = lookup(v, &f.received_at)
-                .ok_or_else(|| format!("missing time field {:?}", f.received_at))?;
-            self.parse_time(raw, previous_ms)?
+            let raw = f
+                .received_at
+                .get(v)?
+                .ok_or_else(|| format!("missing time field {:?}", f.received_at.field))?;
+            self.parse_time(&raw, previous_ms)?
         };
-        let request_id = text(lookup(v, &f.request_id))
+        let request_id = text(f.request_id.get(v)?.as_deref())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("missing request id field {:?}", f.request_id))?;
-        let establishment = match opt_text(v, &f.establishment) {
+            .ok_or_else(|| format!("missing request id field {:?}", f.request_id.field))?;
+        let establishment = match opt_text(v, &f.establishment)? {
             Some(s) => s.parse::<EstablishmentCode>().map_err(|e| e.to_string())?,
             None => self.defaults.establishment.ok_or("missing establishment")?,
         };
-        let fallback = opt_field(v, &f.fallback).map(truthy).unwrap_or(false);
+        let fallback = opt_field(v, &f.fallback)?.is_some_and(|x| truthy(&x));
         let interface = if fallback {
             Interface::Fallback
         } else {
-            match opt_text(v, &f.interface) {
+            match opt_text(v, &f.interface)? {
                 Some(s) => s.parse::<Interface>().map_err(|e| e.to_string())?,
                 None => self.defaults.interface,
             }
         };
-        let service = match opt_text(v, &f.service) {
+        let service = match opt_text(v, &f.service)? {
             Some(s) => s.parse::<Service>().map_err(|e| e.to_string())?,
-            None => match opt_text(v, &f.path) {
+            None => match opt_text(v, &f.path)? {
                 Some(p) => self
                     .service_for_path(&p)
                     .or_else(|| self.defaults.service.clone())
@@ -237,33 +372,40 @@ impl Mapping {
                 None => self.defaults.service.clone().ok_or("missing service")?,
             },
         };
-        let source = match opt_text(v, &f.source) {
+        let source = match opt_text(v, &f.source)? {
             Some(s) => s.parse::<Source>().map_err(|e| e.to_string())?,
             None => self.defaults.source,
         };
-        let tpp = match opt_text(v, &f.tpp) {
+        let tpp = match opt_text(v, &f.tpp)? {
             Some(t) => Some(t),
-            None => opt_text(v, &f.tpp_dn).and_then(|dn| organization_identifier(&dn)),
+            None => opt_text(v, &f.tpp_dn)?.and_then(|dn| organization_identifier(&dn)),
         };
-        let status = match opt_field(v, &f.status) {
+        let mut gave_up = None;
+        let status = match opt_field(v, &f.status)? {
             None => None,
             Some(x) => {
-                let n = number(x).ok_or_else(|| format!("status {x} is not a number"))?;
+                let n = number(&x).ok_or_else(|| format!("status {x} is not a number"))?;
                 // Gateways often write 0 or -1 for "no reply".
                 if n <= 0.0 {
                     None
                 } else if n.fract() == 0.0 && (100.0..=599.0).contains(&n) {
-                    Some(n as u16)
+                    let n = n as u16;
+                    if self.no_reply_status.contains(&n) {
+                        gave_up = Some(n);
+                        None
+                    } else {
+                        Some(n)
+                    }
                 } else {
                     return Err(format!("status {x} is not an HTTP status (100 to 599)"));
                 }
             }
         };
-        let latency_ms = match opt_field(v, &f.latency) {
+        let latency_ms = match opt_field(v, &f.latency)? {
             None => None,
             Some(x) => {
                 // Range (and NaN, inf, given as strings) checked by the reader's bounds.
-                let n = number(x).ok_or_else(|| format!("latency {x} is not a number"))?;
+                let n = number(&x).ok_or_else(|| format!("latency {x} is not a number"))?;
                 Some(match self.latency_unit {
                     LatencyUnit::Ms => n,
                     LatencyUnit::S => n * 1000.0,
@@ -271,9 +413,17 @@ impl Mapping {
                 })
             }
         };
+        let received_at_ms = match (self.timestamp.marks, latency_ms) {
+            (TimeMarks::End, Some(l)) if l.is_finite() && l >= 0.0 => {
+                received_at_ms - l.round() as i64
+            }
+            _ => received_at_ms,
+        };
         let latency_ms = if status.is_none() { None } else { latency_ms };
-        let error_code = opt_text(v, &f.error_code).filter(|s| !s.is_empty());
-        let error_text = opt_text(v, &f.error_text).filter(|s| !s.is_empty());
+        let error_code = opt_text(v, &f.error_code)?;
+        let error_text = opt_text(v, &f.error_text)?.or_else(|| {
+            gave_up.map(|n| format!("status {n}: the client gave up waiting (no_reply_status)"))
+        });
         let outcome = Outcome::from_reply(status, error_code.as_deref());
         let mut so = StoredObservation::from(Observation {
             received_at_ms,
@@ -400,14 +550,15 @@ fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
         .map(|(_, x)| x)
 }
 
-fn opt_field<'a>(v: &'a Value, path: &Option<String>) -> Option<&'a Value> {
-    path.as_deref()
-        .and_then(|p| lookup(v, p))
-        .filter(|x| !x.is_null())
+fn opt_field<'a>(v: &'a Value, r: &Option<FieldRef>) -> Result<Option<Cow<'a, Value>>, String> {
+    match r {
+        Some(r) => r.get(v),
+        None => Ok(None),
+    }
 }
 
-fn opt_text(v: &Value, path: &Option<String>) -> Option<String> {
-    text(opt_field(v, path)).filter(|s| !s.is_empty())
+fn opt_text(v: &Value, r: &Option<FieldRef>) -> Result<Option<String>, String> {
+    Ok(text(opt_field(v, r)?.as_deref()).filter(|s| !s.is_empty()))
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -680,6 +831,102 @@ timezone = "Europe/Paris"
             .apply(&serde_json::json!({"t": 1_720_087_200.25, "id": "r"}))
             .unwrap();
         assert_eq!(o.obs.received_at_ms, 1_720_087_200_250);
+    }
+
+    #[test]
+    fn a_field_is_taken_by_a_pattern_or_through_a_table() {
+        let m = Mapping::parse(
+            r#"
+[fields]
+received_at = "t"
+request_id = "id"
+establishment = { field = "request.headers.host", pattern = '^www\.(\d{5})\.' }
+service = { field = "route", table = { "fc" = "cbpii", "tok" = "token" } }
+interface = { field = "request.headers.host", pattern = '^[a-z]+', table = { "www" = "api", "psu" = "psu_web" } }
+"#,
+        )
+        .unwrap();
+        let line = |host: &str, route: &str| {
+            serde_json::json!({"t": "2024-07-04T10:00:00Z", "id": "r",
+                "request": {"headers": {"host": host}}, "route": route})
+        };
+        let o = m
+            .apply(&line("www.13807.live.api.89c3.com", "fc"))
+            .unwrap()
+            .obs;
+        assert_eq!(o.establishment.as_str(), "13807");
+        assert_eq!(o.service.as_str(), "cbpii");
+        assert_eq!(o.interface, Interface::Api);
+        // Table keys match case-insensitively when no key matches exactly (host names).
+        let o = m
+            .apply(&line("www.10548.live.api.89c3.com", "TOK"))
+            .unwrap()
+            .obs;
+        assert_eq!(
+            (o.establishment.as_str(), o.service.as_str()),
+            ("10548", "token")
+        );
+        // A value the pattern does not match, or one missing from the table, refuses the line.
+        let e = m.apply(&line("api.bank.example", "fc")).unwrap_err();
+        assert!(
+            e.contains("request.headers.host \"api.bank.example\" does not match its pattern"),
+            "{e}"
+        );
+        let e = m.apply(&line("www.13807.x", "other")).unwrap_err();
+        assert!(
+            e.contains("route \"other\" is not in its table (known: fc, tok)"),
+            "{e}"
+        );
+        // Without a capture group, the whole match.
+        let o = m.apply(&line("psu.13807.x", "fc"));
+        assert!(o.unwrap_err().contains("does not match its pattern"));
+    }
+
+    #[test]
+    fn bad_patterns_and_unknown_keys_name_the_line() {
+        let e = Mapping::parse(
+            "[fields]\nreceived_at = \"t\"\nrequest_id = \"id\"\n\
+             establishment = { field = \"h\", pattern = \"(\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 4") && e.contains("pattern \"(\" of h"),
+            "{e}"
+        );
+        let e = Mapping::parse(
+            "[fields]\nreceived_at = \"t\"\nrequest_id = { field = \"id\", regex = \"x\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 3") && e.contains("unknown field `regex`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn give_up_statuses_are_no_replies_and_end_times_are_moved_to_the_start() {
+        let m = Mapping::parse(
+            "latency_unit = \"s\"\nno_reply_status = [499]\n\
+             [fields]\nreceived_at = \"t\"\nrequest_id = \"id\"\nstatus = \"s\"\nlatency = \"l\"\n\
+             [timestamp]\nformat = \"%d/%b/%Y:%H:%M:%S %z\"\nmarks = \"end\"\n\
+             [defaults]\nestablishment = \"13807\"\nservice = \"cbpii\"\n",
+        )
+        .unwrap();
+        // Logged at 12:00:30 +02:00 = 10:00:30Z after 30.000 s: it arrived at 10:00:00Z.
+        let o = m
+            .apply(&serde_json::json!({"t": "04/Jul/2024:12:00:30 +0200", "id": "r", "s": 499, "l": 30.0}))
+            .unwrap();
+        assert_eq!(o.obs.received_at_ms, 1_720_087_200_000);
+        assert_eq!(o.obs.status, None);
+        assert_eq!(o.obs.latency_ms, None);
+        assert_eq!(o.obs.outcome, Outcome::NoReply);
+        assert!(o.error_text.unwrap().contains("status 499"));
+        let o = m
+            .apply(&serde_json::json!({"t": "04/Jul/2024:12:00:30 +0200", "id": "r", "s": 200, "l": 0.25}))
+            .unwrap()
+            .obs;
+        assert_eq!(o.received_at_ms, 1_720_087_229_750);
+        assert_eq!((o.status, o.latency_ms), (Some(200), Some(250.0)));
     }
 
     #[test]

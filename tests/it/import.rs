@@ -859,3 +859,151 @@ fn implausible_latencies_and_times_are_refused() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A shipped gateway mapping (`probes/gateways/<name>`).
+fn gateway_mapping(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("probes/gateways")
+        .join(name)
+}
+
+/// Imports `lines` through a shipped mapping: exit code, stdout+stderr, rows by request id.
+fn import_gateway(
+    name: &str,
+    lines: &[&str],
+) -> (
+    Option<i32>,
+    String,
+    std::collections::BTreeMap<String, StoredObservation>,
+) {
+    let d = tmp(&format!("gw-{name}"));
+    let (db, log) = (d.join("o.db"), d.join("access.jsonl"));
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let o = dispo(
+        &[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            "--mapping",
+            gateway_mapping(name).to_str().unwrap(),
+            "--rejects",
+            d.join("rj.jsonl").to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (out, err) = text(&o);
+    let rows = load_all(&db)
+        .into_iter()
+        .map(|r| (r.obs.request_id.to_string(), r))
+        .collect();
+    let _ = std::fs::remove_dir_all(&d);
+    (o.status.code(), format!("{out}{err}"), rows)
+}
+
+// 2026-12-02T08:00:00Z.
+const GW_T0: i64 = 1_796_198_400_000;
+
+#[test]
+fn kong_file_log_lines_map_without_a_script() {
+    support::init();
+    // Kong's documented file-log object (trimmed of route and service details), for the Banque
+    // Populaire host: establishment from the host name, epoch-ms start, latencies in ms.
+    let ok = r#"{"request":{"method":"POST","uri":"/stet/psd2/v1.4.2/funds-confirmations","url":"https://www.13807.live.api.89c3.com:443/stet/psd2/v1.4.2/funds-confirmations","size":1103,"querystring":{},"headers":{"host":"www.13807.live.api.89c3.com","x-request-id":"k1","content-type":"application/json"},"tls":{"version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384","client_verify":"SUCCESS"}},"upstream_uri":"/stet/psd2/v1.4.2/funds-confirmations","response":{"status":200,"size":412,"headers":{"content-type":"application/hal+json","x-kong-upstream-latency":"171","x-kong-proxy-latency":"1"}},"latencies":{"kong":1,"proxy":171,"request":173},"tries":[{"balancer_latency":0,"port":8443,"balancer_start":1796198400124,"ip":"10.0.0.7"}],"client_ip":"203.0.113.10","started_at":1796198400123,"consumer":{"username":"PSDFR-ACPR-12345","id":"4e1c"},"workspace":"default"}"#;
+    let err = r#"{"request":{"method":"POST","uri":"/stet/psd2/oauth/token","headers":{"host":"www.10548.live.api.89c3.com","x-request-id":"k2","fallback":"1"}},"response":{"status":503,"size":80},"latencies":{"kong":0,"proxy":12,"request":13},"started_at":1796198401000}"#;
+    let gave_up = r#"{"request":{"method":"GET","uri":"/stet/psd2/v1/accounts","headers":{"host":"www.13807.live.api.89c3.com","x-request-id":"k3"}},"response":{"status":499,"size":0},"latencies":{"kong":0,"proxy":29990,"request":30000},"started_at":1796198402000}"#;
+    let other_host = r#"{"request":{"method":"GET","uri":"/status","headers":{"host":"admin.bank.example","x-request-id":"k4"}},"response":{"status":200},"latencies":{"request":1},"started_at":1796198403000}"#;
+    let (code, out, rows) = import_gateway("kong-file-log.toml", &[ok, err, gave_up, other_host]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("3 added, 0 already present, 1 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("request.headers.host \"admin.bank.example\" does not match its pattern"),
+        "{out}"
+    );
+    let k1 = &rows["k1"].obs;
+    assert_eq!(k1.received_at_ms, GW_T0 + 123);
+    assert_eq!(k1.establishment.as_str(), "13807");
+    assert_eq!(
+        (k1.interface, k1.service.as_str()),
+        (Interface::Api, "cbpii")
+    );
+    assert_eq!((k1.status, k1.latency_ms), (Some(200), Some(173.0)));
+    assert_eq!(k1.tpp.as_deref(), Some("PSDFR-ACPR-12345"));
+    assert_eq!(k1.outcome, Outcome::Ok);
+    let k2 = &rows["k2"].obs;
+    assert_eq!(k2.establishment.as_str(), "10548");
+    assert_eq!(
+        (k2.interface, k2.service.as_str()),
+        (Interface::Fallback, "token")
+    );
+    assert_eq!(k2.outcome, Outcome::AspspError);
+    let k3 = &rows["k3"].obs;
+    assert_eq!(
+        (k3.service.as_str(), k3.outcome),
+        ("aisp", Outcome::NoReply)
+    );
+    assert_eq!((k3.status, k3.latency_ms), (None, None));
+}
+
+#[test]
+fn nginx_json_lines_map_without_a_script() {
+    support::init();
+    // The mapping's log_format: $time_local (written at the end, second precision), $request_time
+    // in seconds, $ssl_client_s_dn in RFC 2253.
+    let ok = r#"{"time_local":"02/Dec/2026:09:00:01 +0100","host":"www.13807.live.api.89c3.com","request_uri":"/stet/psd2/v1.4.2/funds-confirmations?x=1","status":200,"request_time":0.173,"request_id":"n1","ssl_client_s_dn":"CN=tpp.example,organizationIdentifier=PSDFR-ACPR-12345,O=TPP SA,C=FR","fallback":""}"#;
+    let hung = r#"{"time_local":"02/Dec/2026:09:00:32 +0100","host":"www.13807.live.api.89c3.com","request_uri":"/stet/psd2/v1.4.2/funds-confirmations","status":504,"request_time":30.000,"request_id":"n2","ssl_client_s_dn":"CN=tpp.example,organizationIdentifier=PSDFR-ACPR-12345,O=TPP SA,C=FR","fallback":""}"#;
+    let gave_up = r#"{"time_local":"02/Dec/2026:09:01:00 +0100","host":"www.13807.live.api.89c3.com","request_uri":"/stet/psd2/oauth/token","status":499,"request_time":20.000,"request_id":"n3","ssl_client_s_dn":"","fallback":"1"}"#;
+    let (code, out, rows) = import_gateway("nginx-json.toml", &[ok, hung, gave_up]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 added"), "{out}");
+    let n1 = &rows["n1"].obs;
+    // Logged at 08:00:01Z after 0.173 s: arrived at 08:00:00.827Z.
+    assert_eq!(n1.received_at_ms, GW_T0 + 827);
+    assert_eq!(
+        (n1.establishment.as_str(), n1.service.as_str()),
+        ("13807", "cbpii")
+    );
+    assert_eq!((n1.status, n1.latency_ms), (Some(200), Some(173.0)));
+    assert_eq!(n1.tpp.as_deref(), Some("PSDFR-ACPR-12345"));
+    assert_eq!(n1.interface, Interface::Api);
+    let n2 = &rows["n2"].obs;
+    assert_eq!(n2.received_at_ms, GW_T0 + 2_000);
+    assert_eq!(n2.outcome, Outcome::AspspError);
+    let n3 = &rows["n3"].obs;
+    assert_eq!(n3.received_at_ms, GW_T0 + 40_000);
+    assert_eq!(
+        (n3.interface, n3.outcome),
+        (Interface::Fallback, Outcome::NoReply)
+    );
+    assert_eq!(n3.tpp, None);
+}
+
+#[test]
+fn envoy_json_access_log_lines_map_without_a_script() {
+    support::init();
+    // The mapping's json_format: %START_TIME% RFC 3339, %DURATION% ms, %RESPONSE_CODE% (0 when
+    // nothing was answered), %DOWNSTREAM_PEER_SUBJECT% with the organization identifier as DER hex
+    // (how RFC 2253 writes an attribute its printer has no name for).
+    let ok = r#"{"start_time":"2026-12-02T08:00:00.123Z","authority":"www.13807.live.api.89c3.com","path":"/stet/psd2/v1.4.2/funds-confirmations","response_code":200,"response_flags":"-","duration":173,"request_id":"e1","fallback":null,"downstream_peer_subject":"CN=tpp,2.5.4.97=#0c1050534446522d414350522d3132333435,O=TPP,C=FR"}"#;
+    let dc = r#"{"start_time":"2026-12-02T08:00:01.000Z","authority":"www.13807.live.api.89c3.com","path":"/stet/psd2/oauth/token","response_code":0,"response_flags":"DC","duration":30001,"request_id":"e2","fallback":null,"downstream_peer_subject":"CN=tpp,2.5.4.97=#0c1050534446522d414350522d3132333435,O=TPP,C=FR"}"#;
+    let (code, out, rows) = import_gateway("envoy-json.toml", &[ok, dc]);
+    assert_eq!(code, Some(0), "{out}");
+    let e1 = &rows["e1"].obs;
+    assert_eq!(e1.received_at_ms, GW_T0 + 123);
+    assert_eq!(
+        (e1.establishment.as_str(), e1.service.as_str()),
+        ("13807", "cbpii")
+    );
+    assert_eq!((e1.status, e1.latency_ms), (Some(200), Some(173.0)));
+    assert_eq!(e1.tpp.as_deref(), Some("PSDFR-ACPR-12345"));
+    let e2 = &rows["e2"].obs;
+    assert_eq!(
+        (e2.service.as_str(), e2.outcome),
+        ("token", Outcome::NoReply)
+    );
+}
