@@ -1,19 +1,21 @@
 //! The probe daemon behind `dispo run`: every probe runs for every establishment it names on its
 //! cron schedule, open-loop (a slow or hanging answer never delays the next scheduled run). After
-//! a failure, a confirmation burst (one run every `burst_interval` until a reply or five failures
-//! within 30 s) confirms an outage within about 30 seconds. Observations are written in batches,
+//! a failure, or as soon as a request has been outstanding for `burst_interval`, a confirmation
+//! burst sends a request every interval without waiting for the earlier ones, until a reply or
+//! five failures within the window ([`super::burst`]). Observations are written in batches,
 //! each in one transaction, and only then published to observers, so whatever was reported is in
 //! the database. A heartbeat records that the monitor runs; on stop, probes in flight are recorded
 //! as interrupted (the monitor's own fault, outside every figure) and the heartbeat is closed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::burst::{Action, Bursts, Next, Rule, Series};
 use super::steps::{self, StepResult, Target, TargetError};
 use crate::config::{Config, Probe};
 use crate::domain::{Interface, Outcome};
@@ -74,9 +76,6 @@ impl WriterHealth {
 pub struct RunSummary {
     pub observations_written: u64,
 }
-
-/// Per (establishment, interface): whether a confirmation burst is running.
-type Bursts = Arc<std::sync::Mutex<BTreeMap<(String, Interface), Arc<AtomicBool>>>>;
 
 /// The last known state of each establishment, for the status line.
 #[derive(Debug, Default, Clone)]
@@ -189,17 +188,22 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut schedulers = JoinSet::new();
-    let inflight = Arc::new(tokio::sync::Mutex::new(JoinSet::<()>::new()));
-    let bursting: Bursts = Default::default();
-    let timeout = cfg.monitor.timeout;
-    let burst = cfg.monitor.burst_interval;
+    let ctx = Arc::new(Ctx {
+        tx,
+        stop: stop_rx.clone(),
+        inflight: Default::default(),
+        timeout: cfg.monitor.timeout,
+        bursts: cfg.monitor.burst_interval.map(|interval| {
+            Bursts::new(Rule {
+                interval,
+                failures: cfg.counting.failures_to_down,
+                window: Duration::from_millis(cfg.counting.window_ms.max(0) as u64),
+                aspsp_error_is_failure: cfg.counting.aspsp_error_is_failure,
+            })
+        }),
+    });
     for (target, probe) in jobs {
-        let (tx, stop_rx, inflight, bursting) = (
-            tx.clone(),
-            stop_rx.clone(),
-            inflight.clone(),
-            bursting.clone(),
-        );
+        let (ctx, stop_rx) = (ctx.clone(), stop_rx.clone());
         let tz = cfg.monitor.schedule_tz;
         schedulers.spawn(async move {
             let upcoming = probe
@@ -213,28 +217,11 @@ pub async fn run(
                 if *stop_rx.borrow() {
                     return;
                 }
-                let (t, p, tx, stop, bursting) = (
-                    target.clone(),
-                    probe.clone(),
-                    tx.clone(),
-                    stop_rx.clone(),
-                    bursting.clone(),
-                );
                 // Open loop: the run goes on in its own task; the schedule does not wait for it.
-                inflight.lock().await.spawn(async move {
-                    let r = run_once(&t, &p, timeout, stop.clone()).await;
-                    let failed = r.outcome().is_some_and(|o| o.is_failure(true));
-                    let iface = r.observations.last().map(|o| o.obs.interface);
-                    let _ = tx.send(r).await;
-                    if let (true, Some(interval), Some(iface)) = (failed, burst, iface) {
-                        confirm(t, &p, iface, interval, timeout, tx, stop, bursting).await;
-                    }
-                });
+                ctx.launch(target.clone(), probe.clone(), None);
             }
         });
     }
-    drop(tx);
-
     let status_task = opts.status_line.then(|| {
         let status = status.clone();
         tokio::spawn(async move {
@@ -268,9 +255,15 @@ pub async fn run(
     tracing::info!(reason, "stopping: waiting for probes in flight");
     let _ = stop_tx.send(true);
     schedulers.shutdown().await;
-    let mut set = std::mem::take(&mut *inflight.lock().await);
-    while set.join_next().await.is_some() {}
-    drop(inflight);
+    // Runs and bursts end at the stop signal (a run in flight is recorded as interrupted).
+    loop {
+        let mut set = std::mem::take(&mut *ctx.inflight.lock().unwrap_or_else(|e| e.into_inner()));
+        if set.is_empty() {
+            break;
+        }
+        while set.join_next().await.is_some() {}
+    }
+    drop(ctx);
     let _ = writer.await;
     if let Some(t) = status_task {
         t.abort();
@@ -302,50 +295,85 @@ async fn run_once(
     }
 }
 
-/// The confirmation burst after a failure: one run every `interval` until a reply that is not a
-/// failure, or until five consecutive failures (counting the first) have come within 30 s.
-#[allow(clippy::too_many_arguments)]
-async fn confirm(
-    t: Arc<Target>,
-    p: &Probe,
-    iface: Interface,
-    interval: Duration,
-    timeout: Duration,
+/// What every run of the daemon shares.
+struct Ctx {
     tx: mpsc::Sender<StepResult>,
     stop: watch::Receiver<bool>,
-    bursting: Bursts,
-) {
-    let flag = bursting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry((t.est.code.to_string(), iface))
-        .or_default()
-        .clone();
-    if flag.swap(true, Ordering::SeqCst) {
-        return; // a burst for this interface is already running
+    /// Runs and burst senders in flight (finished ones are reaped as new ones start).
+    inflight: std::sync::Mutex<JoinSet<()>>,
+    timeout: Duration,
+    /// `None` when bursts are off.
+    bursts: Option<Bursts>,
+}
+
+impl Ctx {
+    /// Starts one run of `p` against `t` in its own task: scheduled (`burst` is `None`) or sent
+    /// by a burst (with its run id).
+    fn launch(self: &Arc<Self>, t: Arc<Target>, p: Probe, burst: Option<u64>) {
+        let ctx = self.clone();
+        let mut set = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        while set.try_join_next().is_some() {}
+        set.spawn(async move { ctx.run(t, p, burst).await });
     }
-    tracing::info!(establishment = %t.est.code, interface = %iface, probe = %p.name, "failure: confirmation burst");
-    let mut failures = 1;
-    while failures < 5 && !*stop.borrow() {
-        tokio::time::sleep(interval).await;
-        if *stop.borrow() {
-            break;
+
+    async fn run(self: Arc<Self>, t: Arc<Target>, p: Probe, burst: Option<u64>) {
+        let series = (t.est.code, p.step.interface());
+        let sent = tokio::time::Instant::now();
+        let run = match (&self.bursts, burst) {
+            (_, Some(id)) => id,
+            (Some(b), None) => b.run_id(),
+            (None, None) => 0,
+        };
+        let fut = run_once(&t, &p, self.timeout, self.stop.clone());
+        tokio::pin!(fut);
+        let r = match (&self.bursts, burst) {
+            // A scheduled request outstanding for the burst interval starts a burst.
+            (Some(b), None) => tokio::select! {
+                r = &mut fut => r,
+                _ = tokio::time::sleep(b.rule().interval) => {
+                    if let Action::Started(id) = b.outstanding(series, run, sent) {
+                        tracing::info!(establishment = %t.est.code, interface = %series.1, probe = %p.name, "no answer yet: confirmation burst");
+                        self.burst(t.clone(), p.clone(), series, id);
+                    }
+                    fut.await
+                }
+            },
+            _ => fut.await,
+        };
+        if let Some(b) = &self.bursts
+            && let Action::Started(id) = b.finished(series, run, sent, r.outcome())
+        {
+            tracing::info!(establishment = %t.est.code, interface = %series.1, probe = %p.name, "failure: confirmation burst");
+            self.burst(t.clone(), p.clone(), series, id);
         }
-        // Each burst request is its own open-loop task too, so a hang does not slow the burst.
-        let (t2, p2, tx2, stop2) = (t.clone(), p.clone(), tx.clone(), stop.clone());
-        let r = tokio::spawn(async move {
-            let r = run_once(&t2, &p2, timeout, stop2).await;
-            let o = r.outcome();
-            let _ = tx2.send(r).await;
-            o
+        let _ = self.tx.send(r).await;
+    }
+
+    /// Starts the sender of burst `id`: a request every interval, without waiting for the
+    /// earlier ones, for as long as the burst lasts (see [`super::burst`]).
+    fn burst(self: &Arc<Self>, t: Arc<Target>, p: Probe, series: Series, id: u64) {
+        let ctx = self.clone();
+        let mut set = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        set.spawn(async move {
+            let Some(b) = &ctx.bursts else { return };
+            let mut stop = ctx.stop.clone();
+            loop {
+                if *stop.borrow() {
+                    return;
+                }
+                match b.next_send(series, id, tokio::time::Instant::now()) {
+                    Next::Done => return,
+                    Next::Send(run) => ctx.launch(t.clone(), p.clone(), Some(run)),
+                    Next::WaitUntil(at) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(at) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            }
         });
-        // Count it as a failure once its outcome is known, or after one interval if it hangs.
-        match tokio::time::timeout(interval, r).await {
-            Ok(Ok(Some(o))) if !o.is_failure(true) => break,
-            _ => failures += 1,
-        }
     }
-    flag.store(false, Ordering::SeqCst);
 }
 
 fn print_status(s: &Status) {

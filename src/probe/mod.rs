@@ -5,6 +5,7 @@
 //! In: a validated [`crate::config::Config`]. Out: [`crate::store::StoredObservation`]s, written
 //! to the store and then published to observers (live alerts, metrics).
 
+pub mod burst;
 pub mod daemon;
 pub mod http;
 pub mod steps;

@@ -682,11 +682,18 @@ pub fn probe_error(t: &Target, probe: &Probe, why: &str) -> StoredObservation {
         message: why.into(),
         elapsed_ms: 0.0,
     });
+    // Of the series the probe observes: its coverage is what the error interrupts.
+    let service = match &probe.step {
+        Step::Token => Service::TOKEN,
+        Step::FundsConfirmation { .. } => Service::CBPII,
+        Step::Fallback => Service::FALLBACK,
+        Step::Psu { .. } => Service::PSU_LOGIN,
+    };
     let mut o = observation(
         t,
         &probe.name,
-        Interface::Api,
-        Service::CBPII,
+        probe.step.interface(),
+        service,
         now_ms(),
         new_request_id(),
         &err,

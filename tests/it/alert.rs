@@ -476,3 +476,226 @@ async fn certificates_and_refresh_tokens_near_expiry_are_alerted() {
         .collect();
     assert_eq!(certs.len(), 2, "the QWAC and the QSealC: {kinds:?}");
 }
+
+// Detection in time (methodology section 8): every outage shape is confirmed by a burst and
+// alerted within (time-out + 25 s) of the first failed request with the shipped settings (30 s
+// time-out, 5 s bursts, a probe a minute). Here the same ratios scaled down by five: 6 s
+// time-out, 1 s bursts, a probe every 12 s, so the bound is 6 + 5 = 11 s.
+
+/// Scaled settings: time-out, burst interval, schedule period (seconds).
+const SCALED: (u32, u32, u32) = (6, 1, 12);
+
+/// What a run against one outage shape gave.
+struct Detection {
+    /// First failed request (received_at) to the firing notice at the webhook, if any.
+    delay_ms: Option<i64>,
+    /// The firing notices' keys, in order.
+    fired: Vec<String>,
+    /// `dispo kpi`'s episode ids over the same database.
+    kpi: Vec<String>,
+    /// Requests the monitor recorded (outside the monitor's own errors).
+    requests: usize,
+}
+
+/// Runs `dispo run` for `run_s` seconds against 13807 under `faults` (`closed`: the
+/// establishment points at a port where nothing listens), at the scaled settings, its first
+/// scheduled probe about 3 s after the start. `faults` gets that first probe's instant (UTC ms).
+async fn detect(
+    name: &str,
+    closed: bool,
+    run_s: u32,
+    faults: impl FnOnce(i64) -> Option<Value>,
+) -> Detection {
+    use chrono::Timelike;
+    let sim = Sim::start();
+    let dir = tmp(name);
+    let hook_port = support::free_port();
+    let (hooks, _) = receiver(hook_port).await;
+    let (timeout, burst, every) = SCALED;
+    // A probe every 12 s, the first 3 s from now (whole seconds).
+    let now = chrono::Utc::now();
+    let first = now.with_nanosecond(0).unwrap() + chrono::Duration::seconds(3);
+    let mut secs: Vec<u32> = (0..60 / every)
+        .map(|k| (first.second() + k * every) % 60)
+        .collect();
+    secs.sort_unstable();
+    let schedule = secs
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if let Some(plan) = faults(first.timestamp_millis()) {
+        sim.set_faults(plan).await;
+    }
+    let port = if closed {
+        support::free_port()
+    } else {
+        sim.port
+    };
+    let cfg_text = format!(
+        "[monitor]\nid = \"it-{name}\"\ntimeout_s = {timeout}\nburst_interval_s = {burst}\nheartbeat_s = 0.5\n{}\n\
+         [alerts]\ncheck_interval_s = 3600\n[[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n\
+         [[probe]]\nname = \"v142\"\nstep = \"funds-confirmation\"\nschedule = \"{schedule} * * * * *\"\nstet = \"1.4.2\"\n\
+         iban = \"FR7613807008043001965405255\"\n",
+        dispo::sim::pki::probe_establishment_toml("13807", port, &sim.pki)
+    );
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let db = dir.join("d.db");
+    let d = format!("{run_s}s");
+    let (c2, d2) = (cfg.clone(), db.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(support::dispo_bin())
+            .args(["run", "--duration", &d, "--config"])
+            .arg(&c2)
+            .arg("--db")
+            .arg(&d2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Deliveries are polled twice a second: the last notice may follow the run's end.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let store = dispo::store::Store::open(&db).await.unwrap();
+    let obs = store.load_observations(0, i64::MAX, &[]).await.unwrap();
+    let first_fail = obs
+        .iter()
+        .filter(|o| o.obs.outcome.is_failure(true))
+        .map(|o| o.obs.received_at_ms)
+        .min();
+    let got = hooks.lock().unwrap().clone();
+    let firing: Vec<&(SystemTime, Value)> = got
+        .iter()
+        .filter(|(_, v)| v["event"] == "firing" && v["kind"] == "interface_down")
+        .collect();
+    let delay_ms = firing.first().zip(first_fail).map(|((at, _), first)| {
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - first
+    });
+    let kpi = Command::new(support::dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        kpi.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kpi.stderr)
+    );
+    let k: Value = serde_json::from_slice(&kpi.stdout).unwrap();
+    let d = Detection {
+        delay_ms,
+        fired: firing
+            .iter()
+            .map(|(_, v)| v["key"].as_str().unwrap().to_owned())
+            .collect(),
+        kpi: k["episodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect(),
+        requests: obs
+            .iter()
+            .filter(|o| o.obs.outcome != dispo::domain::Outcome::ProbeError)
+            .count(),
+    };
+    eprintln!(
+        "detection {name}: first failure to alert {:?} ms, {} requests, fired {:?}, kpi {:?}",
+        d.delay_ms, d.requests, d.fired, d.kpi
+    );
+    d
+}
+
+/// The outage is alerted within the scaled bound, once, as the episode `kpi` counts.
+fn assert_detected(d: &Detection) {
+    let bound = i64::from(SCALED.0 + 5) * 1000;
+    let delay = d.delay_ms.expect("an alert");
+    assert!(
+        (0..=bound).contains(&delay),
+        "first failure to alert: {delay} ms (bound {bound} ms)"
+    );
+    assert_eq!(d.fired.len(), 1, "one alert: {:?}", d.fired);
+    assert_eq!(d.kpi, d.fired, "the alert is the episode kpi counts");
+}
+
+fn down(kind: &str, extra: Value) -> Option<Value> {
+    let mut f = json!({"establishment": "13807", "interface": "api", "kind": kind});
+    if let (Some(f), Some(e)) = (f.as_object_mut(), extra.as_object()) {
+        f.extend(e.clone());
+    }
+    Some(json!({ "fault": [f] }))
+}
+
+#[tokio::test]
+async fn a_hang_is_alerted_within_time_out_plus_25_s_scaled() {
+    // Five requests out within 4 s (one a second once the first is 1 s late), the fifth
+    // timing out 6 s later: about 10 s.
+    let d = detect("hang", false, 16, |_| down("hang", json!({}))).await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn a_reset_is_alerted_in_time() {
+    let d = detect("reset", false, 10, |_| down("reset", json!({}))).await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_alerted_in_time() {
+    let d = detect("refused", true, 10, |_| None).await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn a_tls_failure_is_alerted_in_time() {
+    // The connection closes during the handshake (a failing load balancer).
+    let d = detect("tls", false, 10, |_| down("refuse", json!({}))).await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn a_5xx_is_alerted_in_time() {
+    let d = detect("5xx", false, 10, |_| down("error503", json!({}))).await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_time_out_is_alerted_in_time() {
+    let d = detect("slowbody", false, 16, |_| {
+        down("slow_body", json!({"body_ms": 9000}))
+    })
+    .await;
+    assert_detected(&d);
+}
+
+#[tokio::test]
+async fn one_hung_request_is_a_blip_not_an_episode() {
+    // Only the first scheduled request hangs: the burst it starts gets answers.
+    let d = detect("blip", false, 12, |first| {
+        let at = |ms: i64| dispo::engine::time::rfc3339(first + ms);
+        down("hang", json!({"from": at(-500), "until": at(500)}))
+    })
+    .await;
+    assert!(d.fired.is_empty() && d.kpi.is_empty(), "no episode");
+}
+
+#[tokio::test]
+async fn a_slow_but_answering_interface_is_no_episode() {
+    // Every answer takes 2.5 s: longer than the burst interval, within the time-out. Bursts
+    // start (more requests than the schedule's) and get answers.
+    let d = detect("slow", false, 10, |_| {
+        down("latency", json!({"latency_ms": 2500}))
+    })
+    .await;
+    assert!(d.fired.is_empty() && d.kpi.is_empty(), "no episode");
+    assert!(d.requests > 2, "the bursts sent requests: {}", d.requests);
+}
