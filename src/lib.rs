@@ -21,6 +21,7 @@
 //! - [`metrics`]: Prometheus exposition of the probes.
 //! - [`report`]: the quarterly publication.
 //! - [`import`]: observation CSV and gateway log import.
+//! - [`follow`]: gateway logs followed live by `dispo run` (`[[source]]`), like `tail -F`.
 //! - [`evidence`]: evidence packs with SHA-256 manifests.
 //! - [`sim`]: the embedded Banque Populaire STET sandbox with fault injection.
 //! - [`cli`]: one file per subcommand.
@@ -32,6 +33,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod evidence;
+pub mod follow;
 pub mod import;
 pub mod metrics;
 pub mod period;

@@ -28,6 +28,15 @@
 //! expect = true
 //! ```
 //! `[counting]` holds the counting settings (`engine::Settings`) and `[alerts]` the alert channels.
+//! `[[source]]` names gateway logs `dispo run` follows as they are written ([`crate::follow`]):
+//!
+//! ```toml
+//! [[source]]
+//! path = "/var/log/kong/psd2.log"            # relative to this file
+//! format = "jsonl"                           # jsonl (needs mapping) or csv (observation CSV)
+//! mapping = "gateways/kong-file-log.toml"    # an import mapping (dispo import --mapping)
+//! # name = "kong-1"  hold_s = 30  poll_s = 0.25  from = "end"
+//! ```
 
 pub mod cron;
 
@@ -84,6 +93,20 @@ struct RawFile {
     counting: Option<Settings>,
     #[serde(default)]
     alerts: Option<crate::alert::AlertsConfig>,
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Spanned<String>,
+    format: Option<Spanned<String>>,
+    mapping: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    hold_s: Option<Spanned<f64>>,
+    poll_s: Option<Spanned<f64>>,
+    from: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +264,8 @@ pub struct Config {
     pub probes: Vec<Probe>,
     pub counting: Settings,
     pub alerts: crate::alert::AlertsConfig,
+    /// Gateway logs to follow (`[[source]]`).
+    pub sources: Vec<crate::follow::Source>,
     /// Warnings found while loading (e.g. certificates expiring soon).
     pub warnings: Vec<Problem>,
 }
@@ -658,6 +683,7 @@ impl Validator<'_> {
             }
         }
         let counting = raw.counting.unwrap_or_default();
+        let sources = self.sources(raw.source);
         Some(Config {
             path: self.path.to_owned(),
             monitor,
@@ -665,8 +691,109 @@ impl Validator<'_> {
             probes,
             counting,
             alerts: raw.alerts.unwrap_or_default(),
+            sources,
             warnings: Vec::new(),
         })
+    }
+
+    /// The `[[source]]` tables: gateway logs to follow.
+    fn sources(&mut self, raw: Vec<RawSource>) -> Vec<crate::follow::Source> {
+        use crate::import::Format;
+        let mut out: Vec<crate::follow::Source> = Vec::new();
+        for r in raw {
+            let path = self.path_of(r.path.get_ref());
+            match path.parent().map(std::fs::metadata) {
+                Some(Ok(m)) if m.is_dir() => {}
+                _ => self.err(
+                    &r.path,
+                    format!(
+                        "the directory of {} does not exist (the file itself may appear later)",
+                        path.display()
+                    ),
+                ),
+            }
+            let format = match r.format.as_ref().map(|f| f.get_ref().as_str()) {
+                Some("jsonl") => Format::Jsonl,
+                Some("csv") => Format::Csv,
+                None if r.mapping.is_some() => Format::Jsonl,
+                None => Format::Csv,
+                Some(other) => {
+                    let at = r.format.as_ref().expect("matched Some");
+                    self.err(at, format!("unknown format {other:?}: jsonl or csv"));
+                    continue;
+                }
+            };
+            let mapping = match (&r.mapping, format) {
+                (Some(m), Format::Jsonl) => {
+                    match crate::import::mapping::Mapping::load(&self.path_of(m.get_ref())) {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            self.err(m, e.to_string());
+                            continue;
+                        }
+                    }
+                }
+                (None, Format::Jsonl) => {
+                    self.err(
+                        r.format.as_ref().unwrap_or(&r.path),
+                        "format jsonl needs mapping = \"FILE\" (the gateway's field names; probes/gateways/ has Kong, NGINX and Envoy)",
+                    );
+                    continue;
+                }
+                (Some(m), Format::Csv) => {
+                    self.err(
+                        m,
+                        "a mapping is for format jsonl; the CSV is the observation CSV",
+                    );
+                    continue;
+                }
+                (None, Format::Csv) => None,
+            };
+            let name = r
+                .name
+                .as_ref()
+                .map(|n| n.get_ref().clone())
+                .unwrap_or_else(|| r.path.get_ref().clone());
+            if out.iter().any(|s| s.name == name) {
+                let at = r.name.as_ref().unwrap_or(&r.path);
+                self.err(
+                    at,
+                    format!("source {name:?} is defined twice (give each a name)"),
+                );
+            }
+            let mut secs =
+                |v: &Option<Spanned<f64>>, default: f64, min: f64, max: f64, key: &str| match v {
+                    None => std::time::Duration::from_secs_f64(default),
+                    Some(x) if (min..=max).contains(x.get_ref()) => {
+                        std::time::Duration::from_secs_f64(*x.get_ref())
+                    }
+                    Some(x) => {
+                        self.err(x, format!("{key} must be from {min} to {max} seconds"));
+                        std::time::Duration::from_secs_f64(default)
+                    }
+                };
+            let hold = secs(&r.hold_s, 30.0, 0.0, 3600.0, "hold_s");
+            let poll = secs(&r.poll_s, 0.25, 0.01, 60.0, "poll_s");
+            let from_start = match r.from.as_ref().map(|f| f.get_ref().as_str()) {
+                None | Some("end") => false,
+                Some("start") => true,
+                Some(other) => {
+                    let at = r.from.as_ref().expect("matched Some");
+                    self.err(at, format!("from {other:?}: end (default) or start"));
+                    false
+                }
+            };
+            out.push(crate::follow::Source {
+                name,
+                path,
+                format,
+                mapping,
+                hold,
+                poll,
+                from_start,
+            });
+        }
+        out
     }
 
     fn funds_step(&mut self, p: &RawProbe) -> Option<Step> {
@@ -708,5 +835,73 @@ impl Validator<'_> {
             amount,
             expect: p.expect.unwrap_or(true),
         })
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let d = std::env::temp_dir().join(format!(
+            "dispo-cfg-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(d.join("gateways")).unwrap();
+        std::fs::write(
+            d.join("gateways/kong.toml"),
+            include_str!("../../probes/gateways/kong-file-log.toml"),
+        )
+        .unwrap();
+        std::fs::write(d.join("bad.toml"), "[fields]\nreceived_at = 3\n").unwrap();
+        let p = d.join("p.toml");
+        std::fs::write(&p, text).unwrap();
+        let r = load(&p);
+        let _ = std::fs::remove_dir_all(&d);
+        r
+    }
+
+    #[test]
+    fn sources_are_checked_with_their_lines() {
+        let c = load_text(
+            "ok",
+            "[[source]]\npath = \"kong.log\"\nmapping = \"gateways/kong.toml\"\nhold_s = 5\n\
+             [[source]]\nname = \"csv\"\npath = \"obs.csv\"\nformat = \"csv\"\nfrom = \"start\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 2);
+        let (k, v) = (&c.sources[0], &c.sources[1]);
+        assert_eq!(
+            (k.name.as_str(), k.format),
+            ("kong.log", crate::import::Format::Jsonl)
+        );
+        assert!(k.path.ends_with("kong.log") && k.mapping.is_some() && !k.from_start);
+        assert_eq!(k.hold, std::time::Duration::from_secs(5));
+        assert_eq!((v.format, v.from_start), (crate::import::Format::Csv, true));
+
+        let e = load_text(
+            "bad",
+            "[[source]]\npath = \"a.log\"\nformat = \"jsonl\"\n\
+             [[source]]\npath = \"b.log\"\nformat = \"xml\"\n\
+             [[source]]\npath = \"c.log\"\nmapping = \"bad.toml\"\n\
+             [[source]]\npath = \"nowhere/d.log\"\nformat = \"csv\"\nhold_s = -1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            ":3: error: format jsonl needs mapping",
+            ":6: error: unknown format \"xml\"",
+            ":9: error: mapping file",
+            "line 2",
+            ":11: error: the directory of",
+            ":13: error: hold_s must be from 0 to 3600 seconds",
+        ] {
+            assert!(e.contains(want), "{want} not in\n{e}");
+        }
+        let e = load_text("unknown", "[[source]]\npath = \"a.log\"\ntail = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3: error: unknown field `tail`"), "{e}");
     }
 }

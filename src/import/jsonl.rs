@@ -44,6 +44,67 @@ impl<R: BufRead> JsonLines<R> {
     }
 }
 
+impl<R> JsonLines<R> {
+    /// One line (its 1-based number and bytes, with or without the line end): an observation, a
+    /// reject, or `None` for a blank line. Used by the reader and by `dispo run`'s log follower,
+    /// which hands over lines as they are written.
+    pub fn parse_line(&mut self, line: u64, buf: &[u8]) -> Option<Row> {
+        let raw = match std::str::from_utf8(buf) {
+            Ok(s) => s.trim_end_matches(['\n', '\r']),
+            Err(_) => {
+                return Some(Row::Reject(RowReject {
+                    line,
+                    reason: "not UTF-8 text".into(),
+                    raw: String::from_utf8_lossy(buf).trim_end().to_owned(),
+                }));
+            }
+        };
+        if raw.trim().is_empty() {
+            return None;
+        }
+        let reject = |reason: String| {
+            Some(Row::Reject(RowReject {
+                line,
+                reason,
+                raw: raw.to_owned(),
+            }))
+        };
+        let value: serde_json::Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => return reject(format!("not JSON: {e}")),
+        };
+        if !value.is_object() {
+            return reject("not a JSON object".into());
+        }
+        let mapped = self
+            .mapping
+            .apply_after(&value, self.last_ms)
+            .and_then(|o| self.bounds.check(&o.obs).map(|()| o));
+        match mapped {
+            Ok(o) => {
+                self.last_ms = Some(o.obs.received_at_ms);
+                Some(Row::Obs(o))
+            }
+            Err(reason) => reject(reason),
+        }
+    }
+
+    /// Replaces the bounds (a follower running for days moves "24 h after the clock" along).
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = bounds;
+    }
+
+    /// `received_at` of the last accepted line, which places the next local time of an autumn
+    /// fold; a follower keeps it across restarts.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.last_ms
+    }
+
+    pub fn set_last_ms(&mut self, last_ms: Option<i64>) {
+        self.last_ms = last_ms;
+    }
+}
+
 impl<R: BufRead + Send> RowSource for JsonLines<R> {
     fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
         loop {
@@ -56,44 +117,12 @@ impl<R: BufRead + Send> RowSource for JsonLines<R> {
                 return Ok(None);
             }
             self.line += 1;
-            let raw = match std::str::from_utf8(&self.buf) {
-                Ok(s) => s.trim_end_matches(['\n', '\r']),
-                Err(_) => {
-                    return Ok(Some(Row::Reject(RowReject {
-                        line: self.line,
-                        reason: "not UTF-8 text".into(),
-                        raw: String::from_utf8_lossy(&self.buf).trim_end().to_owned(),
-                    })));
-                }
-            };
-            if raw.trim().is_empty() {
-                continue;
+            let buf = std::mem::take(&mut self.buf);
+            let row = self.parse_line(self.line, &buf);
+            self.buf = buf;
+            if let Some(r) = row {
+                return Ok(Some(r));
             }
-            let reject = |reason: String| {
-                Ok(Some(Row::Reject(RowReject {
-                    line: self.line,
-                    reason,
-                    raw: raw.to_owned(),
-                })))
-            };
-            let value: serde_json::Value = match serde_json::from_str(raw) {
-                Ok(v) => v,
-                Err(e) => return reject(format!("not JSON: {e}")),
-            };
-            if !value.is_object() {
-                return reject("not a JSON object".into());
-            }
-            let mapped = self
-                .mapping
-                .apply_after(&value, self.last_ms)
-                .and_then(|o| self.bounds.check(&o.obs).map(|()| o));
-            return match mapped {
-                Ok(o) => {
-                    self.last_ms = Some(o.obs.received_at_ms);
-                    Ok(Some(Row::Obs(o)))
-                }
-                Err(reason) => reject(reason),
-            };
         }
     }
 }

@@ -1,0 +1,420 @@
+//! Gateway logs followed live by `dispo run` (`[[source]]` in the probe configuration): the
+//! traffic of every TPP, as the gateway logs it, stored as `dispo import` stores it and fed to
+//! the same live detector as the probes, so an outage only TPPs see (AIS, PIS) is alerted.
+//!
+//! In: [`Source`]s (path, format, mapping). Out: rows in the store and batches of
+//! [`StoredObservation`] on a channel, for the live detector.
+//!
+//! Per source, one task: [`tail::Tail`] reads complete lines like `tail -F` (rotation,
+//! truncation); [`LineParser`] parses them with the import's readers (same mapping, bounds,
+//! outcome rule); the rows land ([`Store::insert_observations`], which skips rows already
+//! present), then, in one transaction, the coverage span of the source per series is extended
+//! and the position saved ([`store`]). A restart resumes at the saved position: a crash between
+//! the two writes reads the last rows again, which the store skips; nothing is skipped.
+//!
+//! Order for the detector: a gateway writes a line when the request ends, so a hung request is
+//! logged after requests that began later. Rows are held until `hold` has passed since they began
+//! (a request lasts at most the gateway's time-out), then handed over sorted by (`received_at`,
+//! `request_id`): the order of the methodology (section 8), which the batch figures use. A request
+//! logged later than that is handed over at once. A request id seen in the last ten minutes (a
+//! second gateway node's log of it) is handed over once.
+
+pub mod store;
+pub mod tail;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::domain::{CompactString, EstablishmentCode};
+use crate::import::Format;
+use crate::import::Row;
+use crate::import::bounds::Bounds;
+use crate::import::lines::LineParser;
+use crate::import::mapping::Mapping;
+use crate::store::{Store, StoredObservation};
+use store::Saved;
+use tail::{Event, Tail};
+
+/// A followed gateway log (`[[source]]`).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Names its saved position and coverage (default: the path as written).
+    pub name: String,
+    pub path: PathBuf,
+    pub format: Format,
+    /// Required for JSON lines.
+    pub mapping: Option<Mapping>,
+    /// How long after it began a request is handed to the detector (its logging waits for the
+    /// end); at least the gateway's upstream time-out for live detection to equal the batch.
+    pub hold: Duration,
+    /// How often the file is looked at when nothing new came.
+    pub poll: Duration,
+    /// With no saved position: read what the file already holds (`from = "start"`), or only what
+    /// is added (`"end"`, default, as `tail -F`).
+    pub from_start: bool,
+}
+
+/// Request ids recently handed over, across sources.
+#[derive(Default)]
+struct Recent {
+    seen: HashSet<(EstablishmentCode, CompactString)>,
+    order: VecDeque<(i64, (EstablishmentCode, CompactString))>,
+}
+
+const RECENT_MS: i64 = 10 * 60_000;
+
+impl Recent {
+    /// Whether this request is new (and remembers it).
+    fn first(&mut self, o: &StoredObservation, now: i64) -> bool {
+        while let Some((t, _)) = self.order.front() {
+            if now - t <= RECENT_MS {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_front() {
+                self.seen.remove(&k);
+            }
+        }
+        let k = (o.obs.establishment, o.obs.request_id.clone());
+        if self.seen.insert(k.clone()) {
+            self.order.push_back((now, k));
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Follows every source until `stop` turns true, then reads what is left and hands over what
+/// it holds. Returns how many rows were read (landed or already present).
+pub async fn run(
+    store: Store,
+    sources: Vec<Source>,
+    max_latency_s: f64,
+    out: mpsc::Sender<Vec<StoredObservation>>,
+    stop: watch::Receiver<bool>,
+) -> u64 {
+    let recent = Arc::new(Mutex::new(Recent::default()));
+    let mut set = tokio::task::JoinSet::new();
+    for s in sources {
+        set.spawn(follow(
+            store.clone(),
+            s,
+            max_latency_s,
+            out.clone(),
+            stop.clone(),
+            recent.clone(),
+        ));
+    }
+    drop(out);
+    let mut n = 0;
+    while let Some(r) = set.join_next().await {
+        n += r.unwrap_or(0);
+    }
+    n
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Retries a store write until it succeeds or the monitor stops (rows are never dropped while
+/// it runs; a restart reads them again).
+async fn retry<T, F, Fut>(what: &str, stop: &watch::Receiver<bool>, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match f().await {
+            Ok(x) => return Some(x),
+            Err(e) => {
+                attempt += 1;
+                tracing::error!(error = %e, attempt, "{what}; retrying");
+                if *stop.borrow() && attempt >= 3 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+            }
+        }
+    }
+}
+
+async fn follow(
+    store: Store,
+    src: Source,
+    max_latency_s: f64,
+    out: mpsc::Sender<Vec<StoredObservation>>,
+    mut stop: watch::Receiver<bool>,
+    recent: Arc<Mutex<Recent>>,
+) -> u64 {
+    let name = src.name.clone();
+    let shown = src.path.display().to_string();
+    let Some(saved) = retry("cannot read the saved position", &stop, || {
+        store.source_offset(&name)
+    })
+    .await
+    else {
+        return 0;
+    };
+    let Some(mut spans) = retry("cannot read the followed coverage", &stop, || {
+        store.source_spans(&name)
+    })
+    .await
+    else {
+        return 0;
+    };
+    let bounds = || Bounds::from_clock(max_latency_s);
+    let mut parser = match LineParser::new(src.format, src.mapping.clone(), bounds()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(source = %name, "{e}");
+            return 0;
+        }
+    };
+    parser.set_last_ms(saved.as_ref().and_then(|s| s.last_ms));
+    let mut tail = Some(Tail::new(
+        src.path.clone(),
+        saved.map(|s| s.position),
+        src.from_start,
+    ));
+    tracing::info!(source = %name, path = %shown, "following the gateway log");
+    let hold_ms = src.hold.as_millis() as i64;
+    let mut pending: Vec<StoredObservation> = Vec::new();
+    let mut read = 0u64;
+    let mut stopping = false;
+    loop {
+        stopping |= *stop.borrow();
+        parser.set_bounds(bounds());
+        let t = tail.take().expect("tail is put back after each poll");
+        let (t, events) = match tokio::task::spawn_blocking(move || {
+            let mut t = t;
+            let r = t.poll();
+            (t, r)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(source = %name, error = %e, "the reading thread failed");
+                return read;
+            }
+        };
+        tail = Some(t);
+        let events = events.unwrap_or_else(|e| {
+            tracing::warn!(source = %name, path = %shown, error = %e, "cannot read the log");
+            Vec::new()
+        });
+        let (mut rows, mut lines, mut refused) = (Vec::new(), false, 0u64);
+        for ev in events {
+            match ev {
+                Event::Open {
+                    offset,
+                    header,
+                    missed,
+                } => {
+                    if offset == 0 {
+                        parser.new_file();
+                    } else {
+                        parser.resume(header);
+                    }
+                    if let Some(why) = missed {
+                        // Coverage stops where reading may have skipped lines.
+                        tracing::warn!(source = %name, "{why}");
+                        spans.cut();
+                    }
+                    tracing::info!(source = %name, path = %shown, offset, "reading");
+                }
+                Event::Lines { bytes, first_line } => {
+                    lines = true;
+                    for r in parser.parse(&bytes, first_line) {
+                        match r {
+                            Row::Obs(o) => rows.push(o),
+                            Row::Reject(r) => {
+                                refused += 1;
+                                // The line itself is not logged: gateway lines carry headers.
+                                if refused <= 10 {
+                                    tracing::warn!(source = %name, line = r.line, reason = %r.reason, "line refused");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if refused > 10 {
+            tracing::warn!(source = %name, refused, "lines refused (the first ten shown)");
+        }
+        if lines {
+            if !rows.is_empty() {
+                let batch: Arc<[StoredObservation]> = rows.clone().into();
+                if retry("cannot write followed rows", &stop, || {
+                    store.insert_observations(batch.clone())
+                })
+                .await
+                .is_none()
+                {
+                    return read;
+                }
+                read += rows.len() as u64;
+                for o in &rows {
+                    spans.add(o.obs.establishment, o.obs.interface, o.obs.received_at_ms);
+                }
+            }
+            if let Some(position) = tail.as_ref().and_then(Tail::position) {
+                let saved = Saved {
+                    position,
+                    last_ms: parser.last_ms(),
+                };
+                let ok = retry("cannot save the followed position", &stop, || {
+                    let mut s = spans.clone();
+                    let (store, name, shown, saved) = (&store, &name, &shown, &saved);
+                    async move {
+                        store
+                            .save_source(name, shown, saved, &mut s, now_ms())
+                            .await
+                            .map(|()| s)
+                    }
+                })
+                .await;
+                match ok {
+                    Some(updated) => spans = updated,
+                    None => return read,
+                }
+            }
+            pending.extend(rows);
+        }
+        // Hand over, in order, what began at least `hold` ago (all of it when stopping).
+        let horizon = if stopping {
+            i64::MAX
+        } else {
+            now_ms() - hold_ms
+        };
+        let mut ready: Vec<StoredObservation> = pending
+            .extract_if(.., |o| o.obs.received_at_ms <= horizon)
+            .collect();
+        if !ready.is_empty() {
+            ready.sort_by(|a, b| {
+                (a.obs.received_at_ms, &a.obs.request_id)
+                    .cmp(&(b.obs.received_at_ms, &b.obs.request_id))
+            });
+            let now = now_ms();
+            {
+                let mut r = recent.lock().unwrap_or_else(|e| e.into_inner());
+                ready.retain(|o| r.first(o, now));
+            }
+            if !ready.is_empty() && out.send(ready).await.is_err() {
+                tracing::debug!(source = %name, "live detection has stopped");
+            }
+        }
+        if stopping && !lines {
+            return read;
+        }
+        if !lines {
+            tokio::select! {
+                _ = tokio::time::sleep(src.poll) => {}
+                r = stop.changed(), if !stopping => stopping |= r.is_err(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const HEAD: &str = "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n";
+
+    fn row(s: u32, id: &str) -> String {
+        format!("2026-12-02T10:00:{s:02}Z,13807,api,cbpii,log,T,200,12,,{id}\n")
+    }
+
+    fn append(p: &std::path::Path, s: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        f.write_all(s.as_bytes()).unwrap();
+    }
+
+    /// Runs the follower until the store holds `n` rows; returns the ids handed over.
+    async fn follow_until(store: &Store, src: &Source, n: usize) -> Vec<String> {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(store.clone(), vec![src.clone()], 3600.0, tx, stop_rx));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store
+            .load_observations(i64::MIN, i64::MAX, &[])
+            .await
+            .unwrap()
+            .len()
+            < n
+        {
+            assert!(std::time::Instant::now() < deadline, "rows did not land");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            got.extend(b.into_iter().map(|o| o.obs.request_id.to_string()));
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn followed_rows_land_once_across_rotation_and_restart_and_extend_one_span() {
+        let d = std::env::temp_dir().join(format!(
+            "dispo-follow-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        let log = d.join("gw.csv");
+        let store = Store::open(&d.join("o.db")).await.unwrap();
+        let src = Source {
+            name: "gw".into(),
+            path: log.clone(),
+            format: Format::Csv,
+            mapping: None,
+            hold: Duration::ZERO,
+            poll: Duration::from_millis(20),
+            from_start: true,
+        };
+        append(&log, &format!("{HEAD}{}{}", row(2, "b"), row(1, "a")));
+        // Handed over sorted by time.
+        assert_eq!(follow_until(&store, &src, 2).await, ["a", "b"]);
+
+        // Stopped; meanwhile more lines, a rotation, a new file.
+        append(&log, &row(3, "c"));
+        std::fs::rename(&log, d.join("gw.csv.1")).unwrap();
+        append(&log, &format!("{HEAD}{}", row(4, "d")));
+        assert_eq!(follow_until(&store, &src, 4).await, ["c", "d"]);
+        append(&log, &row(5, "e"));
+        assert_eq!(follow_until(&store, &src, 5).await, ["e"]);
+
+        let all = store
+            .load_observations(i64::MIN, i64::MAX, &[])
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 5);
+        // One coverage span for the series, from the first to the latest row.
+        let spans: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT source, first_at, last_at FROM log_spans")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        // 2026-12-02T10:00:01Z .. 10:00:05Z.
+        assert_eq!(
+            spans,
+            [("gw".to_string(), 1_796_205_601_000, 1_796_205_605_000)]
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
