@@ -407,7 +407,13 @@ impl Outcome {
     pub fn from_reply(status: Option<u16>, error_code: Option<&str>) -> Outcome {
         match status {
             None => Outcome::NoReply,
-            Some(_) if matches!(error_code, Some("INTE" | "INTS")) => Outcome::AspspError,
+            Some(_)
+                if error_code.is_some_and(|c| {
+                    c.eq_ignore_ascii_case("INTE") || c.eq_ignore_ascii_case("INTS")
+                }) =>
+            {
+                Outcome::AspspError
+            }
             Some(s) if s >= 500 => Outcome::AspspError,
             Some(s) if s >= 400 => Outcome::Rejected,
             Some(_) => Outcome::Ok,
@@ -631,6 +637,11 @@ mod tests {
         );
         assert_eq!(
             Outcome::from_reply(Some(400), Some("INTE")),
+            Outcome::AspspError
+        );
+        // Codes as some gateways write them.
+        assert_eq!(
+            Outcome::from_reply(Some(400), Some("inte")),
             Outcome::AspspError
         );
         assert!(Outcome::NoReply.is_failure(false));

@@ -129,7 +129,16 @@ pub fn load_settings(
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading settings {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("settings {}", p.display()))?
+            let doc: toml::Table =
+                toml::from_str(&text).with_context(|| format!("settings {}", p.display()))?;
+            // A probe configuration given here: its `[counting]` table is the settings.
+            let table = match doc.get("counting") {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => doc,
+            };
+            toml::Value::Table(table)
+                .try_into()
+                .with_context(|| format!("settings {}", p.display()))?
         }
         None => Settings::default(),
     };

@@ -115,12 +115,17 @@ pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let doc: toml::Table = toml::from_str(&text)
                 .with_context(|| format!("{} is not valid TOML", path.display()))?;
-            match doc.get("counting") {
+            let mut s: Settings = match doc.get("counting") {
                 None => Settings::default(),
                 Some(v) => v.clone().try_into().with_context(|| {
                     format!("{}: the [counting] table is invalid", path.display())
                 })?,
+            };
+            // The monitor's own client ids: its requests in gateway logs are no TPP's.
+            if s.monitor_client_ids.is_empty() {
+                s.monitor_client_ids = monitor_client_ids(&doc);
             }
+            s
         }
     };
     if let Some(name) = tz {
@@ -129,6 +134,21 @@ pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<
         })?;
     }
     Ok(settings)
+}
+
+/// The `client_id` of every `[[establishment]]` of a probe configuration.
+fn monitor_client_ids(doc: &toml::Table) -> Vec<crate::domain::TppId> {
+    let mut ids: Vec<crate::domain::TppId> = doc
+        .get("establishment")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("client_id")?.as_str())
+        .map(Into::into)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Shown for a figure nobody observed.

@@ -44,9 +44,13 @@ pub fn of_series(
         .filter(|c| c.ongoing && c.covers(est, iface))
         .map(|c| c.end_ms.min(range.1))
         .collect();
+    // The data ends with the last span (or a monitor still running): an episode still down there
+    // is open. Any earlier span ends at a gap: an episode there is cut.
+    let last = spans.len().saturating_sub(1);
     let open_end = spans
         .iter()
-        .map(|s| s.1 >= range.1 || ongoing.contains(&s.1))
+        .enumerate()
+        .map(|(k, s)| k == last || s.1 >= range.1 || ongoing.contains(&s.1))
         .collect();
     SeriesCoverage { spans, open_end }
 }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 use super::intervals::{self, Span};
 use super::{DayFigures, LatencyStats};
-use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service};
 
 /// Everything one series (establishment, interface) needs for its day rows.
 pub struct SeriesDays<'a> {
@@ -22,8 +22,8 @@ pub struct SeriesDays<'a> {
     pub maintenance: &'a [Span],
     /// Merged covered spans of the series.
     pub covered: &'a [Span],
-    /// Outcomes whose replies are timed (policy `timed_outcomes`).
-    pub timed_outcomes: &'a [Outcome],
+    /// The counting settings (timed outcomes, the monitor's own client ids).
+    pub settings: &'a super::Settings,
 }
 
 /// One row per local day; `bounds[i]..bounds[i+1]` is day `dates[i]` in UTC ms.
@@ -48,10 +48,10 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
         let first = next;
         let mut c = Counts::default();
         while next < s.observations.len() && s.observations[next].received_at_ms < day.1 {
-            c.add(s.observations[next]);
+            c.add(s.observations[next], s.settings);
             next += 1;
         }
-        let latency = latency(&s.observations[first..next], s.timed_outcomes);
+        let latency = latency(&s.observations[first..next], &s.settings.timed_outcomes);
         rows.push(DayFigures {
             date: *date,
             establishment: *s.establishment,
@@ -89,14 +89,16 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, o: &Observation) {
+    fn add(&mut self, o: &Observation, settings: &super::Settings) {
         if o.outcome == Outcome::ProbeError {
             return;
         }
         self.requests += 1;
-        match o.source {
-            Source::Log => self.tpp += 1,
-            Source::Probe => self.probe += 1,
+        // TPP traffic: gateway logs, less the monitor's own requests as the gateway logged them.
+        if settings.is_monitor(o) {
+            self.probe += 1;
+        } else {
+            self.tpp += 1;
         }
         match self.by_service.get_mut(&o.service) {
             Some(n) => *n += 1,

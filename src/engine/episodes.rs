@@ -1,7 +1,8 @@
 //! Batch episode detection (methodology section 3): the live state machine over each covered
-//! span of a series, in (received_at, request_id) order. A span's end cuts the episode still
-//! open there (`cut`), unless the data ends there (`open`); failures after a gap need their own
-//! five, so each span starts a fresh run.
+//! span of a series, in (received_at, request_id) order. An episode still down where a span ends
+//! is closed there: `cut` when coverage resumes later (a gap: nothing is known of it, and the
+//! failures after it need their own five, so each span starts a fresh run), `open` when the
+//! data ends there.
 
 use super::coverage::SeriesCoverage;
 use super::live::{EpisodeTracker, LiveEvent};
@@ -22,7 +23,8 @@ pub fn detect(
             i += 1;
         }
         let mut tracker = EpisodeTracker::new(settings);
-        while i < sorted.len() && sorted[i].received_at_ms < end {
+        // A span's last instant holds its last observation (a log covers to its last line).
+        while i < sorted.len() && sorted[i].received_at_ms <= end {
             if let Some(LiveEvent::Closed(mut ep)) = tracker.push(sorted[i]) {
                 // A closing reply that completed after coverage ended: downtime stays inside it.
                 ep.end_ms = ep.end_ms.min(end);
@@ -38,6 +40,9 @@ pub fn detect(
             out.push(ep);
         }
     }
+    // A run that began and ended inside the previous episode (moved to start at its end, so
+    // zero long) adds no downtime: the earlier episode already holds it.
+    out.retain(|e| e.end_ms > e.start_ms || e.open);
     out.sort_by_key(|e| e.start_ms);
     out
 }

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use super::time::local_date;
 use super::{Episode, FallbackUse, Settings};
-use crate::domain::{Interface, Observation, Outcome, Source};
+use crate::domain::{Interface, Observation, Outcome};
 
 /// Fallback uses per (local date, establishment, TPP), from observations in time order.
 pub fn classify(
@@ -22,7 +22,7 @@ pub fn classify(
     for o in observations {
         if o.interface != Interface::Fallback
             || o.outcome == Outcome::ProbeError
-            || (o.source == Source::Probe && !settings.fallback_counts_probes)
+            || (settings.is_monitor(o) && !settings.fallback_counts_probes)
         {
             continue;
         }

@@ -71,6 +71,21 @@ pub struct Settings {
     /// Imported latencies beyond this are refused as implausible (a gateway's time-out is far
     /// shorter). Default 3 600 s.
     pub max_latency_s: f64,
+    /// The monitor's own client ids (`client_id` of the configuration's establishments, filled
+    /// in when a probe configuration is given): its requests in the gateway's log are the
+    /// monitor's traffic, not a TPP's (no usage, no fallback use). Default none.
+    pub monitor_client_ids: Vec<TppId>,
+}
+
+impl Settings {
+    /// Whether an observation is the monitor's own traffic (its probes, or its requests as the
+    /// gateway logged them), which counts in no usage or fallback figure (section 6).
+    pub fn is_monitor(&self, o: &Observation) -> bool {
+        o.source == crate::domain::Source::Probe
+            || o.tpp
+                .as_ref()
+                .is_some_and(|t| self.monitor_client_ids.contains(t))
+    }
 }
 
 /// The response time an observation counts with (section 4): for a probe under the default
@@ -118,6 +133,7 @@ impl Default for Settings {
             timed_outcomes: vec![Outcome::Ok],
             probe_latency: ProbeLatency::Request,
             max_latency_s: 3_600.0,
+            monitor_client_ids: Vec::new(),
         }
     }
 }
@@ -518,7 +534,7 @@ pub fn compute(
             downtime: &down,
             maintenance: &m,
             covered: &cov.spans,
-            timed_outcomes: &settings.timed_outcomes,
+            settings,
         };
         ext_days.extend(days::day_rows(&sd, &ext_dates, &bounds));
         let in_period = in_range(obs, p_start, p_end);
@@ -613,6 +629,50 @@ fn validate(period: Period, settings: &Settings) -> Result<(), EngineError> {
     }
     if !(settings.max_latency_s.is_finite() && settings.max_latency_s > 0.0) {
         return bad("max_latency_s", "must be a positive number of seconds");
+    }
+    if settings
+        .counted_services
+        .as_ref()
+        .is_some_and(Vec::is_empty)
+    {
+        // An empty list would count no failure at all: every day 100 %.
+        return bad(
+            "counted_services",
+            "must name at least one service (leave it out to count every service)",
+        );
+    }
+    if settings.timed_outcomes.is_empty() {
+        return bad(
+            "timed_outcomes",
+            "must name at least one outcome (default [\"ok\"])",
+        );
+    }
+    let t = &settings.targets;
+    let pct = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+    if !pct(t.uptime_pct) {
+        return bad("targets.uptime_pct", "must be a percentage from 0 to 100");
+    }
+    if !pct(t.error_rate_pct) {
+        return bad(
+            "targets.error_rate_pct",
+            "must be a percentage from 0 to 100",
+        );
+    }
+    let ms_ok = |v: f64| v.is_finite() && v > 0.0;
+    if !ms_ok(t.avg_ms) || !t.avg_ms_by_service.values().all(|v| ms_ok(*v)) {
+        return bad(
+            "targets.avg_ms",
+            "response-time targets must be positive milliseconds",
+        );
+    }
+    if let Some(w) = settings.maintenance.iter().find(|w| w.start == w.end) {
+        return Err(EngineError::Setting {
+            name: "maintenance",
+            why: format!(
+                "the {:?} window starts and ends at {}: give a window of some length",
+                w.weekday, w.start
+            ),
+        });
     }
     Ok(())
 }

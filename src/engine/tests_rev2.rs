@@ -480,3 +480,157 @@ fn p11_a_day_without_request_has_no_error_rate() {
     );
     assert_eq!(day(&k, "2024-07-02").error_rate_pct, Some(0.0));
 }
+
+// Found by the outside review (figures that favoured the bank), each pinned here.
+
+#[test]
+fn a_one_line_log_covers_no_time() {
+    // One no-reply on 1 July, alone in its file: the log covers from its first to its last line,
+    // here no time at all. The day is n.d., not 100 % "over a millisecond".
+    let obs = vec![log("2024-07-01T10:00:00Z", "x", None, 0.0)];
+    let cov = vec![span(
+        CoverageKind::Log,
+        "2024-07-01T10:00:00Z",
+        "2024-07-01T10:00:00Z",
+        false,
+    )];
+    let k = kpis(obs, cov, "2024-07-01", "2024-07-02");
+    let d = day(&k, "2024-07-01");
+    assert_eq!((d.covered_s, d.uptime_pct), (0.0, None));
+    assert_eq!((d.requests, d.no_reply), (1, 1));
+}
+
+#[test]
+fn an_outage_at_the_end_of_the_data_is_open_and_one_before_a_gap_is_cut() {
+    // A log ends with five no-replies at 10:00:00–04Z (its last line at :04): the data ends
+    // there, the episode is open (4 s). Add a second log from 12:00Z: the first episode now
+    // ends at a gap, cut.
+    let obs = five(Source::Log, "2024-07-01T10:00:0", "f");
+    let first = span(
+        CoverageKind::Log,
+        "2024-07-01T08:00:00Z",
+        "2024-07-01T10:00:04Z",
+        false,
+    );
+    let k = kpis(obs.clone(), vec![first], "2024-07-01", "2024-07-02");
+    assert!(k.episodes[0].open && !k.episodes[0].cut);
+    assert_eq!(k.episodes[0].duration_s(), 4.0);
+    let later = span(
+        CoverageKind::Log,
+        "2024-07-01T12:00:00Z",
+        "2024-07-01T13:00:00Z",
+        false,
+    );
+    let k = kpis(obs, vec![first, later], "2024-07-01", "2024-07-02");
+    assert!(k.episodes[0].cut && !k.episodes[0].open);
+}
+
+#[test]
+fn an_unobserved_week_does_not_clear_a_run_of_missed_weeks() {
+    // W38 and W40 each hold a 1-hour episode (misses); W39 was not watched at all (a log for
+    // W38, nothing in W39, a log for W40–W41). W39 is not judged, and does not break the run:
+    // W40 is the second miss in a row (warning), not a fresh notice.
+    let mut obs = hour_down("2024-09-18", "a");
+    obs.extend(hour_down("2024-10-02", "c"));
+    let cov = vec![
+        monitor("2024-09-15T22:00:00Z", "2024-09-22T22:00:00Z"),
+        monitor("2024-09-29T22:00:00Z", "2024-10-13T22:00:00Z"),
+    ];
+    let k = kpis(obs, cov, "2024-07-01", "2024-10-01");
+    let w = |label: &str| {
+        let w = k.weeks.iter().find(|w| w.week == label).unwrap();
+        (w.uptime_pct.is_some(), w.consecutive_missed, w.level)
+    };
+    assert_eq!(w("2024-W38"), (true, 1, Some(WatchLevel::Notice)));
+    assert_eq!(w("2024-W39"), (false, 1, None));
+    assert_eq!(w("2024-W40"), (true, 2, Some(WatchLevel::Warning)));
+}
+
+#[test]
+fn a_run_inside_the_previous_episode_adds_no_episode() {
+    // f1..f5 at 10:00:00..04Z; a slow reply sent at :05 completing at :50; five more failures
+    // :10..:14 and a reply at :20 (0 ms) completing before :50. The second run lies inside the
+    // first episode (10:00:00–10:00:50): moved to start at its end it would last 0 s, so it is no
+    // episode; downtime 50 s.
+    let mut obs = five(Source::Probe, "2024-07-01T10:00:0", "f");
+    obs.push(probe("2024-07-01T10:00:05Z", "slow", Some(200), 45_000.0));
+    for i in 0..5 {
+        obs.push(probe(
+            &format!("2024-07-01T10:00:1{i}Z"),
+            &format!("g{i}"),
+            None,
+            0.0,
+        ));
+    }
+    obs.push(probe("2024-07-01T10:00:20Z", "ok", Some(200), 0.0));
+    let cov = vec![monitor("2024-06-30T22:00:00Z", "2024-07-01T22:00:00Z")];
+    let k = kpis(obs, cov, "2024-07-01", "2024-07-02");
+    assert_eq!(k.episodes.len(), 1);
+    assert_eq!(day(&k, "2024-07-01").downtime_s, 50.0);
+}
+
+#[test]
+fn settings_that_would_count_nothing_are_refused() {
+    let period = Period {
+        from: date("2024-07-01"),
+        to: date("2024-07-02"),
+    };
+    let input = EngineInput::default();
+    let bad = |s: Settings| compute(&input, period, &s).unwrap_err().to_string();
+    let e = bad(Settings {
+        counted_services: Some(vec![]),
+        ..Settings::default()
+    });
+    assert!(e.contains("counted_services"), "{e}");
+    let mut s = Settings::default();
+    s.targets.uptime_pct = 150.0;
+    assert!(bad(s).contains("targets.uptime_pct"));
+    let s = Settings {
+        maintenance: vec![MaintenanceWindow {
+            weekday: Weekday::Sun,
+            start: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+            establishments: vec![],
+        }],
+        ..Settings::default()
+    };
+    assert!(bad(s).contains("starts and ends at 02:00:00"));
+}
+
+#[test]
+fn the_monitors_own_traffic_is_no_tpp_request_and_no_fallback_use() {
+    // The gateway logged two fallback calls: one by a TPP (B), one by the monitor itself (its
+    // client id M, from the configuration), and an API call by M. Only B's is TPP traffic and
+    // fallback use (unjustified: no episode); M's count as the monitor's requests.
+    let mut fb_tpp = log("2024-07-01T10:00:00Z", "b1", Some(302), 40.0);
+    fb_tpp.interface = Interface::Fallback;
+    fb_tpp.tpp = Some("B".into());
+    let mut fb_mon = log("2024-07-01T10:01:00Z", "m1", Some(302), 40.0);
+    fb_mon.interface = Interface::Fallback;
+    fb_mon.tpp = Some("M".into());
+    let mut api_mon = log("2024-07-01T10:02:00Z", "m2", Some(200), 40.0);
+    api_mon.tpp = Some("M".into());
+    let s = Settings {
+        monitor_client_ids: vec!["M".into()],
+        ..Settings::default()
+    };
+    let cov = vec![CoverageSpan {
+        interface: None,
+        ..monitor("2024-06-30T22:00:00Z", "2024-07-01T22:00:00Z")
+    }];
+    let k = kpis_with(
+        vec![fb_tpp, fb_mon, api_mon],
+        cov,
+        "2024-07-01",
+        "2024-07-02",
+        &s,
+    );
+    let fb: Vec<_> = k
+        .fallback
+        .iter()
+        .map(|f| (f.tpp.as_deref(), f.justified, f.unjustified))
+        .collect();
+    assert_eq!(fb, [(Some("B"), 0, 1)]);
+    let api = day(&k, "2024-07-01");
+    assert_eq!((api.tpp_requests, api.probe_requests), (0, 1));
+}

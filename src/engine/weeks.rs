@@ -88,15 +88,19 @@ pub fn watch(
         let prev = out
             .last()
             .filter(|w| w.establishment == *est && w.monday + chrono::Duration::days(7) == *monday);
-        let consecutive_missed = if misses.is_empty() {
-            0
-        } else {
-            prev.map_or(0, |w| w.consecutive_missed) + 1
+        let before = prev.map_or(0, |w| w.consecutive_missed);
+        // A complete week nobody observed is not judged, and it does not break a run of missed
+        // weeks either: stopping the monitor for a week must not clear an escalation.
+        let unobserved = complete && uptime.is_none();
+        let consecutive_missed = match (misses.is_empty(), unobserved) {
+            (false, _) => before + 1,
+            (true, true) => before,
+            (true, false) => 0,
         };
-        let level = match consecutive_missed {
-            0 => None,
-            1 => Some(WatchLevel::Notice),
-            2 => Some(WatchLevel::Warning),
+        let level = match (unobserved, consecutive_missed) {
+            (true, _) | (_, 0) => None,
+            (_, 1) => Some(WatchLevel::Notice),
+            (_, 2) => Some(WatchLevel::Warning),
             _ => Some(WatchLevel::Critical),
         };
         out.push(WeekWatch {

@@ -341,7 +341,11 @@ fn parity(kpis: &Kpis, l: Lang) -> Table {
 fn usage(stored: &[StoredObservation], settings: &Settings, l: Lang) -> Table {
     type Key = (String, String, String);
     let mut calls: BTreeMap<Key, (u64, BTreeSet<String>)> = BTreeMap::new();
-    for o in stored.iter().filter(|o| o.obs.interface == Interface::Api) {
+    // TPP traffic only (methodology section 6): the monitor's own calls are no usage.
+    for o in stored
+        .iter()
+        .filter(|o| o.obs.interface == Interface::Api && !settings.is_monitor(&o.obs))
+    {
         let month = local_date(o.obs.received_at_ms, settings.tz)
             .format("%Y-%m")
             .to_string();

@@ -127,6 +127,8 @@ impl<R: BufRead> CsvRows<R> {
         let status = match opt(6)? {
             None => None,
             Some(s) => match s.parse::<u16>() {
+                // Gateways write 0 when no reply came (the JSON-lines import reads it so too).
+                Ok(0) => None,
                 Ok(n) if (100..=599).contains(&n) => Some(n),
                 _ => return Err(format!("status {s:?} is not an HTTP status (100 to 599)")),
             },
@@ -139,9 +141,9 @@ impl<R: BufRead> CsvRows<R> {
                 Err(_) => return Err(format!("latency_ms {s:?} is not a number")),
             },
         };
-        if status.is_none() && latency_ms.is_some() {
-            return Err("latency_ms given without a status (no reply has no latency)".into());
-        }
+        // A time-out logged with how long the gateway waited: still no reply, which has no
+        // response time (refusing the line would erase an outage from the figures).
+        let latency_ms = latency_ms.filter(|_| status.is_some());
         let error_code = opt(8)?.map(CompactString::new);
         let request_id = CompactString::new(opt(9)?.ok_or("request_id is empty")?);
         let given = match self.outcome.map(field).transpose()? {

@@ -24,7 +24,9 @@ pub fn imported_outcome(
     let probe = source == Source::Probe;
     match given {
         g if g == derived => Ok(g),
-        Outcome::ProbeError if probe => Ok(given),
+        // The monitor's own fault never got a reply from the bank: a `probe_error` with a
+        // status would take a bank's error out of every figure.
+        Outcome::ProbeError if probe && status.is_none() => Ok(given),
         Outcome::Unexpected if probe && derived == Outcome::Ok => Ok(given),
         _ => {
             let reply = match (status, error_code) {
@@ -33,6 +35,9 @@ pub fn imported_outcome(
                 (Some(s), None) => format!("status {s}"),
             };
             let hint = match given {
+                Outcome::ProbeError if probe => {
+                    "; a probe's own fault has no reply, so no status".to_string()
+                }
                 Outcome::ProbeError | Outcome::Unexpected if !probe => {
                     format!("; only probe rows may say \"{given}\"")
                 }
@@ -87,6 +92,10 @@ mod tests {
             imported_outcome(Some(O::Unexpected), probe, Some(302), None),
             Ok(O::Unexpected)
         );
+
+        // A "probe_error" on a bank's 503 INTS would drop the bank's error from every figure.
+        let e = imported_outcome(Some(O::ProbeError), probe, Some(503), Some("INTS")).unwrap_err();
+        assert!(e.contains("a probe's own fault has no reply"), "{e}");
 
         // Contradictions: refused, naming both values.
         let e = imported_outcome(Some(O::Ok), log, Some(503), Some("INTS")).unwrap_err();

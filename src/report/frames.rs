@@ -12,7 +12,7 @@ use std::hash::BuildHasherDefault;
 use chrono::NaiveDate;
 
 use crate::domain::{EstablishmentCode, Interface, Observation, Outcome};
-use crate::engine::{DayFigures, Period, time};
+use crate::engine::{DayFigures, Period, Settings, time};
 
 pub type FrameResult<T> = Result<T, PolarsError>;
 
@@ -98,7 +98,8 @@ pub fn bank_daily(days: &DataFrame) -> FrameResult<DataFrame> {
 /// interface, service, TPP and local day — the engine's own days, so both agree on every
 /// midnight and DST change: a quarter of ten million rows becomes a frame of some thousands,
 /// which polars then aggregates. Observations without a TPP (customer interfaces) count no TPP.
-pub fn usage(obs: &[Observation], tz: chrono_tz::Tz, period: Period) -> FrameResult<DataFrame> {
+pub fn usage(obs: &[Observation], settings: &Settings, period: Period) -> FrameResult<DataFrame> {
+    let tz = settings.tz;
     type Key<'a> = (EstablishmentCode, Interface, &'a str, Option<&'a str>, u32);
     let dates: Vec<NaiveDate> = time::days(period.from, period.to).collect();
     let ends: Vec<i64> = dates
@@ -109,7 +110,11 @@ pub fn usage(obs: &[Observation], tz: chrono_tz::Tz, period: Period) -> FrameRes
     let mut counts: HashMap<Key<'_>, u32, BuildHasherDefault<rustc_hash::FxHasher>> =
         HashMap::default();
     let mut day = 0usize;
-    for o in obs.iter().filter(|o| o.outcome == Outcome::Ok) {
+    // TPP traffic only (methodology section 6): the monitor's own calls are no usage.
+    for o in obs
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && !settings.is_monitor(o))
+    {
         while day < ends.len() && o.received_at_ms >= ends[day] {
             day += 1;
         }
@@ -209,19 +214,29 @@ mod tests {
         // 22:30Z (00:30 local, 2 July), A on 2 July; a 400 from C is not a successful call.
         // → 3 calls, 2 distinct TPPs (A, B), 2 local days. The web page: 1 call, no TPP, 1 day.
         // A call at 3 July 00:30 local lies after the period [1 July, 3 July): not counted.
+        // The monitor's own calls are no usage: its probe at 10:30Z, and its request as the
+        // gateway logged it (client id M, the configuration's) at 11:00Z.
+        let mut probe = ob("2024-07-02T10:30:00Z", Interface::Api, Some("M"), 200);
+        probe.source = Source::Probe;
         let obs = [
             ob("2024-07-01T21:30:00Z", Interface::Api, Some("A"), 200),
             ob("2024-07-01T22:00:00Z", Interface::Api, Some("C"), 400),
             ob("2024-07-01T22:30:00Z", Interface::Api, Some("B"), 200),
             ob("2024-07-02T09:00:00Z", Interface::PsuWeb, None, 200),
             ob("2024-07-02T10:00:00Z", Interface::Api, Some("A"), 200),
+            probe,
+            ob("2024-07-02T11:00:00Z", Interface::Api, Some("M"), 200),
             ob("2024-07-02T22:30:00Z", Interface::Api, Some("A"), 200),
         ];
+        let settings = Settings {
+            monitor_client_ids: vec!["M".into()],
+            ..Settings::default()
+        };
         let period = Period {
             from: "2024-07-01".parse().unwrap(),
             to: "2024-07-03".parse().unwrap(),
         };
-        let u = usage(&obs, chrono_tz::Europe::Paris, period).unwrap();
+        let u = usage(&obs, &settings, period).unwrap();
         assert_eq!(strs(&u, "interface").unwrap(), ["api", "psu_web"]);
         assert_eq!(nums(&u, "successful_calls").unwrap(), [3.0, 1.0]);
         assert_eq!(nums(&u, "tpps").unwrap(), [2.0, 0.0]);

@@ -168,7 +168,7 @@ impl Publication {
                 .days
                 .iter()
                 .filter(|d| d.establishment.as_str() == e && d.interface == i)
-                .map(|d| d.requests)
+                .map(|d| d.tpp_requests)
                 .sum()
         };
         Ok((0..est.len())
@@ -191,17 +191,17 @@ impl Publication {
                     })
                     .collect();
                 let dedicated = interface == Interface::Api;
-                let fallback_share_pct = dedicated.then(|| {
-                    let (api, fb) = (
-                        requests_of(e, Interface::Api),
-                        requests_of(e, Interface::Fallback),
-                    );
-                    if api + fb == 0 {
-                        0.0
-                    } else {
-                        fb as f64 / (api + fb) as f64 * 100.0
-                    }
-                });
+                // TPP requests only (methodology section 6): the monitor's own checks of the
+                // fallback are no use of it. n.d. without TPP traffic.
+                let fallback_share_pct = dedicated
+                    .then(|| {
+                        let (api, fb) = (
+                            requests_of(e, Interface::Api),
+                            requests_of(e, Interface::Fallback),
+                        );
+                        (api + fb > 0).then(|| fb as f64 / (api + fb) as f64 * 100.0)
+                    })
+                    .flatten();
                 let weeks_missed = dedicated.then(|| {
                     let weeks = self
                         .kpis
@@ -297,7 +297,7 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         secs = started.elapsed().as_secs_f64(),
         "report: observations loaded"
     );
-    let usage = frames::usage(&obs[first..last.max(first)], tz, req.period)?;
+    let usage = frames::usage(&obs[first..last.max(first)], &req.settings, req.period)?;
     tracing::debug!(
         secs = started.elapsed().as_secs_f64(),
         "report: usage counted"

@@ -49,8 +49,8 @@ impl LogSpans {
             )
             .collect()
     }
-    /// As coverage (for a file counted directly, `kpi --input`): the span's last instant is
-    /// included, so the half-open span ends one millisecond after it.
+    /// As coverage (for a file counted directly, `kpi --input`): from the first to the last line
+    /// (a file of one line covers no time: its day is "n.d.").
     pub fn coverage(&self) -> Vec<CoverageSpan> {
         self.spans()
             .into_iter()
@@ -59,7 +59,7 @@ impl LogSpans {
                 establishment: Some(s.establishment),
                 interface: Some(s.interface),
                 start_ms: s.first_ms,
-                end_ms: s.last_ms + 1,
+                end_ms: s.last_ms,
                 ongoing: false,
             })
             .collect()
@@ -210,8 +210,7 @@ impl Store {
                     establishment: Some(EstablishmentCode::from_str(&est).map_err(bad)?),
                     interface: Some(Interface::from_str(&iface).map_err(bad)?),
                     start_ms: first,
-                    // The last logged instant is inside the log's coverage.
-                    end_ms: last + 1,
+                    end_ms: last,
                     ongoing: false,
                 },
                 from_ms,
@@ -225,7 +224,9 @@ impl Store {
 fn push_clipped(out: &mut Vec<CoverageSpan>, mut s: CoverageSpan, from_ms: i64, to_ms: i64) {
     s.start_ms = s.start_ms.max(from_ms);
     s.end_ms = s.end_ms.min(to_ms);
-    if s.end_ms > s.start_ms {
+    // An empty span (a one-line log) covers no time, but its instant still places its
+    // observation inside coverage for episode detection.
+    if s.end_ms >= s.start_ms {
         out.push(s);
     }
 }

@@ -537,7 +537,7 @@ fn each_imported_file_records_its_log_span_per_series() {
     ];
     assert_eq!(log_spans(&db), want_a);
 
-    // As coverage: half-open, so the last instant is included (end = last + 1).
+    // As coverage: from the first line to the last (methodology section 1).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -563,7 +563,7 @@ fn each_imported_file_records_its_log_span_per_series() {
         "13807".into(),
         Interface::Api,
         1_720_087_200_000,
-        1_720_087_500_001
+        1_720_087_500_000
     )));
     assert_eq!(got.len(), 3, "{got:?}");
 

@@ -59,7 +59,7 @@ fn line(at: &str, rid: &str, status: &str) -> String {
 ///   minutes (20:15 … 23:15Z), a reply at 23:30:00Z → episode E1 20:00:00 → 23:30:00Z
 ///   (12 600 s), across local midnight (22:00Z). A reply on 1 Oct 08:00Z; five no-replies
 ///   10:00:00–04Z and a last one at 10:05:30Z, where the file ends: E2 from 10:00:00Z, cut where
-///   the log's coverage ends, 10:05:30.001Z (330.001 s).
+///   the log's coverage ends, 10:05:30Z (330 s; cut, not open, since gw-b covers later time).
 /// - gw-b.csv, from 2024-10-01T12:00:00Z: four no-replies 12:00:00–03Z (after a gap: they need
 ///   their own five, so no episode), a reply at 12:01:00Z logged twice (an exact copy: one
 ///   request counts once), one at 2024-10-02T21:59:59Z. (A copy of a gw-a line would stretch
@@ -97,7 +97,7 @@ fn two_logs(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Maintenance every Tuesday 11:00–13:00 Paris (09:00–11:00Z): E2 (Tuesday 1 Oct,
-/// 10:00:00–10:05:30.001Z) is planned whole.
+/// 10:00:00–10:05:30Z) is planned whole.
 const CONFIG: &str = "[counting]\n\
 maintenance = [{ weekday = \"Tue\", start = \"11:00:00\", end = \"13:00:00\" }]\n";
 
@@ -152,17 +152,17 @@ fn kpi_report_and_evidence_give_the_same_episodes_and_days() {
             (
                 "13807-api-20241001T100000.000Z",
                 "2024-10-01T10:00:00.000Z",
-                "2024-10-01T10:05:30.001Z",
-                330.001,
+                "2024-10-01T10:05:30.000Z",
+                330.0,
                 true,
                 false
             ),
         ]
     );
 
-    // 1 Oct (22:00Z on 30 Sept to 22:00Z): covered by gw-a to 10:05:30.001Z (43 530.001 s) and
-    // by gw-b from 12:00Z (36 000 s) = 79 530.001 s; unmonitored 6 869.999 s. Down: E1's
-    // 22:00–23:30Z (5 400 s) + E2 (330.001 s) = 5 730.001 s, of which planned 330.001 s.
+    // 1 Oct (22:00Z on 30 Sept to 22:00Z): covered by gw-a to 10:05:30Z (43 530 s) and by gw-b
+    // from 12:00Z (36 000 s) = 79 530 s; unmonitored 6 870 s. Down: E1's 22:00–23:30Z
+    // (5 400 s) + E2 (330 s) = 5 730 s, of which planned 330 s.
     // Requests from 22:00Z: s07..s12 (22:00–23:15Z) = 6 and ok1, ok2, g0..g5 = 6, h0..h3 = 4,
     // ok3 once (its copy is the same request) = 19 requests, of which 6 + 6 + 4 = 16 no-replies.
     let d1 = k["days"]
@@ -171,13 +171,13 @@ fn kpi_report_and_evidence_give_the_same_episodes_and_days() {
         .iter()
         .find(|d| d["date"] == "2024-10-01")
         .unwrap();
-    assert_eq!(d1["covered_s"].as_f64().unwrap(), 79_530.001);
-    assert_eq!(d1["unmonitored_s"].as_f64().unwrap(), 86_400.0 - 79_530.001);
-    assert_eq!(d1["downtime_s"].as_f64().unwrap(), 5_400.0 + 330.001);
-    assert_eq!(d1["planned_downtime_s"].as_f64().unwrap(), 330.001);
+    assert_eq!(d1["covered_s"].as_f64().unwrap(), 79_530.0);
+    assert_eq!(d1["unmonitored_s"].as_f64().unwrap(), 6_870.0);
+    assert_eq!(d1["downtime_s"].as_f64().unwrap(), 5_730.0);
+    assert_eq!(d1["planned_downtime_s"].as_f64().unwrap(), 330.0);
     assert_eq!(
         d1["uptime_pct"].as_f64().unwrap(),
-        100.0 - (5_400.0 + 330.001) / 79_530.001 * 100.0
+        100.0 - 5_730.0 / 79_530.0 * 100.0
     );
     assert_eq!(
         (d1["requests"].as_u64(), d1["no_reply"].as_u64()),
@@ -255,6 +255,17 @@ fn kpi_report_and_evidence_give_the_same_episodes_and_days() {
         .map(|g| (g.0.into(), g.1.into(), g.2.into(), g.3))
         .collect();
     assert_eq!(from_pack, from_kpi);
+    // `--settings` given the probe configuration reads its `[counting]` table too (it used to
+    // refuse the file).
+    let pack2 = dir.join("pack2");
+    let mut e = vec!["evidence", "--db", dbs, "--settings", cfgs, "--out"];
+    e.push(pack2.to_str().unwrap());
+    e.extend_from_slice(&period);
+    dispo(&e);
+    assert_eq!(
+        std::fs::read_to_string(pack2.join("episodes.csv")).unwrap(),
+        std::fs::read_to_string(pack.join("episodes.csv")).unwrap()
+    );
 }
 
 #[test]
@@ -434,4 +445,51 @@ fn response_times_are_over_successful_replies_and_episodes_never_overlap() {
         ]
     );
     assert_eq!(d["downtime_s"].as_f64().unwrap(), 60.0);
+}
+
+#[test]
+fn time_outs_logged_with_their_wait_are_no_replies_and_a_bank_error_is_never_a_probe_error() {
+    // A gateway export: a 200 at 10:00:00Z, five time-outs 10:00:10–14Z logged with the 30 s the
+    // gateway waited (empty status, latency 30000) or status 0, a 200 at 11:00:00Z. They are
+    // no-replies (an outage: 10:00:10 → 11:00:00, 3 590 s of the 3 600 s covered), not refused
+    // lines that would erase it.
+    support::init();
+    let dir = tmp("timeouts");
+    let mut s = String::from(HEAD);
+    s += &line("2024-07-01T10:00:00.000Z", "a", "200");
+    for i in 0..5 {
+        let status = if i % 2 == 0 { "" } else { "0" };
+        s += &format!(
+            "2024-07-01T10:00:1{i}.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,{status},30000,,t{i}\n"
+        );
+    }
+    s += &line("2024-07-01T11:00:00.000Z", "b", "200");
+    let f = dir.join("timeouts.csv");
+    std::fs::write(&f, s).unwrap();
+    let k = kpi_json(&["--input", f.to_str().unwrap()]);
+    let d = &k["days"][0];
+    assert_eq!(d["no_reply"], 5);
+    assert_eq!(d["downtime_s"].as_f64().unwrap(), 3_590.0);
+    assert_eq!(
+        d["uptime_pct"].as_f64().unwrap(),
+        100.0 - 3_590.0 / 3_600.0 * 100.0
+    );
+
+    // Probe rows marked probe_error on a 503 INTS are refused: the monitor's own fault has no
+    // reply, and taking them so would drop the bank's errors from every figure.
+    let mut p = String::from(HEAD.trim_end());
+    p += ",outcome\n";
+    p += "2024-07-01T10:00:00.000Z,13807,api,cbpii,probe,,503,10,INTS,p1,probe_error\n";
+    let g = dir.join("pe.csv");
+    std::fs::write(&g, p).unwrap();
+    let out = Command::new(support::dispo_bin())
+        .args(["kpi", "--input", g.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pe.csv:2") && err.contains("no reply"),
+        "{err}"
+    );
 }
