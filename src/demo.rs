@@ -180,11 +180,12 @@ pub async fn run(
     let cfg =
         crate::config::load(&cfg_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     let store = Store::open(&db).await?;
-    let (observers, _) = tokio::sync::broadcast::channel(16_384);
+    let mut observers = crate::probe::order::Observers::default();
     let live = tokio::spawn(crate::alert::live::run(
         store.clone(),
         cfg.clone(),
         observers.subscribe(),
+        chrono::Utc::now().timestamp_millis(),
     ));
 
     // The live table.
@@ -195,12 +196,8 @@ pub async fn run(
         let mut rx = observers.subscribe();
         let mut tracker = EpisodeTracker::new(&cfg.counting);
         tokio::spawn(async move {
-            loop {
-                let o: StoredObservation = match rx.recv().await {
-                    Ok(o) => o,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
+            while let Some(o) = rx.recv().await {
+                let o: StoredObservation = o;
                 if o.obs.interface != Interface::Api {
                     continue;
                 }

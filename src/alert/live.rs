@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{Alert, AlertsConfig, Channel, Severity};
 use crate::config::Config;
-use crate::domain::{Interface, Observation, Outcome, known_establishment};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, known_establishment};
 use crate::engine::live::{EpisodeTracker, LiveEvent};
 use crate::engine::{self, Episode, Period, Settings, WatchLevel, time};
 use crate::store::{Store, StoredObservation};
@@ -72,6 +72,20 @@ pub fn down_alert(e: &Episode, tz: Tz) -> Alert {
     }
 }
 
+/// The final description of an episode cut by a gap in coverage.
+pub fn cut_text(e: &Episode, tz: Tz) -> String {
+    format!(
+        "Monitoring of the {} of {} was interrupted at {}: the episode is cut there, after {:.1} s \
+         (from {}); nothing is known of what followed. If the interface still fails, a new episode \
+         is alerted once five new failures confirm it.",
+        iface_words(e.interface),
+        name(e.establishment.as_str()),
+        local(e.end_ms, tz),
+        e.duration_s(),
+        local(e.start_ms, tz)
+    )
+}
+
 /// The final description of a recovered episode.
 pub fn recovery_text(e: &Episode, tz: Tz) -> String {
     format!(
@@ -85,8 +99,16 @@ pub fn recovery_text(e: &Episode, tz: Tz) -> String {
 }
 
 /// Runs the live detector, the periodic checks and the delivery loop until the observation
-/// channel closes (the daemon stopped); then delivers what is due one last time.
-pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredObservation>) {
+/// channel closes (the daemon stopped); then delivers what is due one last time. The channel
+/// brings the observations of this run (received from `since_ms` on), per series in
+/// (`received_at`, `request_id`) order ([`crate::probe::order`]); those before are replayed from
+/// the store.
+pub async fn run(
+    store: Store,
+    cfg: Config,
+    mut rx: mpsc::Receiver<StoredObservation>,
+    since_ms: i64,
+) {
     let (stop_tx, stop) = watch::channel(false);
     let alerts: AlertsConfig = cfg.alerts.clone();
     let channels: Vec<Channel> = alerts.channels();
@@ -99,29 +121,13 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
         stop.clone(),
     ));
     let mut episodes = Episodes::new(&cfg.counting);
-    let replayed = episodes.replay(&store, &ids).await;
+    episodes.replay(&store, &ids, since_ms).await;
     let mut probe_errors = ProbeErrors::load(&store).await;
-    loop {
-        let o = match rx.recv().await {
-            Ok(o) => o,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "live detection fell behind; the recorded data stays complete and the figures exact"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
-        if replayed.contains(&(
-            o.obs.establishment.to_string(),
-            o.obs.request_id.to_string(),
-        )) {
-            continue;
-        }
+    while let Some(o) = rx.recv().await {
         let now = chrono::Utc::now().timestamp_millis();
         probe_errors.push(&store, &o, &ids, now).await;
-        episodes.push(&store, &o.obs, &ids, now).await;
+        let counted = crate::period::counted(&o, &cfg.counting);
+        episodes.push(&store, &counted, &ids, now).await;
     }
     let _ = stop_tx.send(true);
     let _ = checks.await;
@@ -130,7 +136,8 @@ pub async fn run(store: Store, cfg: Config, mut rx: broadcast::Receiver<StoredOb
 
 /// Episodes and their `interface_down` alerts.
 pub struct Episodes {
-    tracker: EpisodeTracker,
+    /// One tracker per series, started afresh after each gap in coverage (methodology 3).
+    series: std::collections::BTreeMap<(EstablishmentCode, Interface), SeriesLive>,
     settings: Settings,
     /// Series with an `interface_down` alert left firing by an earlier run that the replay did
     /// not find open (an episode older than the replay window).
@@ -139,6 +146,14 @@ pub struct Episodes {
     /// (busy past its timeout, failing) is queued again with the next observation, so a passing
     /// error never leaves an outage unannounced.
     unqueued: std::collections::VecDeque<Unqueued>,
+}
+
+/// The live state of one series.
+struct SeriesLive {
+    tracker: EpisodeTracker,
+    /// The monitor's probes of the series fail on its own side (`probe_error`): not covered
+    /// until a probe gets another outcome (methodology 1).
+    gap: bool,
 }
 
 /// An alert or resolution waiting to enter the outbox.
@@ -160,22 +175,18 @@ const REPLAY_MIN_MS: i64 = 10 * 60_000;
 impl Episodes {
     pub fn new(settings: &Settings) -> Self {
         Self {
-            tracker: EpisodeTracker::new(settings),
+            series: Default::default(),
             settings: settings.clone(),
             stale: Default::default(),
             unqueued: Default::default(),
         }
     }
 
-    /// At start-up, replays the recorded observations of the last minutes (back to the start of
-    /// any episode alert still firing), so an outage that goes on across a monitor restart keeps
-    /// its one alert, and an episode that opened or ended while the monitor was down is alerted
-    /// and resolved. Returns the (establishment, request id) replayed, which the live feed skips.
-    pub async fn replay(
-        &mut self,
-        store: &Store,
-        ids: &[String],
-    ) -> std::collections::HashSet<(String, String)> {
+    /// At start-up, replays the recorded observations of the last minutes before `since_ms`
+    /// (back to the start of any episode alert still firing), so an outage that goes on across a
+    /// monitor restart keeps its one alert, and an episode that opened or ended while the monitor
+    /// was down is alerted and resolved. Returns how many observations it replayed.
+    pub async fn replay(&mut self, store: &Store, ids: &[String], since_ms: i64) -> usize {
         let now = chrono::Utc::now().timestamp_millis();
         let firing = store
             .firing_alerts("interface_down")
@@ -184,24 +195,20 @@ impl Episodes {
         let from = firing
             .iter()
             .map(|a| a.starts_at_ms)
-            .fold(now - REPLAY_MIN_MS, i64::min)
-            .max(now - REPLAY_MAX_MS);
-        let obs = match store.load_observations(from, i64::MAX, &[]).await {
+            .fold(since_ms - REPLAY_MIN_MS, i64::min)
+            .max(since_ms - REPLAY_MAX_MS);
+        let obs = match store.load_observations(from, since_ms, &[]).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot replay the recent observations");
                 vec![]
             }
         };
-        let mut seen = std::collections::HashSet::with_capacity(obs.len());
         for o in &obs {
-            self.push(store, &o.obs, ids, now).await;
-            seen.insert((
-                o.obs.establishment.to_string(),
-                o.obs.request_id.to_string(),
-            ));
+            let counted = crate::period::counted(o, &self.settings);
+            self.push(store, &counted, ids, now).await;
         }
-        let open: Vec<String> = self.tracker.open_episodes().map(Episode::id).collect();
+        let open: Vec<String> = self.open_episodes().map(Episode::id).collect();
         self.stale = firing
             .into_iter()
             .filter(|a| !open.contains(&a.key))
@@ -215,14 +222,67 @@ impl Episodes {
         if !obs.is_empty() {
             tracing::info!(observations = obs.len(), from = %time::rfc3339(from), "replayed recent observations for live detection");
         }
-        seen
+        obs.len()
+    }
+
+    /// Episodes open now.
+    pub fn open_episodes(&self) -> impl Iterator<Item = &Episode> {
+        self.series.values().flat_map(|s| s.tracker.open_episodes())
+    }
+
+    /// A coverage gap of `series` begins at `at_ms`: the episode open there is cut (resolved,
+    /// saying monitoring was interrupted), and failures after need their own five.
+    async fn cut(
+        &mut self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        at_ms: i64,
+        ids: &[String],
+        now: i64,
+    ) {
+        let Some(s) = self.series.get_mut(&series) else {
+            return;
+        };
+        let old = std::mem::replace(&mut s.tracker, EpisodeTracker::new(&self.settings));
+        for still in old.finish() {
+            let mut e = still.episode;
+            e.end_ms = at_ms.max(e.start_ms);
+            e.open = false;
+            e.cut = true;
+            self.unqueued.push_back(Unqueued::Resolve {
+                key: e.id(),
+                end_ms: e.end_ms,
+                text: cut_text(&e, self.settings.tz),
+                duration_s: e.duration_s(),
+            });
+        }
+        self.queue(store, ids, now).await;
     }
 
     /// One observation: raises the alert of an episode that opens, resolves the one that ends.
     pub async fn push(&mut self, store: &Store, o: &Observation, ids: &[String], now: i64) {
         let tz = self.settings.tz;
         let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
-        match self.tracker.push(o) {
+        let key = (o.establishment, o.interface);
+        let probe = o.source == crate::domain::Source::Probe;
+        let settings = &self.settings;
+        let s = self.series.entry(key).or_insert_with(|| SeriesLive {
+            tracker: EpisodeTracker::new(settings),
+            gap: false,
+        });
+        if probe && o.outcome == Outcome::ProbeError {
+            // The monitor cannot see the bank: not covered from here (methodology 1).
+            if !s.gap {
+                s.gap = true;
+                self.cut(store, key, o.received_at_ms, ids, now).await;
+            }
+            return;
+        }
+        if probe {
+            s.gap = false;
+        }
+        let s = self.series.get_mut(&key).expect("just inserted");
+        match s.tracker.push(o) {
             Some(LiveEvent::Opened(e)) => {
                 self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
                 self.queue(store, ids, now).await;
@@ -237,7 +297,7 @@ impl Episodes {
                 self.queue(store, ids, now).await;
                 self.resolve_stale(store, o, ids, now).await;
             }
-            None if !failure && self.tracker.counts(o) => {
+            None if !failure && s.tracker.counts(o) => {
                 self.queue(store, ids, now).await;
                 self.resolve_stale(store, o, ids, now).await;
             }
@@ -298,7 +358,7 @@ impl Episodes {
         for a in firing {
             if a.establishment.as_deref() == Some(series.0.as_str())
                 && a.interface.as_deref() == Some(series.1.as_str())
-                && !self.tracker.open_episodes().any(|e| e.id() == a.key)
+                && !self.open_episodes().any(|e| e.id() == a.key)
             {
                 let _ = store
                     .resolve_alert(&a.key, end, Some(text.clone()), ids, now)
@@ -897,8 +957,8 @@ mod tests {
         assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
         // The monitor restarts: the replay finds the same episode, no second alert.
         let mut second = Episodes::new(&Settings::default());
-        let seen = second.replay(&s, &ch).await;
-        assert_eq!(seen.len(), 12);
+        let seen = second.replay(&s, &ch, now).await;
+        assert_eq!(seen, 12);
         assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
         // Recovery after the restart resolves the alert of the first run.
         let o = obs(now, "ok", Interface::Api, Some(200));
@@ -934,7 +994,7 @@ mod tests {
             .await
             .unwrap();
         let mut ep = Episodes::new(&Settings::default());
-        ep.replay(&s, &ch).await;
+        ep.replay(&s, &ch, now).await;
         // A reply of another interface changes nothing; one of the API resolves it.
         ep.push(&s, &obs(now, "w", Interface::PsuWeb, Some(200)), &ch, now)
             .await;

@@ -62,7 +62,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&args.db)
         .await
         .with_context(|| format!("database {}", args.db.display()))?;
-    let (observers, _) = tokio::sync::broadcast::channel(16_384);
+    // Observations reach their observers in order, none lost (`probe::order`).
+    let mut observers = crate::probe::order::Observers::default();
+    let since = chrono::Utc::now().timestamp_millis();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Live Art. 33 detection and alert delivery, fed what the daemon has durably written; it
     // ends when the daemon drops the channel, after draining it.
@@ -70,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         store.clone(),
         cfg.clone(),
         observers.subscribe(),
+        since,
     ))];
     let health = daemon::WriterHealth::default();
     if let Some(addr) = args.metrics_listen {
@@ -80,12 +83,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut rx = observers.subscribe();
         let m = metrics.clone();
         tasks.push(tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(o) => m.observe(&o),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
-                }
+            while let Some(o) = rx.recv().await {
+                m.observe(&o);
             }
         }));
         tasks.push(tokio::spawn(async move {

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::burst::{Action, Bursts, Next, Rule, Series};
+use super::order::{Observers, Sequencer, Ticket};
 use super::steps::{self, StepResult, Target, TargetError};
 use crate::config::{Config, Probe};
 use crate::domain::{Interface, Outcome};
@@ -84,12 +85,13 @@ pub struct Status {
 }
 
 /// Runs until `shutdown` resolves or the duration ends. Observers receive each observation once
-/// it is durably written.
+/// it is durably written and every earlier-sent request of its series has ended (`order`); their
+/// channels close once everything was handed on.
 pub async fn run(
     cfg: Config,
     store: Store,
     opts: RunOptions,
-    observers: broadcast::Sender<StoredObservation>,
+    observers: Observers,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunSummary, DaemonError> {
     let jobs: Vec<(Arc<Target>, Probe)> = {
@@ -128,20 +130,21 @@ pub async fn run(
         .await?;
     tracing::info!(monitor = %cfg.monitor.id, jobs = jobs.len(), "probing started");
 
-    // Writer: batches, one transaction each, then publishes.
-    let (tx, mut rx) = mpsc::channel::<StepResult>(10_000);
+    // Writer: batches, one transaction each, then hands them on in order (`order`).
+    let (seq, dispatcher) = Sequencer::start(observers);
+    let (tx, mut rx) = mpsc::channel::<(Ticket, StepResult)>(10_000);
     let written = Arc::new(AtomicU64::new(0));
     let status = Arc::new(std::sync::Mutex::new(Status::default()));
     let writer = {
-        let (store, written, observers, status, health) = (
+        let (store, written, seq, status, health) = (
             store.clone(),
             written.clone(),
-            observers.clone(),
+            seq.clone(),
             status.clone(),
             opts.health.clone(),
         );
         tokio::spawn(async move {
-            let mut batch: Vec<StepResult> = Vec::new();
+            let mut batch: Vec<(Ticket, StepResult)> = Vec::new();
             loop {
                 let first = rx.recv().await;
                 let done = first.is_none();
@@ -150,9 +153,11 @@ pub async fn run(
                     batch.push(more);
                 }
                 if !batch.is_empty() {
-                    let obs: Vec<StoredObservation> =
-                        batch.iter().flat_map(|r| r.observations.clone()).collect();
-                    let tokens: Vec<_> = batch.iter().flat_map(|r| r.tokens.clone()).collect();
+                    let obs: Vec<StoredObservation> = batch
+                        .iter()
+                        .flat_map(|(_, r)| r.observations.clone())
+                        .collect();
+                    let tokens: Vec<_> = batch.iter().flat_map(|(_, r)| r.tokens.clone()).collect();
                     // A failed write is retried: nothing recorded is dropped while the monitor runs.
                     let mut attempt = 0u32;
                     while let Err(e) = store.insert_observations(&obs[..]).await {
@@ -169,15 +174,18 @@ pub async fn run(
                         tracing::warn!(error = %e, "cannot record token metadata");
                     }
                     written.fetch_add(obs.len() as u64, Ordering::Relaxed);
-                    let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
-                    for o in obs {
-                        st.last.insert(
-                            (o.obs.establishment.to_string(), o.obs.interface),
-                            (o.obs.outcome, o.obs.latency_ms),
-                        );
-                        let _ = observers.send(o);
+                    {
+                        let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+                        for o in &obs {
+                            st.last.insert(
+                                (o.obs.establishment.to_string(), o.obs.interface),
+                                (o.obs.outcome, o.obs.latency_ms),
+                            );
+                        }
                     }
-                    batch.clear();
+                    for (ticket, r) in batch.drain(..) {
+                        seq.done(Some(ticket), r.observations).await;
+                    }
                 }
                 if done {
                     return;
@@ -190,6 +198,7 @@ pub async fn run(
     let mut schedulers = JoinSet::new();
     let ctx = Arc::new(Ctx {
         tx,
+        seq: seq.clone(),
         stop: stop_rx.clone(),
         inflight: Default::default(),
         timeout: cfg.monitor.timeout,
@@ -268,7 +277,11 @@ pub async fn run(
     if let Some(t) = status_task {
         t.abort();
     }
-    store.stop_heartbeat(hb, now_ms(), reason).await?;
+    // Closed before the observers' channels close, so they can read where coverage ended.
+    let stopped = store.stop_heartbeat(hb, now_ms(), reason).await;
+    drop(seq);
+    let _ = dispatcher.await;
+    stopped?;
     let summary = RunSummary {
         observations_written: written.load(Ordering::Relaxed),
     };
@@ -297,7 +310,8 @@ async fn run_once(
 
 /// What every run of the daemon shares.
 struct Ctx {
-    tx: mpsc::Sender<StepResult>,
+    tx: mpsc::Sender<(Ticket, StepResult)>,
+    seq: Sequencer,
     stop: watch::Receiver<bool>,
     /// Runs and burst senders in flight (finished ones are reaped as new ones start).
     inflight: std::sync::Mutex<JoinSet<()>>,
@@ -318,6 +332,8 @@ impl Ctx {
 
     async fn run(self: Arc<Self>, t: Arc<Target>, p: Probe, burst: Option<u64>) {
         let series = (t.est.code, p.step.interface());
+        // Announced before it is sent: later observations of the series wait for this one.
+        let ticket = self.seq.begin(series);
         let sent = tokio::time::Instant::now();
         let run = match (&self.bursts, burst) {
             (_, Some(id)) => id,
@@ -346,7 +362,7 @@ impl Ctx {
             tracing::info!(establishment = %t.est.code, interface = %series.1, probe = %p.name, "failure: confirmation burst");
             self.burst(t.clone(), p.clone(), series, id);
         }
-        let _ = self.tx.send(r).await;
+        let _ = self.tx.send((ticket, r)).await;
     }
 
     /// Starts the sender of burst `id`: a request every interval, without waiting for the

@@ -8,4 +8,5 @@
 pub mod burst;
 pub mod daemon;
 pub mod http;
+pub mod order;
 pub mod steps;

@@ -6,6 +6,7 @@ mod demo;
 mod evidence;
 mod import;
 mod kpi;
+mod live;
 mod probe;
 mod report;
 mod rev2;
