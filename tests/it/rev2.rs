@@ -493,3 +493,88 @@ fn time_outs_logged_with_their_wait_are_no_replies_and_a_bank_error_is_never_a_p
         "{err}"
     );
 }
+
+#[test]
+fn gateway_logs_cover_the_time_after_the_probe_monitor_stopped() {
+    // A probe monitor runs 2 s against the simulator, probing 13807's API only, and stops.
+    // From a minute later, the gateway logged five TPP no-replies (1 s apart) and a reply one
+    // hour after the first (0 ms): the log covers that hour, so the episode (3 600 s) is
+    // downtime in the day figures too, whatever the monitor did. And the monitor covered
+    // 13807's API only: a one-line log of 10807 leaves 10807 at n.d., not "monitored".
+    support::init();
+    let sim = crate::sim_support::Sim::start();
+    let dir = tmp("gap");
+    let cfg = dir.join("p.toml");
+    let mut c = String::from(
+        "[monitor]\nid = \"it\"\ntimeout_s = 5\nburst_interval_s = 0\nheartbeat_s = 0.5\n",
+    );
+    c += &dispo::sim::pki::probe_establishment_toml("13807", sim.port, &sim.pki);
+    c += "[[probe]]\nname = \"v142\"\nstep = \"funds-confirmation\"\nschedule = \"* * * * * *\"\n\
+          stet = \"1.4.2\"\niban = \"FR7613807008043001965405255\"\namount = \"10.00\"\nexpect = true\n";
+    std::fs::write(&cfg, c).unwrap();
+    let db = dir.join("d.db");
+    let dbs = db.to_str().unwrap();
+    dispo(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--db",
+        dbs,
+        "--duration",
+        "2s",
+    ]);
+
+    let t0 = chrono::Utc::now().timestamp_millis() + 60_000;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    let mut s = String::from(HEAD);
+    for i in 0..5 {
+        s += &line(&at(t0 + i * 1_000), &format!("gw{i}"), "");
+    }
+    s += &line(&at(t0 + 3_600_000), "gwok", "200");
+    let f = dir.join("gw.csv");
+    std::fs::write(&f, s).unwrap();
+    let other = dir.join("other.csv");
+    std::fs::write(
+        &other,
+        format!(
+            "{HEAD}{},10807,api,cbpii,log,PSDFR-ACPR-A,200,10,,o1\n",
+            at(t0)
+        ),
+    )
+    .unwrap();
+    dispo(&[
+        "import",
+        "--db",
+        dbs,
+        f.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+
+    let k = kpi_json(&["--db", dbs]);
+    let eps = k["episodes"].as_array().unwrap();
+    assert_eq!(eps.len(), 1, "{eps:?}");
+    assert_eq!(eps[0]["duration_s"].as_f64().unwrap(), 3_600.0);
+    let days = k["days"].as_array().unwrap();
+    let sum = |est: &str, key: &str| -> f64 {
+        days.iter()
+            .filter(|d| d["establishment"] == est && d["interface"] == "api")
+            .map(|d| d[key].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    // The hour may straddle local midnight: summed over the days, 3 600 s down.
+    assert_eq!(sum("13807", "downtime_s"), 3_600.0);
+    // Covered: the monitor's run (about 2 s) and the log's hour.
+    let covered = sum("13807", "covered_s");
+    assert!((3_600.0..3_700.0).contains(&covered), "{covered}");
+    assert!(
+        days.iter()
+            .filter(|d| d["establishment"] == "10807")
+            .all(|d| d["covered_s"] == 0.0 && d["uptime_pct"].is_null()),
+        "{days:?}"
+    );
+}
