@@ -99,7 +99,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         status_line: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         health,
     };
-    let summary = daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?;
+    // Gateway logs ([[source]]): stored as imports are, and handed to the same observers.
+    let following = crate::follow::Following::start(&store, &cfg, &observers);
+    let summary = if cfg.probes.is_empty() && following.is_some() {
+        // Only logs to follow: no monitor runs (its heartbeats would cover every series).
+        drop(observers);
+        let until = async {
+            match args.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { _ = super::shutdown_signal() => {}, _ = until => {} }
+        daemon::RunSummary::default()
+    } else {
+        daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?
+    };
+    if let Some(f) = following {
+        println!("{} gateway log rows followed", f.stop().await);
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(15), t).await;

@@ -17,7 +17,9 @@
 //! (a request lasts at most the gateway's time-out), then handed over sorted by (`received_at`,
 //! `request_id`): the order of the methodology (section 8), which the batch figures use. A request
 //! logged later than that is handed over at once. A request id seen in the last ten minutes (a
-//! second gateway node's log of it) is handed over once.
+//! second gateway node's log of it) is handed over once, and the monitor's own probes (their TPP
+//! is the client id of an establishment this configuration probes) not at all: the detector has
+//! them from the probes (the store keeps both copies; the figures count the request once).
 
 pub mod store;
 pub mod tail;
@@ -61,6 +63,8 @@ pub struct Source {
 /// Request ids recently handed over, across sources.
 #[derive(Default)]
 struct Recent {
+    /// The monitor's own client ids per establishment it probes.
+    own: HashSet<(EstablishmentCode, String)>,
     seen: HashSet<(EstablishmentCode, CompactString)>,
     order: VecDeque<(i64, (EstablishmentCode, CompactString))>,
 }
@@ -68,8 +72,13 @@ struct Recent {
 const RECENT_MS: i64 = 10 * 60_000;
 
 impl Recent {
-    /// Whether this request is new (and remembers it).
+    /// Whether this request is new (and remembers it), and not one of the monitor's probes.
     fn first(&mut self, o: &StoredObservation, now: i64) -> bool {
+        if let Some(t) = &o.obs.tpp
+            && self.own.contains(&(o.obs.establishment, t.to_string()))
+        {
+            return false;
+        }
         while let Some((t, _)) = self.order.front() {
             if now - t <= RECENT_MS {
                 break;
@@ -89,15 +98,20 @@ impl Recent {
 }
 
 /// Follows every source until `stop` turns true, then reads what is left and hands over what
-/// it holds. Returns how many rows were read (landed or already present).
+/// it holds. Returns how many rows were read (landed or already present). Rows of the TPPs in
+/// `own` (establishment, client id: the monitor's own probes) are stored, not handed over.
 pub async fn run(
     store: Store,
     sources: Vec<Source>,
     max_latency_s: f64,
+    own: HashSet<(EstablishmentCode, String)>,
     out: mpsc::Sender<Vec<StoredObservation>>,
     stop: watch::Receiver<bool>,
 ) -> u64 {
-    let recent = Arc::new(Mutex::new(Recent::default()));
+    let recent = Arc::new(Mutex::new(Recent {
+        own,
+        ..Default::default()
+    }));
     let mut set = tokio::task::JoinSet::new();
     for s in sources {
         set.spawn(follow(
@@ -115,6 +129,59 @@ pub async fn run(
         n += r.unwrap_or(0);
     }
     n
+}
+
+/// Following started by `dispo run`: [`Following::stop`] reads what is left and ends it.
+pub struct Following {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Following {
+    /// Follows `sources`, handing rows to `observers` (the live detector, the metrics) through
+    /// an ordered hand-off of their own ([`crate::probe::order`]). Subscribe every observer
+    /// first. `None` without sources.
+    pub fn start(
+        store: &Store,
+        cfg: &crate::config::Config,
+        observers: &crate::probe::order::Observers,
+    ) -> Option<Self> {
+        if cfg.sources.is_empty() {
+            return None;
+        }
+        // The monitor's own probes, as the gateway logs them (the TPP is the client id of the
+        // monitor's QWAC): the detector has them from the probes already.
+        let own: HashSet<(EstablishmentCode, String)> = cfg
+            .establishments
+            .iter()
+            .filter(|e| {
+                cfg.probes
+                    .iter()
+                    .any(|p| p.establishments.is_empty() || p.establishments.contains(&e.code))
+            })
+            .map(|e| (e.code, e.client_id.clone()))
+            .collect();
+        let (sources, max_latency_s) = (cfg.sources.clone(), cfg.counting.max_latency_s);
+        let (seq, dispatch) = crate::probe::order::Sequencer::start(observers.clone());
+        let (tx, mut rx) = mpsc::channel::<Vec<StoredObservation>>(16);
+        let (stop, stop_rx) = watch::channel(false);
+        let follower = tokio::spawn(run(store.clone(), sources, max_latency_s, own, tx, stop_rx));
+        let task = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                seq.done(None, batch).await;
+            }
+            drop(seq);
+            let _ = dispatch.await;
+            follower.await.unwrap_or(0)
+        });
+        Some(Self { stop, task })
+    }
+
+    /// Stops following once what is written has been read; returns the rows read.
+    pub async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(0)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -187,6 +254,7 @@ async fn follow(
     let mut pending: Vec<StoredObservation> = Vec::new();
     let mut read = 0u64;
     let mut stopping = false;
+    let (mut read_error, mut waiting_said): (Option<String>, bool) = (None, false);
     loop {
         stopping |= *stop.borrow();
         parser.set_bounds(bounds());
@@ -205,10 +273,27 @@ async fn follow(
             }
         };
         tail = Some(t);
-        let events = events.unwrap_or_else(|e| {
-            tracing::warn!(source = %name, path = %shown, error = %e, "cannot read the log");
-            Vec::new()
-        });
+        let events = match events {
+            Ok(e) => {
+                if read_error.take().is_some() {
+                    tracing::info!(source = %name, path = %shown, "the log is readable again");
+                }
+                e
+            }
+            Err(e) => {
+                // Said once, not at every poll.
+                let e = e.to_string();
+                if read_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(source = %name, path = %shown, error = %e, "cannot read the log");
+                    read_error = Some(e);
+                }
+                Vec::new()
+            }
+        };
+        if !waiting_said && tail.as_ref().is_some_and(|t| t.position().is_none()) {
+            tracing::info!(source = %name, path = %shown, "waiting for the log to appear");
+            waiting_said = true;
+        }
         let (mut rows, mut lines, mut refused) = (Vec::new(), false, 0u64);
         for ev in events {
             match ev {
@@ -347,7 +432,14 @@ mod tests {
     async fn follow_until(store: &Store, src: &Source, n: usize) -> Vec<String> {
         let (tx, mut rx) = mpsc::channel(16);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(store.clone(), vec![src.clone()], 3600.0, tx, stop_rx));
+        let task = tokio::spawn(run(
+            store.clone(),
+            vec![src.clone()],
+            3600.0,
+            HashSet::new(),
+            tx,
+            stop_rx,
+        ));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while store
             .load_observations(i64::MIN, i64::MAX, &[])
@@ -366,6 +458,39 @@ mod tests {
             got.extend(b.into_iter().map(|o| o.obs.request_id.to_string()));
         }
         got
+    }
+
+    #[test]
+    fn each_request_is_handed_over_once_and_the_monitors_own_never() {
+        let code: EstablishmentCode = "13807".parse().unwrap();
+        let mut r = Recent {
+            own: [(code, "PSDFR-ACPR-12345".to_string())].into(),
+            ..Default::default()
+        };
+        let o = |id: &str, tpp: &str| -> StoredObservation {
+            crate::domain::Observation {
+                received_at_ms: 0,
+                establishment: code,
+                interface: crate::domain::Interface::Api,
+                service: crate::domain::Service::new("aisp").unwrap(),
+                source: crate::domain::Source::Log,
+                tpp: Some(tpp.into()),
+                status: Some(200),
+                latency_ms: Some(1.0),
+                error_code: None,
+                request_id: id.into(),
+                outcome: crate::domain::Outcome::Ok,
+            }
+            .into()
+        };
+        let t = 1_000_000;
+        assert!(r.first(&o("a", "PSDFR-ACPR-99999"), t));
+        // A second node's line of the same request, within ten minutes: not again.
+        assert!(!r.first(&o("a", "PSDFR-ACPR-99999"), t + 1_000));
+        // The monitor's own probe, as the gateway logged it.
+        assert!(!r.first(&o("p", "PSDFR-ACPR-12345"), t));
+        // Ten minutes on, forgotten.
+        assert!(r.first(&o("a", "PSDFR-ACPR-99999"), t + RECENT_MS + 2_000));
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 mod alert;
 mod demo;
 mod evidence;
+mod follow;
+mod hostile;
 mod import;
 mod kpi;
 mod live;
