@@ -23,6 +23,7 @@
 //! - [`import`]: observation CSV and gateway log import.
 //! - [`follow`]: gateway logs followed live by `dispo run` (`[[source]]`), like `tail -F`.
 //! - [`evidence`]: evidence packs with SHA-256 manifests.
+//! - [`escape`]: data made harmless for CSV, Slack and Markdown.
 //! - [`sim`]: the embedded Banque Populaire STET sandbox with fault injection.
 //! - [`cli`]: one file per subcommand.
 
@@ -32,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod escape;
 pub mod evidence;
 pub mod follow;
 pub mod import;

@@ -135,10 +135,11 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Plain text as Markdown: raw HTML and links from data shown as written ([`crate::escape`]).
 fn md_inline(s: &str) -> String {
-    s.replace('\n', " ")
+    crate::escape::markdown(s)
 }
 
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    crate::escape::markdown(s).replace('|', "\\|")
 }

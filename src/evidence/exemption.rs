@@ -33,6 +33,13 @@ impl Cell {
             Cell::N(n) => format!("{n}"),
         }
     }
+    /// For a CSV: text neutralised against formula injection, numbers as they are.
+    fn csv(&self) -> String {
+        match self {
+            Cell::T(s) => crate::escape::csv_text(s).into_owned(),
+            Cell::N(_) => self.text(),
+        }
+    }
 }
 
 fn t(s: impl Into<String>) -> Cell {
@@ -497,7 +504,7 @@ fn write_csv(dir: &Path, tb: &Table) -> Result<PathBuf, EvidenceError> {
     let mut w = csv::Writer::from_path(&p).map_err(err)?;
     w.write_record(&tb.head).map_err(err)?;
     for r in &tb.rows {
-        w.write_record(r.iter().map(Cell::text)).map_err(err)?;
+        w.write_record(r.iter().map(Cell::csv)).map_err(err)?;
     }
     w.flush().map_err(|source| EvidenceError::Write {
         path: p.display().to_string(),

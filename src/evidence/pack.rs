@@ -19,6 +19,7 @@ use super::redact::redact;
 use super::{EpisodeId, EvidenceError, Lang, compute, local, local_date, manifest, rfc3339};
 use crate::domain::{EstablishmentCode, Interface, known_establishment};
 use crate::engine::{Episode, Kpis, Period, Settings};
+use crate::escape::csv_text;
 use crate::import::csv_header;
 use crate::store::{Store, StoredObservation};
 
@@ -227,6 +228,11 @@ fn est_name(code: &EstablishmentCode) -> String {
     }
 }
 
+/// A CSV text cell from data (ids, TPP names, error texts), safe from formula injection.
+fn tx(s: impl AsRef<str>) -> String {
+    csv_text(s.as_ref()).into_owned()
+}
+
 fn csv_writer(p: &Path) -> Result<csv::Writer<std::fs::File>, EvidenceError> {
     let f = std::fs::File::create(p).map_err(werr(p))?;
     Ok(csv::Writer::from_writer(f))
@@ -271,8 +277,8 @@ fn write_episodes_csv(dir: &Path, episodes: &[Episode]) -> Result<PathBuf, Evide
             e.cut.to_string(),
             e.began_before_period.to_string(),
             format!("{:.3}", e.planned_s),
-            e.request_ids.join(" "),
-            e.ended_by.clone().unwrap_or_default(),
+            tx(e.request_ids.join(" ")),
+            tx(e.ended_by.as_deref().unwrap_or_default()),
         ])
         .map_err(&e_)?;
     }
@@ -311,6 +317,15 @@ fn request_cells(o: &StoredObservation) -> Vec<String> {
     ]
 }
 
+/// [`request_cells`] for a CSV: text cells neutralised, status and latency (numbers) as they are.
+fn request_csv_cells(o: &StoredObservation) -> Vec<String> {
+    request_cells(o)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| if i == 4 || i == 5 { c } else { tx(c) })
+        .collect()
+}
+
 const REQUEST_HEAD: [&str; 9] = [
     "received_at",
     "request_id",
@@ -345,10 +360,10 @@ fn write_requests_csv(
         for (role, rid) in roles {
             let mut row = vec![id.clone(), role];
             match find(ctx, e, rid) {
-                Some(o) => row.extend(request_cells(o)),
+                Some(o) => row.extend(request_csv_cells(o)),
                 None => {
                     let mut cells = vec![String::new(); REQUEST_HEAD.len()];
-                    cells[1] = rid.clone();
+                    cells[1] = tx(rid);
                     row.extend(cells);
                 }
             }
@@ -376,19 +391,19 @@ fn write_observations_csv(dir: &Path, ctx: &[StoredObservation]) -> Result<PathB
         let b = &o.obs;
         w.write_record([
             rfc3339(b.received_at_ms),
-            b.establishment.to_string(),
-            b.interface.to_string(),
-            b.service.to_string(),
-            b.source.to_string(),
-            opt(b.tpp.as_deref()),
+            tx(b.establishment.to_string()),
+            tx(b.interface.to_string()),
+            tx(b.service.to_string()),
+            tx(b.source.to_string()),
+            tx(opt(b.tpp.as_deref())),
             opt(b.status),
             opt(b.latency_ms),
-            opt(b.error_code.as_deref()),
-            b.request_id.to_string(),
+            tx(opt(b.error_code.as_deref())),
+            tx(&b.request_id),
             b.outcome.to_string(),
-            o.error_text.as_deref().map(redact).unwrap_or_default(),
-            opt(o.no_reply_kind),
-            opt(o.probe_id.as_deref()),
+            tx(o.error_text.as_deref().map(redact).unwrap_or_default()),
+            tx(opt(o.no_reply_kind)),
+            tx(opt(o.probe_id.as_deref())),
             o.synthetic.to_string(),
         ])
         .map_err(&e_)?;
@@ -431,7 +446,7 @@ fn write_fallback_csv(
             w.write_record([
                 f.date.to_string(),
                 f.establishment.to_string(),
-                opt(f.tpp.as_deref()),
+                tx(opt(f.tpp.as_deref())),
                 f.justified.to_string(),
                 f.unjustified.to_string(),
             ])

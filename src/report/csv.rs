@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Publication, ReportError};
+use crate::escape::csv_text;
 
 pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     let path = dir.join(p.file("-daily.csv"));
@@ -41,8 +42,8 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
     for d in &p.kpis.days {
         let mut r = vec![
             d.date.to_string(),
-            d.establishment.to_string(),
-            d.interface.to_string(),
+            csv_text(&d.establishment.to_string()).into_owned(),
+            csv_text(&d.interface.to_string()).into_owned(),
             d.seconds_in_day.to_string(),
             d.covered_s.to_string(),
             d.coverage_pct.to_string(),

@@ -1,0 +1,99 @@
+//! Hostile data through the real binary (issue 13): text that came from gateway logs never acts
+//! as a formula in any CSV, nor as HTML or a link in `summary.md`.
+
+use std::path::Path;
+
+use crate::import::{dispo, text, tmp};
+use crate::support;
+
+/// One episode of 13807's api on 2024-07-04 whose request ids, TPP ids and error texts are hostile.
+const HOSTILE_CSV: &str = "\
+received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id,error_text
+2024-07-04T10:00:00.000Z,13807,api,cbpii,log,@SUM(1+1),200,100,,r0
+2024-07-04T10:01:00.000Z,13807,api,cbpii,log,@SUM(1+1),503,12,INTS,\"=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",-2+3+cmd|' /C calc'!A0
+2024-07-04T10:01:05.000Z,13807,api,cbpii,log,+33TPP,503,15,INTS,@f2,<script>alert(1)</script> [click](https://evil)
+2024-07-04T10:01:10.000Z,13807,api,cbpii,log,=TPP,,,,+f3,\"\tpwn\"
+2024-07-04T10:01:15.000Z,13807,api,cbpii,log,-TPP,,,,-f4,=1+1
+2024-07-04T10:01:20.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f5,
+2024-07-04T10:02:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,250,,r1
+2024-07-04T12:00:00.000Z,13807,fallback,fallback,log,=FALLBACK(1),302,30,,fb
+";
+
+/// No cell of any CSV in `dir` starts like a formula, unless it is a number.
+fn assert_no_formula(dir: &Path) {
+    let mut seen = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "csv") {
+            continue;
+        }
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(&p)
+            .unwrap();
+        for rec in r.records() {
+            for cell in rec.unwrap().iter() {
+                seen += 1;
+                let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+                assert!(
+                    !formula || cell.parse::<f64>().is_ok(),
+                    "{}: cell {cell:?} would be read as a formula",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "no CSV in {}", dir.display());
+}
+
+#[test]
+fn evidence_pack_csvs_and_summary_neutralise_hostile_text() {
+    support::init();
+    let d = tmp("hostile-pack");
+    let db = d.join("o.db");
+    std::fs::write(d.join("h.csv"), HOSTILE_CSV).unwrap();
+    let o = dispo(
+        &[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            d.join("h.csv").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let out = d.join("pack");
+    let o = dispo(
+        &[
+            "evidence",
+            "--db",
+            db.to_str().unwrap(),
+            "--from",
+            "2024-07-04",
+            "--to",
+            "2024-07-05",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert_no_formula(&out);
+
+    // Shown as written, behind a quote.
+    let obs = std::fs::read_to_string(out.join("observations.csv")).unwrap();
+    assert!(obs.contains("'@SUM(1+1)"), "{obs}");
+    assert!(obs.contains("'=HYPERLINK("), "{obs}");
+    assert!(obs.contains("'-2+3+cmd"), "{obs}");
+    let eps = std::fs::read_to_string(out.join("episodes.csv")).unwrap();
+    assert!(eps.contains(",\"'=HYPERLINK("), "{eps}");
+
+    // summary.md: no raw HTML, no link, from the data.
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(!md.contains("[click]"), "{md}");
+    assert!(md.contains("&lt;script&gt;"), "{md}");
+    assert!(md.contains("\\[click\\](https://evil)"), "{md}");
+    let html = std::fs::read_to_string(out.join("summary.html")).unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+}
