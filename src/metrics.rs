@@ -244,7 +244,40 @@ impl Metrics {
                 );
             }
         }
+        render_delivery_failures(&mut out);
         out
+    }
+}
+
+/// Failed alert deliveries since the process started, by channel kind and reason
+/// ([`crate::alert::DeliveryError::reason`]). Process-wide: the outbox's loops count here and
+/// every `/metrics` shows it.
+static DELIVERY_FAILURES: Mutex<BTreeMap<(&'static str, &'static str), u64>> =
+    Mutex::new(BTreeMap::new());
+
+/// Counts a failed alert delivery (`dispo_alert_delivery_failures_total`).
+pub fn alert_delivery_failed(channel: &'static str, reason: &'static str) {
+    *DELIVERY_FAILURES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((channel, reason))
+        .or_default() += 1;
+}
+
+fn render_delivery_failures(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP dispo_alert_delivery_failures_total Failed alert deliveries (retried), by channel kind and reason: http (no answer or a non-2xx status), redirect (a 3xx, never followed), smtp.\n# TYPE dispo_alert_delivery_failures_total counter"
+    );
+    for ((c, r), n) in DELIVERY_FAILURES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "dispo_alert_delivery_failures_total{{channel=\"{c}\",reason=\"{r}\"}} {n}"
+        );
     }
 }
 

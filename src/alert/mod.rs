@@ -202,8 +202,39 @@ pub struct Notice {
 pub enum DeliveryError {
     #[error("HTTP delivery to {url} failed: {why}")]
     Http { url: String, why: String },
+    /// Never followed: a client that follows a 301/302 turns the POST into a body-less GET, gets
+    /// 200 and the alert is lost while marked delivered.
+    #[error(
+        "HTTP delivery to {url} failed: answered {status}, a redirect to {location}, not followed (a redirected POST loses its body): configure the channel with the final URL"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("e-mail delivery through {relay} failed: {why}")]
     Smtp { relay: String, why: String },
+}
+
+impl DeliveryError {
+    /// Why, in one word, for the `dispo_alert_delivery_failures_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeliveryError::Http { .. } => "http",
+            DeliveryError::Redirect { .. } => "redirect",
+            DeliveryError::Smtp { .. } => "smtp",
+        }
+    }
+}
+
+/// The HTTP client of alert deliveries: never follows a redirect (a 3xx is a failed delivery),
+/// gives up on a request after 10 s.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
 }
 
 /// A configured channel.
@@ -230,6 +261,16 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Channel {
+    /// The kind of channel, as configured (`webhook`, `slack`, `alertmanager`, `email`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook(_) => "webhook",
+            Channel::Slack(_) => "slack",
+            Channel::Alertmanager(_) => "alertmanager",
+            Channel::Email(_) => "email",
+        }
+    }
+
     /// How logs and errors name the channel: no URL path, no credentials.
     pub fn label(&self) -> String {
         match self {
@@ -293,6 +334,21 @@ pub(crate) async fn post_json(
         })?;
     if r.status().is_success() {
         Ok(())
+    } else if r.status().is_redirection() {
+        let location = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| match url::Url::parse(url).and_then(|u| u.join(l)) {
+                Ok(to) => redact_url(to.as_str()),
+                Err(_) => "(unparsable location)".into(),
+            })
+            .unwrap_or_else(|| "(no location)".into());
+        Err(DeliveryError::Redirect {
+            url: redact_url(url),
+            status: r.status().as_u16(),
+            location,
+        })
     } else {
         Err(DeliveryError::Http {
             url: redact_url(url),
@@ -332,6 +388,64 @@ mod tests {
         assert!(
             c.id().contains("secret"),
             "the outbox id stays the full URL"
+        );
+    }
+
+    /// A relay answering 302 (http -> https, a moved hook) is a failed delivery: the POST is
+    /// not turned into a GET that "succeeds" at the new place.
+    #[tokio::test]
+    async fn a_redirect_is_a_failed_delivery_never_followed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        crate::install_crypto_provider();
+        let reached = std::sync::Arc::new(AtomicUsize::new(0));
+        let r = reached.clone();
+        let app = axum::Router::new()
+            .route(
+                "/moved/secret-path",
+                axum::routing::any(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            )
+            .fallback(|| async {
+                (
+                    http::StatusCode::FOUND,
+                    [(http::header::LOCATION, "/moved/secret-path")],
+                )
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let notice = Notice {
+            event: Event::Firing,
+            alert: Alert {
+                key: "k".into(),
+                kind: "interface_down".into(),
+                severity: Severity::Critical,
+                establishment: None,
+                interface: None,
+                summary: "down".into(),
+                description: "d".into(),
+                starts_at_ms: 0,
+                ends_at_ms: None,
+            },
+        };
+        let url = format!("http://127.0.0.1:{port}/hook");
+        for c in [
+            Channel::Webhook(url.clone()),
+            Channel::Slack(url.clone()),
+            Channel::Alertmanager(format!("http://127.0.0.1:{port}")),
+        ] {
+            let e = c.deliver(&http_client(), &notice).await.unwrap_err();
+            assert_eq!(e.reason(), "redirect", "{}: {e}", c.kind());
+            let msg = e.to_string();
+            assert!(msg.contains("302") && msg.contains("not followed"), "{msg}");
+            assert!(!msg.contains("secret-path"), "{msg}");
+        }
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
         );
     }
 

@@ -60,11 +60,17 @@ impl ChannelLoop {
                     }
                 }
                 Err(e) => {
+                    crate::metrics::alert_delivery_failed(self.channel.kind(), e.reason());
                     self.failures += 1;
                     let wait = backoff_ms(d.attempts + 1).max(backoff_ms(self.failures));
                     let now = chrono::Utc::now().timestamp_millis();
                     self.retry_at_ms = now + wait;
-                    tracing::warn!(key = %d.notice.alert.key, channel = %self.channel.label(), attempts = d.attempts + 1, retry_in_ms = wait, error = %e, "alert delivery failed; will retry");
+                    if e.reason() == "redirect" {
+                        // Will not mend by itself: the configured URL is wrong.
+                        tracing::error!(key = %d.notice.alert.key, channel = %self.channel.label(), attempts = d.attempts + 1, retry_in_ms = wait, error = %e, "alert not delivered: the channel redirects; will retry");
+                    } else {
+                        tracing::warn!(key = %d.notice.alert.key, channel = %self.channel.label(), attempts = d.attempts + 1, retry_in_ms = wait, error = %e, "alert delivery failed; will retry");
+                    }
                     let _ = store.mark_failed(d.id, now + wait, &e.to_string()).await;
                     break;
                 }
@@ -76,10 +82,7 @@ impl ChannelLoop {
 
 /// Runs one delivery loop per channel until `stop`, then one last pass each.
 pub async fn run(store: Store, channels: Vec<Channel>, stop: watch::Receiver<bool>) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+    let http = super::http_client();
     let mut tasks = Vec::new();
     for channel in channels {
         let (store, http, mut stop) = (store.clone(), http.clone(), stop.clone());
@@ -203,6 +206,65 @@ mod tests {
         let left = store.due_deliveries(i64::MAX, 10).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].channel, ids[0]);
+    }
+
+    /// A channel answering 302: the notice stays pending with the redirect as its error, and
+    /// `/metrics` counts it.
+    #[tokio::test]
+    async fn a_redirecting_channel_keeps_the_notice_and_counts_the_failure() {
+        crate::install_crypto_provider();
+        let dir = std::env::temp_dir().join(format!("dispo-outbox-302-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("t.db")).await.unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                http::StatusCode::FOUND,
+                [(http::header::LOCATION, "https://elsewhere.example/hook")],
+            )
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let channel = Channel::Slack(format!("http://127.0.0.1:{port}/services/T/B/x"));
+        let alert = Alert {
+            key: "k302".into(),
+            kind: "interface_down".into(),
+            severity: Severity::Critical,
+            establishment: None,
+            interface: None,
+            summary: "down".into(),
+            description: "d".into(),
+            starts_at_ms: 0,
+            ends_at_ms: None,
+        };
+        store
+            .raise_alert(
+                &alert,
+                &[channel.id()],
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await
+            .unwrap();
+        let mut l = ChannelLoop {
+            id: channel.id(),
+            channel,
+            failures: 0,
+            retry_at_ms: 0,
+        };
+        assert_eq!(l.pass(&store, &super::super::http_client()).await, 0);
+        let left = store.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!((left.len(), left[0].attempts), (1, 1), "still pending");
+        let m = crate::metrics::Metrics::with(&Default::default(), Default::default()).render();
+        let line = m
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    "dispo_alert_delivery_failures_total{channel=\"slack\",reason=\"redirect\"}",
+                )
+            })
+            .unwrap_or_else(|| panic!("{m}"));
+        assert!(!line.ends_with(" 0"), "{line}");
     }
 
     #[test]
