@@ -120,6 +120,11 @@ pub async fn run(
         ids.clone(),
         stop.clone(),
     ));
+    // Earlier runs of this monitor are over (killed ones too): their coverage ends at their
+    // last heartbeat, and what they left open is cut there.
+    if let Err(e) = store.end_earlier_runs(&cfg.monitor.id, since_ms).await {
+        tracing::warn!(error = %e, "cannot close the earlier runs' heartbeats");
+    }
     let mut episodes = Episodes::new(&cfg.counting);
     episodes.replay(&store, &ids, since_ms).await;
     let mut probe_errors = ProbeErrors::load(&store).await;
@@ -129,6 +134,7 @@ pub async fn run(
         let counted = crate::period::counted(&o, &cfg.counting);
         episodes.push(&store, &counted, &ids, now).await;
     }
+    episodes.stopped(&store, &ids).await;
     let _ = stop_tx.send(true);
     let _ = checks.await;
     let _ = delivery.await;
@@ -139,9 +145,6 @@ pub struct Episodes {
     /// One tracker per series, started afresh after each gap in coverage (methodology 3).
     series: std::collections::BTreeMap<(EstablishmentCode, Interface), SeriesLive>,
     settings: Settings,
-    /// Series with an `interface_down` alert left firing by an earlier run that the replay did
-    /// not find open (an episode older than the replay window).
-    stale: std::collections::BTreeSet<(String, String)>,
     /// Alerts and resolutions not yet in the outbox, oldest first: one the database refused
     /// (busy past its timeout, failing) is queued again with the next observation, so a passing
     /// error never leaves an outage unannounced.
@@ -177,17 +180,23 @@ impl Episodes {
         Self {
             series: Default::default(),
             settings: settings.clone(),
-            stale: Default::default(),
             unqueued: Default::default(),
         }
     }
 
-    /// At start-up, replays the recorded observations of the last minutes before `since_ms`
-    /// (back to the start of any episode alert still firing), so an outage that goes on across a
-    /// monitor restart keeps its one alert, and an episode that opened or ended while the monitor
-    /// was down is alerted and resolved. Returns how many observations it replayed.
+    /// At start-up, settles what happened before this run (`since_ms`) by the coverage rule
+    /// (methodology 3), as `kpi` counts it: the observations of the last minutes (back to the
+    /// start of any episode alert still firing) and the monitor runs that covered them go through
+    /// the engine. An episode that ended, or was cut where an earlier run stopped (its last
+    /// heartbeat), is alerted if it never was and resolved, a cut one saying monitoring was
+    /// interrupted; failures after the restart need their own five. Alerts left firing that no
+    /// episode explains (older than the look-back) are resolved as interrupted too. A series still
+    /// covered at `since_ms` (a gateway log, another monitor) carries on in the live tracker.
+    /// Returns how many observations it read.
     pub async fn replay(&mut self, store: &Store, ids: &[String], since_ms: i64) -> usize {
+        use std::collections::BTreeMap;
         let now = chrono::Utc::now().timestamp_millis();
+        let tz = self.settings.tz;
         let firing = store
             .firing_alerts("interface_down")
             .await
@@ -197,32 +206,138 @@ impl Episodes {
             .map(|a| a.starts_at_ms)
             .fold(since_ms - REPLAY_MIN_MS, i64::min)
             .max(since_ms - REPLAY_MAX_MS);
-        let obs = match store.load_observations(from, since_ms, &[]).await {
-            Ok(o) => o,
+        let (stored, coverage) = match tokio::try_join!(
+            store.load_observations(from, since_ms, &[]),
+            store.coverage(from, since_ms, now)
+        ) {
+            Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot replay the recent observations");
-                vec![]
+                return 0;
             }
         };
-        for o in &obs {
-            let counted = crate::period::counted(o, &self.settings);
-            self.push(store, &counted, ids, now).await;
+        let mut obs: Vec<Observation> = stored
+            .iter()
+            .map(|o| crate::period::counted(o, &self.settings))
+            .collect();
+        obs.sort_by(|a, b| {
+            (a.received_at_ms, &a.request_id).cmp(&(b.received_at_ms, &b.request_id))
+        });
+        let mut by_series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> =
+            BTreeMap::new();
+        for o in engine::dedupe::one_request_once(obs.iter().collect()) {
+            by_series
+                .entry((o.establishment, o.interface))
+                .or_default()
+                .push(o);
+        }
+        let mut known = std::collections::BTreeSet::new();
+        let mut covered_until: BTreeMap<(EstablishmentCode, Interface), i64> = BTreeMap::new();
+        for ((est, iface), series) in &by_series {
+            let cov = engine::coverage::of_series(&coverage, est, *iface, series, (from, since_ms));
+            if let Some(end) = cov.spans.last().map(|s| s.1) {
+                covered_until.insert((*est, *iface), end);
+            }
+            // A span reaching the restart (a gateway log, another monitor) carries on live: no
+            // gap there. Any other ends before this run began: a gap, so what it left down is
+            // cut there (the engine calls the last span's episode open only while the data ends
+            // with it, and this run's coverage follows).
+            let carried = cov.spans.last().filter(|s| s.1 >= since_ms).map(|s| s.0);
+            for e in engine::episodes::detect(series, &self.settings, &cov) {
+                if carried.is_some_and(|c| e.start_ms >= c) {
+                    continue;
+                }
+                known.insert(e.id());
+                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                self.unqueued.push_back(Unqueued::Resolve {
+                    key: e.id(),
+                    end_ms: e.end_ms,
+                    text: if e.cut || e.open {
+                        cut_text(&e, tz)
+                    } else {
+                        recovery_text(&e, tz)
+                    },
+                    duration_s: e.duration_s(),
+                });
+            }
+            if let Some(c) = carried {
+                for o in series.iter().filter(|o| o.received_at_ms >= c) {
+                    self.push(store, o, ids, now).await;
+                }
+            }
         }
         let open: Vec<String> = self.open_episodes().map(Episode::id).collect();
-        self.stale = firing
-            .into_iter()
-            .filter(|a| !open.contains(&a.key))
-            .map(|a| {
-                (
-                    a.establishment.unwrap_or_default(),
-                    a.interface.unwrap_or_default(),
-                )
-            })
-            .collect();
-        if !obs.is_empty() {
-            tracing::info!(observations = obs.len(), from = %time::rfc3339(from), "replayed recent observations for live detection");
+        for a in firing {
+            if known.contains(&a.key) || open.contains(&a.key) {
+                continue;
+            }
+            // Firing from an earlier run, its episode beyond the look-back: that run's coverage
+            // ended before this one began.
+            let series = a
+                .establishment
+                .as_deref()
+                .and_then(|e| e.parse::<EstablishmentCode>().ok())
+                .zip(
+                    a.interface
+                        .as_deref()
+                        .and_then(|i| i.parse::<Interface>().ok()),
+                );
+            let end = series
+                .and_then(|s| covered_until.get(&s).copied())
+                .unwrap_or(a.starts_at_ms)
+                .max(a.starts_at_ms);
+            let text = match series {
+                Some((establishment, interface)) => cut_text(
+                    &Episode {
+                        establishment,
+                        interface,
+                        start_ms: a.starts_at_ms,
+                        end_ms: end,
+                        open: false,
+                        cut: true,
+                        began_before_period: false,
+                        request_ids: vec![],
+                        ended_by: None,
+                        planned_s: 0.0,
+                    },
+                    tz,
+                ),
+                None => "Monitoring was interrupted: the episode is cut where it stopped.".into(),
+            };
+            self.unqueued.push_back(Unqueued::Resolve {
+                key: a.key.clone(),
+                end_ms: end,
+                text,
+                duration_s: (end - a.starts_at_ms) as f64 / 1000.0,
+            });
         }
-        obs.len()
+        self.queue(store, ids, now).await;
+        if !stored.is_empty() {
+            tracing::info!(observations = stored.len(), from = %time::rfc3339(from), "replayed recent observations for live detection");
+        }
+        stored.len()
+    }
+
+    /// When the monitor stops: every episode still open is cut where the series' coverage
+    /// ended (the heartbeat the daemon closed), as `kpi` will count it.
+    pub async fn stopped(&mut self, store: &Store, ids: &[String]) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let open: Vec<(EstablishmentCode, Interface, i64)> = self
+            .open_episodes()
+            .map(|e| (e.establishment, e.interface, e.start_ms))
+            .collect();
+        for (est, iface, start) in open {
+            let end = store
+                .coverage(start, now + 1, now)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| c.covers(&est, iface))
+                .map(|c| c.end_ms)
+                .max()
+                .unwrap_or(now);
+            self.cut(store, (est, iface), end, ids, now).await;
+        }
     }
 
     /// Episodes open now.
@@ -262,7 +377,6 @@ impl Episodes {
     /// One observation: raises the alert of an episode that opens, resolves the one that ends.
     pub async fn push(&mut self, store: &Store, o: &Observation, ids: &[String], now: i64) {
         let tz = self.settings.tz;
-        let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
         let key = (o.establishment, o.interface);
         let probe = o.source == crate::domain::Source::Probe;
         let settings = &self.settings;
@@ -295,11 +409,6 @@ impl Episodes {
                     duration_s: e.duration_s(),
                 });
                 self.queue(store, ids, now).await;
-                self.resolve_stale(store, o, ids, now).await;
-            }
-            None if !failure && s.tracker.counts(o) => {
-                self.queue(store, ids, now).await;
-                self.resolve_stale(store, o, ids, now).await;
             }
             None => self.queue(store, ids, now).await,
         }
@@ -337,32 +446,6 @@ impl Episodes {
                     tracing::error!(error = %err, waiting = self.unqueued.len(), "cannot queue the alert; retried with the next observation");
                     return;
                 }
-            }
-        }
-    }
-
-    /// An episode an earlier run left firing ends with this reply.
-    async fn resolve_stale(&mut self, store: &Store, o: &Observation, ids: &[String], now: i64) {
-        let series = (o.establishment.to_string(), o.interface.to_string());
-        if !self.stale.remove(&series) {
-            return;
-        }
-        let end = o.completed_at_ms().unwrap_or(o.received_at_ms);
-        let text = format!(
-            "Available again at {} (episode left open by an earlier monitor run).",
-            local(end, self.settings.tz)
-        );
-        let Ok(firing) = store.firing_alerts("interface_down").await else {
-            return;
-        };
-        for a in firing {
-            if a.establishment.as_deref() == Some(series.0.as_str())
-                && a.interface.as_deref() == Some(series.1.as_str())
-                && !self.open_episodes().any(|e| e.id() == a.key)
-            {
-                let _ = store
-                    .resolve_alert(&a.key, end, Some(text.clone()), ids, now)
-                    .await;
             }
         }
     }
@@ -940,12 +1023,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_restart_during_an_outage_keeps_one_alert() {
+    async fn a_restart_during_an_outage_cuts_its_episode_at_the_last_heartbeat() {
         let s = store("restart").await;
         let ch = ["hook".to_string()];
-        // Failures every 5 s from now - 60 s to now - 5 s, recorded; the first run alerted.
+        // A monitor ran from now - 60 s, beat last at now - 12 s, then was killed; failures
+        // every 5 s from now - 60 s to now - 5 s were recorded and the first run alerted.
         let now = chrono::Utc::now().timestamp_millis();
         let start = now - 60_000;
+        let series = [("13807".parse().unwrap(), Interface::Api)];
+        let hb = s.start_monitor("m", &series, start).await.unwrap();
+        s.beat(hb, now - 12_000).await.unwrap();
         let rows: Vec<StoredObservation> = (0..12)
             .map(|i| obs(start + i * 5_000, &format!("f{i}"), Interface::Api, None).into())
             .collect();
@@ -955,25 +1042,46 @@ mod tests {
             first.push(&s, &r.obs, &ch, now).await;
         }
         assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
-        // The monitor restarts: the replay finds the same episode, no second alert.
+        // The monitor restarts: the episode is cut at the last heartbeat, saying so.
+        s.end_earlier_runs("m", now).await.unwrap();
         let mut second = Episodes::new(&Settings::default());
-        let seen = second.replay(&s, &ch, now).await;
-        assert_eq!(seen, 12);
-        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
-        // Recovery after the restart resolves the alert of the first run.
-        let o = obs(now, "ok", Interface::Api, Some(200));
-        second.push(&s, &o, &ch, now).await;
+        assert_eq!(second.replay(&s, &ch, now).await, 12);
         assert!(s.all_firing_alerts().await.unwrap().is_empty());
         let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
         assert_eq!(events(&due).len(), 1, "the firing notice first");
         s.mark_delivered(due[0].id, now).await.unwrap();
         let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
-        assert_eq!(due[0].notice.event, crate::alert::Event::Resolved);
-        assert_eq!(due[0].notice.alert.ends_at_ms, Some(now + 200));
+        let resolved = &due[0].notice;
+        assert_eq!(resolved.event, crate::alert::Event::Resolved);
+        let id = format!(
+            "13807-api-{}",
+            time::utc(start).format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        assert_eq!(resolved.alert.key, id);
+        assert_eq!(resolved.alert.ends_at_ms, Some(now - 12_000));
+        assert!(
+            resolved.alert.description.contains("was interrupted"),
+            "{}",
+            resolved.alert.description
+        );
+        // Failures after the restart need their own five: a new episode, a new alert.
+        for i in 0..5 {
+            let o = obs(
+                now + 1_000 + i * 1_000,
+                &format!("g{i}"),
+                Interface::Api,
+                None,
+            );
+            second.push(&s, &o, &ch, now).await;
+            let firing = s.all_firing_alerts().await.unwrap().len();
+            assert_eq!(firing, usize::from(i == 4), "after failure {i}");
+        }
+        let firing = s.all_firing_alerts().await.unwrap();
+        assert_eq!(firing[0].starts_at_ms, now + 1_000);
     }
 
     #[tokio::test]
-    async fn an_alert_an_earlier_run_left_firing_is_resolved_by_the_next_reply() {
+    async fn an_alert_an_earlier_run_left_firing_is_resolved_as_interrupted() {
         let s = store("stale").await;
         let ch = ["hook".to_string()];
         // An episode of eight days ago, never resolved (beyond the replay's reach).
@@ -995,12 +1103,6 @@ mod tests {
             .unwrap();
         let mut ep = Episodes::new(&Settings::default());
         ep.replay(&s, &ch, now).await;
-        // A reply of another interface changes nothing; one of the API resolves it.
-        ep.push(&s, &obs(now, "w", Interface::PsuWeb, Some(200)), &ch, now)
-            .await;
-        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
-        ep.push(&s, &obs(now, "a", Interface::Api, Some(200)), &ch, now)
-            .await;
         assert!(s.all_firing_alerts().await.unwrap().is_empty());
     }
 

@@ -68,12 +68,14 @@ impl LogSpans {
 
 impl Store {
     /// Records that a monitor started probing these series; returns the heartbeat row to advance.
+    /// Earlier runs of the same monitor never closed (killed) end at their last heartbeat.
     pub async fn start_monitor(
         &self,
         monitor_id: &str,
         series: &[(EstablishmentCode, Interface)],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.end_earlier_runs(monitor_id, now_ms).await?;
         let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
@@ -97,6 +99,25 @@ impl Store {
         }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Runs of `monitor_id` started before `before_ms` and never closed are not running any
+    /// more (one monitor runs once at a time: a restarted one means the last was killed): they
+    /// end at their last heartbeat, so a restart within the stale delay still leaves a gap.
+    pub async fn end_earlier_runs(
+        &self,
+        monitor_id: &str,
+        before_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE heartbeats SET stopped_at = last_beat, stop_reason = 'not running at restart' \
+             WHERE monitor_id = ? AND stopped_at IS NULL AND started_at < ?",
+        )
+        .bind(monitor_id)
+        .bind(before_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Records a whole monitor run at once, from `start_ms` to `end_ms`, stopped: what

@@ -699,3 +699,115 @@ async fn a_slow_but_answering_interface_is_no_episode() {
     assert!(d.fired.is_empty() && d.kpi.is_empty(), "no episode");
     assert!(d.requests > 2, "the bursts sent requests: {}", d.requests);
 }
+
+#[tokio::test]
+async fn a_monitor_killed_during_an_outage_cuts_it_and_the_restart_alerts_anew_as_kpi_counts() {
+    use sqlx::Row;
+    let sim = Sim::start();
+    let dir = tmp("restart");
+    let hook_port = support::free_port();
+    let (hooks, _) = receiver(hook_port).await;
+    // 503s for 14 s from now, then answers.
+    sim.set_faults(json!({"fault": [{"establishment": "13807", "interface": "api", "kind": "error503", "for_s": 14}]}))
+        .await;
+    let cfg_text = format!(
+        "[monitor]\nid = \"it-restart\"\ntimeout_s = 6\nburst_interval_s = 1\nheartbeat_s = 0.5\n{}\n\
+         [alerts]\ncheck_interval_s = 3600\n[[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n{FUNDS}",
+        dispo::sim::pki::probe_establishment_toml("13807", sim.port, &sim.pki)
+    );
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let db = dir.join("d.db");
+    let notices = || {
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<Value>>()
+    };
+    // The first run alerts the outage, then dies by SIGKILL while it goes on.
+    let mut first = support::spawn_run(&cfg, &db, &[]);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while notices().is_empty() {
+        assert!(Instant::now() < deadline, "no alert from the first run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The restarted monitor: the first episode is cut at the killed run's last heartbeat; the
+    // failures that go on need five new ones; the bank answers again at 14 s.
+    run_for(&cfg, &db, "12s").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got: Vec<(String, String, Option<i64>, String)> = notices()
+        .iter()
+        .filter(|v| v["kind"] == "interface_down")
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap().to_owned(),
+                v["key"].as_str().unwrap().to_owned(),
+                v["ends_at"].as_str().map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .unwrap()
+                        .timestamp_millis()
+                }),
+                v["description"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        events,
+        ["firing", "resolved", "firing", "resolved"],
+        "{got:?}"
+    );
+    assert_eq!(got[0].1, got[1].1);
+    assert_eq!(got[2].1, got[3].1);
+    assert_ne!(got[0].1, got[2].1, "a new episode after the restart");
+    assert!(got[1].3.contains("was interrupted"), "{}", got[1].3);
+    assert!(got[3].3.contains("available again"), "{}", got[3].3);
+
+    // kpi counts the same two episodes, the first cut where the killed run last beat.
+    let out = Command::new(support::dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eps: Vec<(String, i64, bool)> = k["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                chrono::DateTime::parse_from_rfc3339(e["end"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis(),
+                e["cut"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let store = dispo::store::Store::open(&db).await.unwrap();
+    let first_run_last_beat: i64 =
+        sqlx::query("SELECT last_beat FROM heartbeats ORDER BY id LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(
+        eps,
+        [
+            (got[0].1.clone(), got[1].2.unwrap(), true),
+            (got[2].1.clone(), got[3].2.unwrap(), false)
+        ],
+        "alerts and kpi agree"
+    );
+    assert_eq!(eps[0].1, first_run_last_beat);
+}
