@@ -244,6 +244,10 @@ async fn follow(
         }
     };
     parser.set_last_ms(saved.as_ref().and_then(|s| s.last_ms));
+    // The first lines read after a resume may have landed before the monitor stopped (killed
+    // between the rows and the saved position): the store has them, and the live detector
+    // replays them from there, so they are not handed over again.
+    let mut resumed = saved.is_some();
     let mut tail = Some(Tail::new(
         src.path.clone(),
         saved.map(|s| s.position),
@@ -334,6 +338,17 @@ async fn follow(
         if refused > 10 {
             tracing::warn!(source = %name, refused, "lines refused (the first ten shown)");
         }
+        let mut landed_before = Vec::new();
+        if lines && std::mem::take(&mut resumed) && !rows.is_empty() {
+            match retry("cannot look up followed rows", &stop, || {
+                store.present(&rows)
+            })
+            .await
+            {
+                Some(p) => landed_before = p,
+                None => return read,
+            }
+        }
         if lines {
             if !rows.is_empty() {
                 let batch: Arc<[StoredObservation]> = rows.clone().into();
@@ -371,7 +386,12 @@ async fn follow(
                     None => return read,
                 }
             }
-            pending.extend(rows);
+            pending.extend(
+                rows.into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !landed_before.get(*i).copied().unwrap_or(false))
+                    .map(|(_, o)| o),
+            );
         }
         // Hand over, in order, what began at least `hold` ago (all of it when stopping).
         let horizon = if stopping {
@@ -524,21 +544,33 @@ mod tests {
         append(&log, &row(5, "e"));
         assert_eq!(follow_until(&store, &src, 5).await, ["e"]);
 
+        // Killed after a row landed and before its position was saved: read again, stored
+        // once, not handed over twice (the live detector replays it from the store).
+        append(&log, &row(6, "f"));
+        let text = format!("{HEAD}{}", row(6, "f"));
+        use crate::import::RowSource;
+        let mut one = crate::import::csv_rows::CsvRows::new(text.as_bytes()).unwrap();
+        let Some(Row::Obs(f)) = one.next_row().unwrap() else {
+            panic!("a row")
+        };
+        store.insert_observations(vec![f]).await.unwrap();
+        assert_eq!(follow_until(&store, &src, 6).await, Vec::<String>::new());
+
         let all = store
             .load_observations(i64::MIN, i64::MAX, &[])
             .await
             .unwrap();
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 6);
         // One coverage span for the series, from the first to the latest row.
         let spans: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT source, first_at, last_at FROM log_spans")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        // 2026-12-02T10:00:01Z .. 10:00:05Z.
+        // 2026-12-02T10:00:01Z .. 10:00:06Z.
         assert_eq!(
             spans,
-            [("gw".to_string(), 1_796_205_601_000, 1_796_205_605_000)]
+            [("gw".to_string(), 1_796_205_601_000, 1_796_205_606_000)]
         );
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::tail::Position;
 use crate::domain::{EstablishmentCode, Interface};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredObservation};
 
 /// A source's saved position, with the last accepted instant (autumn-fold placement).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,25 @@ impl Store {
                     dirty: false,
                 },
             );
+        }
+        Ok(out)
+    }
+
+    /// Which of `rows` the store already has (same time, establishment and request id).
+    pub async fn present(&self, rows: &[StoredObservation]) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for o in rows {
+            let hit = sqlx::query(
+                "SELECT 1 FROM observations WHERE received_at = ? AND establishment = ? AND request_id = ?",
+            )
+            .bind(o.obs.received_at_ms)
+            .bind(o.obs.establishment.as_str())
+            .bind(o.obs.request_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+            out.push(hit);
         }
         Ok(out)
     }
