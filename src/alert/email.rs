@@ -32,7 +32,8 @@ pub fn message(c: &EmailChannel, n: &Notice) -> String {
         if line.starts_with('.') {
             m.push('.');
         }
-        m.push_str(line);
+        // A bare CR from data is no line end of its own.
+        m.push_str(&line.replace('\r', " "));
         m.push_str("\r\n");
     }
     m

@@ -110,12 +110,36 @@ fn smtp_relay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error
     }
 }
 
+/// An address fit for an SMTP command and a mail header: one `@`, no control character (a CR or
+/// LF would add a header or an SMTP command), no space, `<`, `>`, `,` or quote.
+fn plain_address(a: &str) -> bool {
+    a.contains('@')
+        && !a
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "<>,\"\\;".contains(c))
+}
+
+fn sender<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if !plain_address(&s) {
+        return Err(serde::de::Error::custom(format!(
+            "`from` = {s:?} is not a plain address like dispo@bank.example (no line break, space, <, >, comma or quote)"
+        )));
+    }
+    Ok(s)
+}
+
 fn recipients<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
-    if v.is_empty() || v.iter().any(|a| !a.contains('@')) {
+    if v.is_empty() {
         return Err(serde::de::Error::custom(
             "`to` needs at least one address, each like oncall@bank.example",
         ));
+    }
+    if let Some(bad) = v.iter().find(|a| !plain_address(a)) {
+        return Err(serde::de::Error::custom(format!(
+            "`to` needs at least one address, each like oncall@bank.example: {bad:?} is not (no line break, space, <, >, comma or quote)"
+        )));
     }
     Ok(v)
 }
@@ -126,6 +150,8 @@ pub struct EmailChannel {
     /// `host:port` of the SMTP relay (a relay inside the bank's network; no authentication).
     #[serde(deserialize_with = "smtp_relay")]
     pub smtp: String,
+    /// The sender address (plain: no line break, space, `<`, `>`, comma or quote).
+    #[serde(deserialize_with = "sender")]
     pub from: String,
     #[serde(deserialize_with = "recipients")]
     pub to: Vec<String>,
@@ -477,6 +503,23 @@ mod tests {
             (
                 "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = []",
                 "at least one address",
+            ),
+            // Header and SMTP command injection through the addresses.
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\\r\\nBcc: all@bank\"\nto = [\"c@d\"]",
+                "not a plain address",
+            ),
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d\\nRCPT TO:<x@y>\"]",
+                "is not (no line break",
+            ),
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = [\"c@d>\"]",
+                "is not (no line break",
+            ),
+            (
+                "[[email]]\nsmtp = \"relay:25\"\nfrom = \"Dispo <a@b>\"\nto = [\"c@d\"]",
+                "not a plain address",
             ),
         ] {
             // The configuration loader shows the message (with the file and line).
