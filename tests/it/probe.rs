@@ -232,8 +232,8 @@ schedule = "* * * * * *"
         "SELECT establishment, error_text FROM observations WHERE outcome = 'probe_error'",
     )
     .await;
+    // (A quick request caught in flight by the stop, on a loaded machine, is one too.)
     for r in &interrupted {
-        assert_eq!(r.get::<String, _>(0), "10807");
         assert!(r.get::<String, _>(1).contains("interrupted"));
     }
 }
