@@ -7,7 +7,8 @@
 //! (every observation of the establishment ± the context around each episode, in the observation
 //! CSV format so `dispo import` reads it back), `fallback.csv` (the engine's justified/unjustified
 //! fallback use on the days concerned), `settings.json` (the counting settings used) and
-//! `MANIFEST.sha256`. Free text is scrubbed of secrets ([`super::redact`]).
+//! `MANIFEST.sha256`. Every text that came from data (error texts, request ids, TPP ids, error
+//! codes, probe ids) is scrubbed of secrets and IBANs are masked ([`super::redact`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -228,9 +229,10 @@ fn est_name(code: &EstablishmentCode) -> String {
     }
 }
 
-/// A CSV text cell from data (ids, TPP names, error texts), safe from formula injection.
+/// A CSV text cell from data (ids, TPP names, error texts): scrubbed of secrets, safe from
+/// formula injection.
 fn tx(s: impl AsRef<str>) -> String {
-    csv_text(s.as_ref()).into_owned()
+    csv_text(&redact(s.as_ref())).into_owned()
 }
 
 fn csv_writer(p: &Path) -> Result<csv::Writer<std::fs::File>, EvidenceError> {
@@ -306,12 +308,12 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn request_cells(o: &StoredObservation) -> Vec<String> {
     vec![
         rfc3339(o.obs.received_at_ms),
-        o.obs.request_id.to_string(),
+        redact(&o.obs.request_id),
         o.obs.service.to_string(),
-        opt(o.obs.tpp.as_deref()),
+        redact(&opt(o.obs.tpp.as_deref())),
         opt(o.obs.status),
         opt(o.obs.latency_ms),
-        opt(o.obs.error_code.as_deref()),
+        redact(&opt(o.obs.error_code.as_deref())),
         o.obs.outcome.to_string(),
         o.error_text.as_deref().map(redact).unwrap_or_default(),
     ]
@@ -401,7 +403,7 @@ fn write_observations_csv(dir: &Path, ctx: &[StoredObservation]) -> Result<PathB
             tx(opt(b.error_code.as_deref())),
             tx(&b.request_id),
             b.outcome.to_string(),
-            tx(o.error_text.as_deref().map(redact).unwrap_or_default()),
+            tx(o.error_text.as_deref().unwrap_or_default()),
             tx(opt(o.no_reply_kind)),
             tx(opt(o.probe_id.as_deref())),
             o.synthetic.to_string(),
@@ -654,7 +656,7 @@ fn write_summary(
                 match find(ctx, e, rid) {
                     Some(o) => row.extend(request_cells(o)),
                     None => {
-                        row.extend(["".into(), rid.clone()]);
+                        row.extend(["".into(), redact(rid)]);
                         row.extend(vec![String::new(); 7]);
                     }
                 }
@@ -672,7 +674,7 @@ fn write_summary(
                 match find(ctx, e, rid) {
                     Some(o) => row.extend(request_cells(o)),
                     None => {
-                        row.extend(["".into(), rid.to_owned()]);
+                        row.extend(["".into(), redact(rid)]);
                         row.extend(vec![String::new(); 7]);
                     }
                 }
@@ -697,7 +699,7 @@ fn write_summary(
                 .obs
                 .tpp
                 .as_ref()
-                .map(|t| t.to_string())
+                .map(|t| redact(t))
                 .unwrap_or_else(|| l.t("(non identifié)", "(not identified)").to_string());
             let c = tpps.entry(k).or_default();
             c.0 += 1;
@@ -744,7 +746,7 @@ fn write_summary(
                 .obs
                 .tpp
                 .as_ref()
-                .map(|t| t.to_string())
+                .map(|t| redact(t))
                 .unwrap_or_else(|| l.t("(non identifié)", "(not identified)").to_string());
             fb.entry(k).or_default()[slot] += 1;
         }
@@ -786,7 +788,7 @@ fn write_summary(
             .map(|f| {
                 vec![
                     f.date.to_string(),
-                    opt(f.tpp.as_deref()),
+                    redact(&opt(f.tpp.as_deref())),
                     f.justified.to_string(),
                     f.unjustified.to_string(),
                 ]

@@ -1,28 +1,60 @@
-//! Scrubs secrets from free text before it enters a pack: bearer tokens, OAuth tokens and codes,
-//! SMS/OTP codes, passwords, client secrets, JWTs and PEM private keys. Error texts come from the
-//! bank or the gateway and may echo a request: evidence goes to third parties, secrets never do.
+//! Scrubs secrets from free text before it enters a pack: `Authorization` headers whatever the
+//! scheme, `Bearer` tokens (any spacing), `Basic` credentials, OAuth tokens and codes, SMS/OTP
+//! codes, passwords and pass phrases, client secrets, API keys, cookies and session ids, JWTs and
+//! PEM private keys; IBANs are masked (`FR76 **** **** 5255`). Error texts come from the bank or
+//! the gateway and may echo a request: evidence goes to third parties, secrets never do.
 //!
 //! In: text. Out: the same text with each secret value replaced by `[redacted]`.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 const REDACTED: &str = "[redacted]";
 
-/// Keys whose value is a secret (matched case-insensitively, followed by `=` or `:`).
-const SECRET_KEYS: &[&str] = &[
+/// Keys whose value is a secret without spaces (matched case-insensitively as whole words,
+/// followed by `=`, `:` or, for a value that looks like a token, just a space).
+const TOKEN_KEYS: &[&str] = &[
     "access_token",
     "refresh_token",
     "id_token",
-    "client_secret",
+    "auth_token",
+    "token",
+    "x-auth-token",
+    "client_assertion",
+    "assertion",
     "authorization_code",
     "code_verifier",
-    "password",
-    "passwd",
+    "code",
     "otp",
     "sms_code",
     "smscode",
-    "code",
-    "assertion",
+    "pin",
     "private_key",
-    "authorization",
+    "api_key",
+    "apikey",
+    "api-key",
+    "x-api-key",
+    "ocp-apim-subscription-key",
+    "subscription-key",
+    "session",
+    "sessionid",
+    "session_id",
+    "jsessionid",
+    "phpsessid",
+];
+
+/// Keys whose value may hold spaces (a pass phrase; a cookie header with its `;`): unquoted, it
+/// runs to the end of the clause (cookies: to the end of the line).
+const PHRASE_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "client_secret",
+    "secret",
+    "cookie",
+    "set-cookie",
 ];
 
 fn is_value_end(c: char) -> bool {
@@ -33,62 +65,167 @@ fn is_value_end(c: char) -> bool {
         )
 }
 
-/// Replaces secret values in `s`.
+/// Replaces secret values in `s`, and masks IBANs to their country, check digits and last four
+/// characters (`FR76 **** **** 5255`).
 pub fn redact(s: &str) -> String {
     let mut out = redact_pem(s);
-    out = redact_after(&out, "bearer ", false);
-    for key in SECRET_KEYS {
-        out = redact_after(&out, key, true);
-    }
-    redact_jwt(&out)
+    out = redact_authorization(&out);
+    out = redact_schemes(&out);
+    out = redact_keys(&out);
+    out = redact_jwt(&out);
+    mask_ibans(&out)
 }
 
-/// Redacts the value after each occurrence of `key` (followed by `=`/`:` when `keyed`).
-fn redact_after(s: &str, key: &str, keyed: bool) -> String {
-    let lower = s.to_ascii_lowercase();
+/// `Authorization: <scheme> <credentials>` (and `Proxy-Authorization`), whatever the scheme.
+fn redact_authorization(s: &str) -> String {
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r#"(?i)\b((?:proxy-)?authorization["']?[ \t]*[:=][ \t]*["']?(?:[A-Za-z][A-Za-z0-9-]*[ \t]+)?)([^\s"',;&<>]+)"#,
+        )
+        .expect("valid pattern")
+    });
+    RE.replace_all(s, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]))
+        .into_owned()
+}
+
+/// `Bearer <token>` with any number of spaces; `Basic <base64 of user:password>`.
+fn redact_schemes(s: &str) -> String {
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9\-._~+/]+=*)").expect("valid pattern")
+    });
+    RE.replace_all(s, |c: &regex::Captures| {
+        let secret = c[1].eq_ignore_ascii_case("bearer") || is_basic_credentials(&c[3]);
+        if secret {
+            format!("{}{}{REDACTED}", &c[1], &c[2])
+        } else {
+            c[0].to_owned()
+        }
+    })
+    .into_owned()
+}
+
+/// Base64 of `user:password` (so "Basic authentication failed" stays readable).
+fn is_basic_credentials(v: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .is_ok_and(|b| b.contains(&b':'))
+}
+
+/// A word after a key and a space that is a secret: long enough, with a digit, token characters.
+fn looks_like_token(w: &str) -> bool {
+    w.len() >= 6
+        && w.chars().any(|c| c.is_ascii_digit())
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
+}
+
+/// Redacts the value after each secret key (`key=v`, `key: v`, `"key": "v w"`, `key v1234`).
+fn redact_keys(s: &str) -> String {
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        let mut keys: Vec<&str> = TOKEN_KEYS.iter().chain(PHRASE_KEYS).copied().collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let alt = keys
+            .iter()
+            .map(|k| regex::escape(k))
+            .collect::<Vec<_>>()
+            .join("|");
+        Regex::new(&format!(r"(?i)(?:^|[^A-Za-z0-9_-])({alt})\b")).expect("valid pattern")
+    });
+    let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
-    while let Some(found) = lower[i..].find(key) {
-        let at = i + found;
-        let after_key = at + key.len();
-        // Whole words only: `errorcode=` is not `code=`, `INTERNAL_CODE` neither.
-        let word_start = at == 0
-            || !lower[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        let mut j = after_key;
-        let bytes = s.as_bytes();
-        if keyed {
-            while j < s.len() && matches!(bytes[j], b'"' | b'\'' | b' ') {
-                j += 1;
-            }
-            if !(word_start && j < s.len() && matches!(bytes[j], b'=' | b':')) {
-                out.push_str(&s[i..after_key]);
-                i = after_key;
-                continue;
-            }
+    while let Some(c) = RE.captures_at(s, i) {
+        let key = c.get(1).expect("group 1");
+        let phrase = PHRASE_KEYS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key.as_str()));
+        let cookie = key.as_str().to_ascii_lowercase().ends_with("cookie");
+        let mut j = key.end();
+        // The closing quote of a JSON key, then blanks.
+        if j < b.len() && matches!(b[j], b'"' | b'\'') {
             j += 1;
-            while j < s.len() && matches!(bytes[j], b'"' | b'\'' | b' ') {
+        }
+        let blanks = |mut j: usize| {
+            while j < b.len() && matches!(b[j], b' ' | b'\t') {
                 j += 1;
             }
-            // `Authorization: Bearer x` is handled by the bearer rule.
-            if key == "authorization" && lower[j..].starts_with("bearer ") {
-                out.push_str(&s[i..j]);
-                i = j;
-                continue;
+            j
+        };
+        let k = blanks(j);
+        let (start, end) = if k < b.len() && matches!(b[k], b'=' | b':') {
+            let v = blanks(k + 1);
+            if v < b.len() && matches!(b[v], b'"' | b'\'') {
+                // Quoted: the whole quoted value, spaces and all.
+                let q = b[v] as char;
+                let e = s[v + 1..].find(q).map_or(s.len(), |e| v + 1 + e);
+                (v + 1, e)
+            } else if phrase {
+                let stop: &[char] = if cookie {
+                    &['\r', '\n', '"', '\'']
+                } else {
+                    &['\r', '\n', '"', '\'', ',', '&', ';', '}']
+                };
+                let e = s[v..].find(stop).map_or(s.len(), |e| v + e);
+                (v, v + s[v..e].trim_end().len())
+            } else {
+                (v, s[v..].find(is_value_end).map_or(s.len(), |e| v + e))
             }
-        } else if !word_start {
-            out.push_str(&s[i..after_key]);
-            i = after_key;
-            continue;
-        }
-        let end = s[j..].find(is_value_end).map(|k| j + k).unwrap_or(s.len());
-        out.push_str(&s[i..j]);
-        if end > j {
+        } else if k > j {
+            let e = s[k..].find(is_value_end).map_or(s.len(), |e| k + e);
+            if looks_like_token(&s[k..e]) {
+                (k, e)
+            } else {
+                (k, k)
+            }
+        } else {
+            (key.end(), key.end())
+        };
+        out.push_str(&s[i..start]);
+        if end > start && &s[start..end] != REDACTED {
             out.push_str(REDACTED);
+        } else {
+            out.push_str(&s[start..end]);
         }
-        i = end;
+        i = end.max(key.end());
+        if i >= s.len() {
+            break;
+        }
+    }
+    out.push_str(&s[i.min(s.len())..]);
+    out
+}
+
+/// IBANs (checksum verified) masked to `FR76 **** **** 5255`: the supervisor sees the country,
+/// the check digits and the last four characters, never the account.
+fn mask_ibans(s: &str) -> String {
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b").expect("valid pattern")
+    });
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    for m in RE.find_iter(s) {
+        // The longest start of the match (ending before a space or at its end) that is an IBAN:
+        // an upper-case word after it ("... 185 INTS") is not part of it.
+        let text = m.as_str();
+        let cuts = text
+            .char_indices()
+            .filter(|(p, _)| text[*p..].starts_with(' '))
+            .map(|(p, _)| p)
+            .chain([text.len()])
+            .collect::<Vec<_>>();
+        let found = cuts.iter().rev().find_map(|&cut| {
+            text[..cut]
+                .parse::<crate::domain::Iban>()
+                .ok()
+                .map(|iban| (cut, iban))
+        });
+        if let Some((cut, iban)) = found {
+            let a = iban.as_str();
+            out.push_str(&s[i..m.start()]);
+            out.push_str(&format!("{} **** **** {}", &a[..4], &a[a.len() - 4..]));
+            i = m.start() + cut;
+        }
     }
     out.push_str(&s[i..]);
     out
@@ -146,30 +283,101 @@ fn redact_pem(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every shape of secret met in gateway and bank error texts, and what must stay readable.
     #[test]
-    fn secrets_are_scrubbed() {
-        assert_eq!(
-            redact("Authorization: Bearer abc.def-123 failed"),
-            "Authorization: Bearer [redacted] failed"
-        );
-        assert_eq!(
-            redact("grant_type=authorization_code&code=XYZ987&refresh_token=r1"),
-            "grant_type=authorization_code&code=[redacted]&refresh_token=[redacted]"
-        );
-        assert_eq!(
-            redact(r#"{"access_token": "tok-1", "code":"AC01"}"#),
-            r#"{"access_token": "[redacted]", "code":"[redacted]"}"#
-        );
-        assert_eq!(redact("otp=123456 sent"), "otp=[redacted] sent");
-        assert_eq!(redact("see eyJhbGc.eyJzdWI.sig1 now"), "see [redacted] now");
-        assert_eq!(
-            redact("k -----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- z"),
-            "k [redacted] z"
-        );
-        // Plain STET errors stay readable.
-        assert_eq!(
-            redact("INTS: internal server error, errorcode=5"),
-            "INTS: internal server error, errorcode=5"
-        );
+    fn secret_shapes() {
+        for (raw, want) in [
+            (
+                "Authorization: Bearer abc.def-123 failed",
+                "Authorization: Bearer [redacted] failed",
+            ),
+            ("Bearer  two-spaces-tok9 then", "Bearer  [redacted] then"),
+            ("bearer\ttab.tok", "bearer\t[redacted]"),
+            (
+                "Authorization: Basic dXNlcjpwYXNz",
+                "Authorization: Basic [redacted]",
+            ),
+            ("sent Basic dXNlcjpwYXNz to", "sent Basic [redacted] to"),
+            ("Basic authentication failed", "Basic authentication failed"),
+            (
+                "authorization=Digest abc123",
+                "authorization=Digest [redacted]",
+            ),
+            (
+                "Proxy-Authorization: Negotiate YIIG",
+                "Proxy-Authorization: Negotiate [redacted]",
+            ),
+            (
+                "grant_type=authorization_code&code=XYZ987&refresh_token=r1",
+                "grant_type=authorization_code&code=[redacted]&refresh_token=[redacted]",
+            ),
+            (
+                r#"{"access_token": "tok-1", "code":"AC01"}"#,
+                r#"{"access_token": "[redacted]", "code":"[redacted]"}"#,
+            ),
+            ("otp=123456 sent", "otp=[redacted] sent"),
+            ("otp 842913 rejected", "otp [redacted] rejected"),
+            (
+                "refresh_token RT-secret-999 expired",
+                "refresh_token [redacted] expired",
+            ),
+            ("token a1b2c3d4e5 revoked", "token [redacted] revoked"),
+            ("the refresh token expired", "the refresh token expired"),
+            (
+                "password: correct horse battery staple",
+                "password: [redacted]",
+            ),
+            (
+                "password=correct horse, user=bob",
+                "password=[redacted], user=bob",
+            ),
+            (
+                r#"{"password": "two words"}"#,
+                r#"{"password": "[redacted]"}"#,
+            ),
+            ("password hunter22 refused", "password [redacted] refused"),
+            ("password expired for user", "password expired for user"),
+            ("client_secret=s3cr3t&x=1", "client_secret=[redacted]&x=1"),
+            (
+                "Cookie: SESSION=abc; theme=dark\nnext",
+                "Cookie: [redacted]\nnext",
+            ),
+            (
+                "Set-Cookie: sid=1234; Path=/; HttpOnly",
+                "Set-Cookie: [redacted]",
+            ),
+            ("JSESSIONID=ABCDEF0123", "JSESSIONID=[redacted]"),
+            ("X-API-Key: k-123456789", "X-API-Key: [redacted]"),
+            ("api_key=abcd1234&q=1", "api_key=[redacted]&q=1"),
+            ("apikey: 0f0f0f0f", "apikey: [redacted]"),
+            (
+                "Ocp-Apim-Subscription-Key: 0123abcd",
+                "Ocp-Apim-Subscription-Key: [redacted]",
+            ),
+            ("see eyJhbGc.eyJzdWI.sig1 now", "see [redacted] now"),
+            (
+                "k -----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- z",
+                "k [redacted] z",
+            ),
+            (
+                "debtor FR7613807008043001965405255 refused",
+                "debtor FR76 **** **** 5255 refused",
+            ),
+            (
+                "iban: FR76 1380 7008 0430 0196 5405 158 INTS",
+                "iban: FR76 **** **** 5158 INTS",
+            ),
+            ("fr7613807008043001965405255", "FR76 **** **** 5255"),
+            // Not an IBAN (checksum), not a secret: kept.
+            ("FR7613807008043001965405159", "FR7613807008043001965405159"),
+            (
+                "INTS: internal server error, errorcode=5",
+                "INTS: internal server error, errorcode=5",
+            ),
+            ("INTERNAL_CODE: 17", "INTERNAL_CODE: 17"),
+            ("code 404", "code 404"),
+        ] {
+            assert_eq!(redact(raw), want, "{raw:?}");
+        }
     }
 }

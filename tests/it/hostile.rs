@@ -14,7 +14,7 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
 2024-07-04T10:01:05.000Z,13807,api,cbpii,log,+33TPP,503,15,INTS,@f2,<script>alert(1)</script> [click](https://evil)
 2024-07-04T10:01:10.000Z,13807,api,cbpii,log,=TPP,,,,+f3,\"\tpwn\"
 2024-07-04T10:01:15.000Z,13807,api,cbpii,log,-TPP,,,,-f4,=1+1
-2024-07-04T10:01:20.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f5,
+2024-07-04T10:01:20.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,,,,f5,Basic dXNlcjpwYXNz Bearer  tok-two-spaces9 debtor FR7613807008043001965405255 Cookie: SID=s3ss10n
 2024-07-04T10:02:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,250,,r1
 2024-07-04T12:00:00.000Z,13807,fallback,fallback,log,=FALLBACK(1),302,30,,fb
 ";
@@ -96,4 +96,17 @@ fn evidence_pack_csvs_and_summary_neutralise_hostile_text() {
     assert!(md.contains("\\[click\\](https://evil)"), "{md}");
     let html = std::fs::read_to_string(out.join("summary.html")).unwrap();
     assert!(!html.contains("<script>"), "{html}");
+
+    // Secrets of every shape scrubbed from every file; the IBAN masked as the supervisor wants.
+    crate::evidence::assert_no_secrets(
+        &out,
+        &[
+            "dXNlcjpwYXNz",
+            "tok-two-spaces9",
+            "FR7613807008043001965405255",
+            "s3ss10n",
+        ],
+    );
+    assert!(obs.contains("FR76 **** **** 5255"), "{obs}");
+    assert!(md.contains("FR76 **** **** 5255"), "{md}");
 }
