@@ -89,51 +89,61 @@ pub async fn build(
         weeks(&kpis, lang),
     ];
     let summary = summary(&kpis, &stored, from, to, short, lang);
-    let mut files = Vec::new();
-    let xlsx = out_dir.join("exemption.xlsx");
-    write_xlsx(&xlsx, &summary, &tables)?;
-    files.push(xlsx);
-    for tb in &tables {
-        files.push(write_csv(out_dir, tb)?);
-    }
-    let html = out_dir.join("exemption.html");
-    let mut doc = Doc::new(
-        l10n(
-            lang,
-            "Dossier de demande d'exemption du mécanisme de secours (art. 33(6))",
-            "Exemption from the fallback mechanism: supporting evidence (Art. 33(6))",
-        ),
-        lang.t("fr", "en"),
-    );
-    doc.table(
-        &[lang.t("Élément", "Item"), lang.t("Valeur", "Value")],
-        summary.clone(),
-    );
-    for tb in tables
-        .iter()
-        .filter(|tb| tb.name != "daily" && tb.name != "parity")
-    {
-        doc.h2(tb.name);
-        let head: Vec<&str> = tb.head.iter().map(String::as_str).collect();
-        doc.table(
-            &head,
-            tb.rows
+    // All the files or none (see `report::publish`).
+    crate::report::publish::all_or_nothing(
+        out_dir,
+        |out_dir| {
+            let mut files = Vec::new();
+            let xlsx = out_dir.join("exemption.xlsx");
+            write_xlsx(&xlsx, &summary, &tables)?;
+            files.push(xlsx);
+            for tb in &tables {
+                files.push(write_csv(out_dir, tb)?);
+            }
+            let html = out_dir.join("exemption.html");
+            let mut doc = Doc::new(
+                l10n(
+                    lang,
+                    "Dossier de demande d'exemption du mécanisme de secours (art. 33(6))",
+                    "Exemption from the fallback mechanism: supporting evidence (Art. 33(6))",
+                ),
+                lang.t("fr", "en"),
+            );
+            doc.table(
+                &[lang.t("Élément", "Item"), lang.t("Valeur", "Value")],
+                summary.clone(),
+            );
+            for tb in tables
                 .iter()
-                .map(|r| r.iter().map(Cell::text).collect())
-                .collect(),
-        );
-    }
-    doc.p(lang.t(
-        "Chiffres quotidiens et parité : voir daily.csv, parity.csv et exemption.xlsx.",
-        "Daily figures and parity: see daily.csv, parity.csv and exemption.xlsx.",
-    ));
-    std::fs::write(&html, doc.html()).map_err(|source| EvidenceError::Write {
-        path: html.display().to_string(),
-        source,
-    })?;
-    files.push(html);
-    files.push(manifest::write(out_dir)?);
-    Ok(files)
+                .filter(|tb| tb.name != "daily" && tb.name != "parity")
+            {
+                doc.h2(tb.name);
+                let head: Vec<&str> = tb.head.iter().map(String::as_str).collect();
+                doc.table(
+                    &head,
+                    tb.rows
+                        .iter()
+                        .map(|r| r.iter().map(Cell::text).collect())
+                        .collect(),
+                );
+            }
+            doc.p(lang.t(
+                "Chiffres quotidiens et parité : voir daily.csv, parity.csv et exemption.xlsx.",
+                "Daily figures and parity: see daily.csv, parity.csv and exemption.xlsx.",
+            ));
+            std::fs::write(&html, doc.html()).map_err(|source| EvidenceError::Write {
+                path: html.display().to_string(),
+                source,
+            })?;
+            files.push(html);
+            files.push(manifest::write(out_dir)?);
+            Ok(files)
+        },
+        |path, source| EvidenceError::Write {
+            path: path.display().to_string(),
+            source,
+        },
+    )
 }
 
 fn l10n(lang: Lang, fr: &str, en: &str) -> String {

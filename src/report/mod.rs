@@ -9,6 +9,7 @@ pub mod csv;
 pub mod frames;
 pub mod html;
 pub mod labels;
+pub mod publish;
 pub mod xlsx;
 
 use std::collections::BTreeSet;
@@ -337,19 +338,28 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         req: req.clone(),
     };
     let dir = req.out.join(&req.label);
-    std::fs::create_dir_all(dir.join("charts")).map_err(|source| ReportError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let mut files = Vec::new();
-    files.push(csv::write(&publication, &dir)?);
-    files.extend(charts::write_all(&publication, &dir.join("charts"))?);
-    tracing::debug!(
-        secs = started.elapsed().as_secs_f64(),
-        "report: charts drawn"
-    );
-    files.push(xlsx::write(&publication, &dir)?);
-    files.push(html::write(&publication, &dir)?);
+    // All the files or none: a later output failing (a cell the spreadsheet refuses) leaves no
+    // half publication, and an earlier publication of the period stays as it was.
+    let files = publish::all_or_nothing(
+        &dir,
+        |tmp| {
+            std::fs::create_dir_all(tmp.join("charts")).map_err(|source| ReportError::Io {
+                path: tmp.to_path_buf(),
+                source,
+            })?;
+            let mut files = Vec::new();
+            files.push(csv::write(&publication, tmp)?);
+            files.extend(charts::write_all(&publication, &tmp.join("charts"))?);
+            tracing::debug!(
+                secs = started.elapsed().as_secs_f64(),
+                "report: charts drawn"
+            );
+            files.push(xlsx::write(&publication, tmp)?);
+            files.push(html::write(&publication, tmp)?);
+            Ok(files)
+        },
+        |path, source| ReportError::Io { path, source },
+    )?;
     tracing::debug!(secs = started.elapsed().as_secs_f64(), "report: written");
     Ok(ReportOutputs {
         dir,

@@ -110,3 +110,106 @@ fn evidence_pack_csvs_and_summary_neutralise_hostile_text() {
     assert!(obs.contains("FR76 **** **** 5255"), "{obs}");
     assert!(md.contains("FR76 **** **** 5255"), "{md}");
 }
+
+fn listing(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A TPP id longer than a spreadsheet cell (32 767 characters) makes the xlsx fail after the CSV
+/// and the charts are drawn: the report writes nothing, and the publication already there stays.
+#[test]
+fn report_writes_all_its_files_or_none() {
+    support::init();
+    let d = tmp("hostile-report");
+    let db = d.join("o.db");
+    let out = d.join("reports");
+    let import = |rows: &str| {
+        let f = d.join("rows.csv");
+        std::fs::write(
+            &f,
+            format!(
+                "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n{rows}"
+            ),
+        )
+        .unwrap();
+        let o = dispo(
+            &["import", "--db", db.to_str().unwrap(), f.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    };
+    let report = || {
+        dispo(
+            &[
+                "report",
+                "--db",
+                db.to_str().unwrap(),
+                "--from",
+                "2024-07-04",
+                "--to",
+                "2024-07-05",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    import(
+        "2024-07-04T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,a1\n\
+         2024-07-04T11:00:00.000Z,13807,fallback,fallback,log,PSDFR-ACPR-A,302,30,,b1\n",
+    );
+    let o = report();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let dir = out.join("2024-07-04_2024-07-05");
+    let before: Vec<(String, Vec<u8>)> = walk(&dir);
+    assert!(before.len() > 5, "{before:?}");
+
+    let long = "T".repeat(40_000);
+    import(&format!(
+        "2024-07-04T12:00:00.000Z,13807,fallback,fallback,log,{long},302,30,,b2\n"
+    ));
+    let o = report();
+    let (so, se) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{so}{se}");
+    assert!(se.contains("spreadsheet"), "{se}");
+    assert_eq!(walk(&dir), before, "the earlier publication changed");
+    assert_eq!(
+        listing(&out),
+        ["2024-07-04_2024-07-05"],
+        "a temporary directory is left"
+    );
+
+    // Without an earlier publication: nothing at all.
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = report();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        !out.exists() || listing(&out).is_empty(),
+        "{:?}",
+        listing(&out)
+    );
+}
+
+/// Every file under `d` with its bytes, by relative path.
+fn walk(d: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(d).unwrap().display().to_string();
+                v.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
