@@ -10,6 +10,7 @@
 //! restarts. One file per channel.
 
 pub mod alertmanager;
+pub mod checks;
 pub mod email;
 pub mod live;
 pub mod outbox;
