@@ -453,3 +453,18 @@ async fn two_commands_opening_an_old_database_at_once_both_open_it() {
         assert_eq!(n, 20_000);
     }
 }
+
+/// Every connection of the pool syncs at each commit (a power cut loses nothing committed).
+#[tokio::test]
+async fn connections_sync_every_commit() {
+    let s = Store::open(&temp_db("sync-full")).await.unwrap();
+    for _ in 0..3 {
+        let mut c = s.pool().acquire().await.unwrap();
+        let v: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(v, 2, "synchronous = FULL");
+    }
+    assert_eq!(SYNCHRONOUS, "FULL", "the inserting connection's setting");
+}
