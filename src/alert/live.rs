@@ -126,9 +126,13 @@ pub async fn run(
     let mut episodes = Episodes::new(&cfg.counting);
     episodes.replay(&store, &ids, since_ms).await;
     let mut probe_errors = ProbeErrors::load(&store).await;
+    let copies = OwnCopies::of(&cfg);
     while let Some(o) = rx.recv().await {
         let now = chrono::Utc::now().timestamp_millis();
         probe_errors.push(&store, &o, &ids, now).await;
+        if copies.is_copy(&o.obs) {
+            continue;
+        }
         let counted = crate::period::counted(&o, &cfg.counting);
         episodes.push(&store, &counted, &ids, now).await;
     }
@@ -136,6 +140,37 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = checks.await;
     let _ = delivery.await;
+}
+
+/// One request counts once (methodology 1): a gateway's log line of one of this monitor's own
+/// probes (its client id, on a series it probes) is a copy of the probe's record, which the
+/// engine keeps; live, the copy is left out, so the request does not count twice.
+struct OwnCopies {
+    /// Per establishment: this monitor's client id and the interfaces it probes there.
+    own: std::collections::BTreeMap<EstablishmentCode, (String, Vec<Interface>)>,
+}
+
+impl OwnCopies {
+    fn of(cfg: &Config) -> Self {
+        let mut own = std::collections::BTreeMap::new();
+        for e in &cfg.establishments {
+            let ifaces = cfg
+                .probes
+                .iter()
+                .filter(|p| p.establishments.is_empty() || p.establishments.contains(&e.code))
+                .map(|p| p.step.interface())
+                .collect();
+            own.insert(e.code, (e.client_id.clone(), ifaces));
+        }
+        Self { own }
+    }
+
+    fn is_copy(&self, o: &Observation) -> bool {
+        o.source == crate::domain::Source::Log
+            && self.own.get(&o.establishment).is_some_and(|(id, ifaces)| {
+                o.tpp.as_deref() == Some(id.as_str()) && ifaces.contains(&o.interface)
+            })
+    }
 }
 
 /// Episodes and their `interface_down` alerts.

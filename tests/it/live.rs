@@ -355,3 +355,98 @@ async fn a_recorded_day_through_the_live_path_gives_kpis_episodes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_gateway_log_copy_of_a_probe_counts_once_live_as_in_kpi() {
+    support::init();
+    let dir = tmp("copies");
+    let pki = crate::sim_support::shared_pki();
+    let from = 1_730_800_800_000; // 2024-11-05T10:00:00Z
+    // Three refusals of the monitor's probes, 5 s apart, each also in the gateway's log (same
+    // request id, the monitor's client id, 20 ms later): three requests, not six, so no
+    // episode. Then five more, with their copies: one episode.
+    let mut day = Day {
+        rng: Lcg(3),
+        rows: Vec::new(),
+    };
+    let i = Interface::Api;
+    day.ok("13807", i, from, 100);
+    for k in 0..3 {
+        day.refused("13807", i, from + 10_000 + k * 5_000);
+    }
+    day.ok("13807", i, from + 30_000, 100);
+    for k in 0..5 {
+        day.refused("13807", i, from + 60_000 + k * 5_000);
+    }
+    day.ok("13807", i, from + 90_000, 100);
+    let probes: Vec<StoredObservation> = day.rows.iter().map(|r| r.obs.clone()).collect();
+    let mut all = probes.clone();
+    for p in probes.iter().filter(|p| p.obs.outcome == Outcome::NoReply) {
+        let mut copy = p.obs.clone();
+        copy.source = Source::Log;
+        copy.received_at_ms += 20;
+        all.push(copy.into());
+    }
+    all.sort_by_key(|o| (o.obs.received_at_ms, o.obs.request_id.clone()));
+    let db = dir.join("d.db");
+    let store = Store::open(&db).await.unwrap();
+    store.insert_observations(&all[..]).await.unwrap();
+    let series = [("13807".parse().unwrap(), i)];
+    store
+        .record_monitor_run("m", &series, from - 1_000, from + 100_000, "end")
+        .await
+        .unwrap();
+    let out = Command::new(support::dispo_bin())
+        .args(["kpi", "--from", "2024-11-05", "--to", "2024-11-06"])
+        .args(["--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let kpi: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let batch: Vec<&str> = kpi["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(batch, ["13807-api-20241105T100100.000Z"]);
+
+    // Live: this monitor probes 13807's API with client id PSDFR-ACPR-12345.
+    let cfg_path = dir.join("p.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[monitor]\nid = \"m\"\n{}\n[[probe]]\nname = \"v142\"\nstep = \"funds-confirmation\"\n\
+             schedule = \"* * * * *\"\nstet = \"1.4.2\"\niban = \"FR7613807008043001965405255\"\n",
+            dispo::sim::pki::probe_establishment_toml("13807", 8443, &pki)
+        ),
+    )
+    .unwrap();
+    let cfg = dispo::config::load(&cfg_path).unwrap();
+    let live_store = Store::open(&dir.join("live.db")).await.unwrap();
+    let mut observers = Observers::default();
+    let rx = observers.subscribe();
+    let live = tokio::spawn(dispo::alert::live::run(
+        live_store.clone(),
+        cfg,
+        rx,
+        from - 1_000,
+    ));
+    let (seq, handoff) = Sequencer::start(observers);
+    for o in all {
+        seq.done(None, vec![o]).await;
+    }
+    drop(seq);
+    handoff.await.unwrap();
+    live.await.unwrap();
+    let keys: Vec<String> =
+        sqlx::query("SELECT key FROM alerts WHERE kind = 'interface_down' ORDER BY key")
+            .fetch_all(live_store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(keys, batch);
+}
