@@ -8,7 +8,8 @@
 //!
 //! Once a burst has confirmed an outage the series is known down: further failures start no
 //! burst (the schedule watches for the recovery; the bank is not loaded five times over while it
-//! is down) until a reply comes. A request of a burst still outstanding after its burst ended
+//! is down) until a reply comes, or the monitor's own error breaks its coverage (failures after a
+//! gap need five new ones). A request of a burst still outstanding after its burst ended
 //! starts no new burst by its slowness, only by failing.
 //!
 //! This module only decides; the daemon sends. All decisions are taken under one lock, so a
@@ -130,6 +131,9 @@ impl Bursts {
         let s = g.entry(series).or_default();
         if outcome == Outcome::ProbeError {
             // The monitor's own fault tells nothing of the bank: the burst replaces the request.
+            // It is a gap in coverage (methodology 1): after it, failures need five new ones,
+            // so a confirmed outage is confirmed again.
+            s.down = false;
             if let Some(b) = &mut s.burst {
                 b.sends.retain(|(r, _)| *r != run);
                 if b.sends.is_empty() {
@@ -265,8 +269,14 @@ mod tests {
             b.finished(s, 200, later, Some(Outcome::NoReply)),
             Action::Nothing
         );
+        // The monitor's own error is a gap in coverage: the next failure is confirmed anew.
+        b.finished(s, 201, later, Some(Outcome::ProbeError));
+        assert!(matches!(
+            b.finished(s, 202, later, Some(Outcome::NoReply)),
+            Action::Started(_)
+        ));
+        b.finished(s, 203, later, Some(Outcome::Ok));
         // A reply: up again; the next failure starts a new burst.
-        b.finished(s, 201, later, Some(Outcome::Ok));
         assert!(matches!(
             b.finished(s, 202, later, Some(Outcome::AspspError)),
             Action::Started(_)
