@@ -32,10 +32,8 @@ pub fn of_series(
                 .collect(),
         )
     };
-    let monitor = intervals::subtract(
-        &mine(CoverageKind::Monitor),
-        &probe_error_spans(obs, range.1),
-    );
+    let errors = probe_error_spans(obs, range.1);
+    let monitor = intervals::subtract(&mine(CoverageKind::Monitor), &errors);
     let mut both = monitor;
     both.extend(mine(CoverageKind::Log));
     let spans = intervals::merge(both);
@@ -44,13 +42,22 @@ pub fn of_series(
         .filter(|c| c.ongoing && c.covers(est, iface))
         .map(|c| c.end_ms.min(range.1))
         .collect();
-    // The data ends with the last span (or a monitor still running): an episode still down there
-    // is open. Any earlier span ends at a gap: an episode there is cut.
+    // Where the monitor stopped (or its own errors began) coverage is cut: nothing is known of
+    // what followed. Where only the data ends (a log's last line, the loaded range, a monitor
+    // still running) an episode still down is open. An earlier span always ends at a gap.
+    let stops: Vec<i64> = all
+        .iter()
+        .filter(|c| c.kind == CoverageKind::Monitor && !c.ongoing && c.covers(est, iface))
+        .map(|c| c.end_ms.min(range.1))
+        .chain(errors.iter().map(|e| e.0))
+        .collect();
     let last = spans.len().saturating_sub(1);
     let open_end = spans
         .iter()
         .enumerate()
-        .map(|(k, s)| k == last || s.1 >= range.1 || ongoing.contains(&s.1))
+        .map(|(k, s)| {
+            s.1 >= range.1 || ongoing.contains(&s.1) || (k == last && !stops.contains(&s.1))
+        })
         .collect();
     SeriesCoverage { spans, open_end }
 }

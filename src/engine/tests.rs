@@ -464,8 +464,9 @@ fn an_open_episode_ends_at_the_period_end_or_the_last_heartbeat() {
         &Settings::default(),
     );
     assert_eq!(k.episodes[0].end_ms, ms("2024-07-01T20:10:00.000Z"));
-    // Nothing was covered after: the data ends there, so the episode is open (not cut by a gap).
-    assert!(k.episodes[0].open && !k.episodes[0].cut);
+    // The monitor stopped there (methodology section 3: an open episode is cut at its last
+    // heartbeat): nothing is known of what followed.
+    assert!(k.episodes[0].cut && !k.episodes[0].open);
     let d = day(&k, "2024-07-01", "13807", Interface::Api);
     assert_eq!(d.downtime_s, 600.0);
     assert_eq!(d.unmonitored_s, 6_600.0);
