@@ -244,6 +244,17 @@ impl Metrics {
                 );
             }
         }
+        head(
+            &mut out,
+            "dispo_probe_ticks_skipped_total",
+            "counter",
+            "Scheduled probe runs skipped because the job's previous run was still in flight (the monitor cannot keep up, or the bank is slower than the schedule).",
+        );
+        let _ = writeln!(
+            out,
+            "dispo_probe_ticks_skipped_total {}",
+            crate::probe::daemon::SKIPPED_TICKS.load(std::sync::atomic::Ordering::Relaxed)
+        );
         render_delivery_failures(&mut out);
         out
     }
@@ -267,7 +278,7 @@ pub fn alert_delivery_failed(channel: &'static str, reason: &'static str) {
 fn render_delivery_failures(out: &mut String) {
     let _ = writeln!(
         out,
-        "# HELP dispo_alert_delivery_failures_total Failed alert deliveries (retried), by channel kind and reason: http (no answer or a non-2xx status), redirect (a 3xx, never followed), smtp.\n# TYPE dispo_alert_delivery_failures_total counter"
+        "# HELP dispo_alert_delivery_failures_total Failed alert deliveries (retried), by channel kind and reason: http (no answer or a non-2xx status), redirect (a 3xx, never followed), smtp; gave_up counts notices given up after the retry limit.\n# TYPE dispo_alert_delivery_failures_total counter"
     );
     for ((c, r), n) in DELIVERY_FAILURES
         .lock()

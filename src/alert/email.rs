@@ -267,6 +267,7 @@ mod tests {
             to: vec!["a@bank.example".into(), "b@bank.example".into()],
             starttls: true,
             ca_file: Some(ca),
+            name: None,
         };
         send(&c, &notice()).await.unwrap();
         let got = h.await.unwrap();
@@ -305,6 +306,7 @@ mod tests {
             to: vec!["a@bank.example".into()],
             starttls: true,
             ca_file: None,
+            name: None,
         };
         let e = send(&c, &notice()).await.unwrap_err().to_string();
         assert!(e.contains("does not offer STARTTLS"), "{e}");

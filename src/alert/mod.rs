@@ -40,9 +40,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
+    #[serde(deserialize_with = "unique_names")]
     pub webhook: Vec<UrlChannel>,
+    #[serde(deserialize_with = "unique_names")]
     pub slack: Vec<UrlChannel>,
+    #[serde(deserialize_with = "unique_names")]
     pub alertmanager: Vec<UrlChannel>,
+    #[serde(deserialize_with = "unique_names")]
     pub email: Vec<EmailChannel>,
     /// Seconds between reminders of an alert still firing (at most daily for certificates,
     /// tokens, weekly watch and fallback use); 0 = no reminders. Default 3600.
@@ -56,6 +60,13 @@ pub struct AlertsConfig {
     pub unjustified_fallback_per_day: u64,
     /// Seconds between the periodic checks (weekly watch, fallback, certificates). Default 300.
     pub check_interval_s: u64,
+    /// Failed attempts after which a notice is given up: it stays in the outbox marked
+    /// abandoned, and an `alert_undelivered` alert goes to the other channels. Default 50 (with
+    /// the backoff, about 3 h 30 min of retrying); 0 = never give up.
+    pub max_delivery_attempts: u64,
+    /// Notices delivered (or given up) more than this many days ago are pruned from the outbox.
+    /// Default 30; 0 = keep them all.
+    pub keep_delivered_days: u64,
 }
 
 impl Default for AlertsConfig {
@@ -70,8 +81,80 @@ impl Default for AlertsConfig {
             refresh_expiry_days: 14,
             unjustified_fallback_per_day: 1,
             check_interval_s: 300,
+            max_delivery_attempts: 50,
+            keep_delivered_days: 30,
         }
     }
+}
+
+/// What every channel of a configuration does with notices it cannot deliver, and how long it
+/// keeps those it delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// 0: never give up.
+    pub max_attempts: u64,
+    /// 0: never prune.
+    pub keep_delivered_ms: i64,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        let d = AlertsConfig::default();
+        Self {
+            max_attempts: d.max_delivery_attempts,
+            keep_delivered_ms: d.keep_delivered_days as i64 * 86_400_000,
+        }
+    }
+}
+
+/// A channel table that may be named.
+trait Named {
+    fn name(&self) -> Option<&str>;
+}
+impl Named for UrlChannel {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+impl Named for EmailChannel {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Channels of a kind, their names unique (they key the outbox).
+fn unique_names<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Named + Deserialize<'de>,
+{
+    let v = Vec::<T>::deserialize(d)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &v {
+        if let Some(n) = c.name()
+            && !seen.insert(n.to_owned())
+        {
+            return Err(serde::de::Error::custom(format!(
+                "two channels of a kind are named {n:?}: a name keys the channel's waiting alerts, give each its own"
+            )));
+        }
+    }
+    Ok(v)
+}
+
+/// A channel's name: letters, digits, `-`, `_`, `.`; 1 to 64 of them.
+fn channel_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(serde::de::Error::custom(format!(
+            "channel name {s:?}: use 1 to 64 letters, digits, '-', '_' or '.' (e.g. \"oncall\")"
+        )));
+    }
+    Ok(Some(s))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,6 +163,11 @@ pub struct UrlChannel {
     /// An `http` or `https` URL (checked when the configuration is read).
     #[serde(deserialize_with = "http_url")]
     pub url: String,
+    /// Names the channel in the outbox and the logs, so its waiting notices follow it when its
+    /// URL changes. Default: the kind (`slack`), then `slack-2`, `slack-3` ... in the order of
+    /// the file: name channels when a kind has several.
+    #[serde(default, deserialize_with = "channel_name")]
+    pub name: Option<String>,
 }
 
 fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -162,6 +250,9 @@ pub struct EmailChannel {
     /// PEM file of the CA that signed the relay's certificate; default: the public web roots.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// As for the other channels (default `email`, `email-2` ...).
+    #[serde(default, deserialize_with = "channel_name")]
+    pub name: Option<String>,
 }
 
 /// How urgent.
@@ -264,13 +355,22 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// A configured channel.
+/// Where a channel delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Channel {
+pub enum Target {
     Webhook(String),
     Slack(String),
     Alertmanager(String),
     Email(EmailChannel),
+}
+
+/// A configured channel: its name (which keys its notices in the outbox), where it delivers,
+/// and the configuration's delivery policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub target: Target,
+    pub policy: DeliveryPolicy,
 }
 
 /// A URL fit for logs: scheme, host and port only. The path of a Slack hook and any user
@@ -288,58 +388,100 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Channel {
+    /// A channel named after its kind, with the default policy.
+    pub fn new(target: Target) -> Self {
+        let name = Self::kind_of(&target).to_owned();
+        Self {
+            name,
+            target,
+            policy: DeliveryPolicy::default(),
+        }
+    }
+
+    fn kind_of(t: &Target) -> &'static str {
+        match t {
+            Target::Webhook(_) => "webhook",
+            Target::Slack(_) => "slack",
+            Target::Alertmanager(_) => "alertmanager",
+            Target::Email(_) => "email",
+        }
+    }
+
     /// The kind of channel, as configured (`webhook`, `slack`, `alertmanager`, `email`).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Channel::Webhook(_) => "webhook",
-            Channel::Slack(_) => "slack",
-            Channel::Alertmanager(_) => "alertmanager",
-            Channel::Email(_) => "email",
-        }
+        Self::kind_of(&self.target)
     }
 
-    /// How logs and errors name the channel: no URL path, no credentials.
+    /// How logs and errors name the channel: its name, no URL path, no credentials.
     pub fn label(&self) -> String {
-        match self {
-            Channel::Webhook(u) => format!("webhook {}", redact_url(u)),
-            Channel::Slack(u) => format!("slack {}", redact_url(u)),
-            Channel::Alertmanager(u) => format!("alertmanager {}", redact_url(u)),
-            Channel::Email(e) => format!("email via {}", e.smtp),
-        }
+        let at = match &self.target {
+            Target::Webhook(u) | Target::Slack(u) | Target::Alertmanager(u) => redact_url(u),
+            Target::Email(e) => format!("via {}", e.smtp),
+        };
+        format!("{} {:?} {at}", self.kind(), self.name)
     }
 
-    /// A stable name for the outbox (`webhook:<url>`...). It holds the full URL, as the
-    /// configuration file does: never log it (use [`Channel::label`]).
+    /// The channel's key in the outbox: `<kind>:<name>`. No URL: a changed URL keeps the
+    /// channel's waiting notices, and no secret path sits in the database.
     pub fn id(&self) -> String {
-        match self {
-            Channel::Webhook(u) => format!("webhook:{u}"),
-            Channel::Slack(u) => format!("slack:{u}"),
-            Channel::Alertmanager(u) => format!("alertmanager:{u}"),
-            Channel::Email(e) => format!("email:{}:{}", e.smtp, e.to.join(",")),
+        format!("{}:{}", self.kind(), self.name)
+    }
+
+    /// The key of earlier versions, which held the URL (the outbox moves those rows over).
+    pub fn legacy_id(&self) -> String {
+        match &self.target {
+            Target::Webhook(u) => format!("webhook:{u}"),
+            Target::Slack(u) => format!("slack:{u}"),
+            Target::Alertmanager(u) => format!("alertmanager:{u}"),
+            Target::Email(e) => format!("email:{}:{}", e.smtp, e.to.join(",")),
         }
     }
 
     pub async fn deliver(&self, http: &reqwest::Client, n: &Notice) -> Result<(), DeliveryError> {
-        match self {
-            Channel::Webhook(u) => webhook::send(http, u, n).await,
-            Channel::Slack(u) => slack::send(http, u, n).await,
-            Channel::Alertmanager(u) => alertmanager::send(http, u, n).await,
-            Channel::Email(e) => email::send(e, n).await,
+        match &self.target {
+            Target::Webhook(u) => webhook::send(http, u, n).await,
+            Target::Slack(u) => slack::send(http, u, n).await,
+            Target::Alertmanager(u) => alertmanager::send(http, u, n).await,
+            Target::Email(e) => email::send(e, n).await,
         }
     }
 }
 
 impl AlertsConfig {
+    /// The channels, named (their own name, or the kind, then `<kind>-2` ...), with the policy.
     pub fn channels(&self) -> Vec<Channel> {
+        let policy = DeliveryPolicy {
+            max_attempts: self.max_delivery_attempts,
+            keep_delivered_ms: (self.keep_delivered_days as i64).saturating_mul(86_400_000),
+        };
         let mut v: Vec<Channel> = Vec::new();
-        v.extend(self.webhook.iter().map(|c| Channel::Webhook(c.url.clone())));
-        v.extend(self.slack.iter().map(|c| Channel::Slack(c.url.clone())));
-        v.extend(
-            self.alertmanager
-                .iter()
-                .map(|c| Channel::Alertmanager(c.url.clone())),
-        );
-        v.extend(self.email.iter().cloned().map(Channel::Email));
+        let mut push = |i: usize, name: Option<&String>, target: Target| {
+            let kind = Channel::kind_of(&target);
+            let name = name.cloned().unwrap_or_else(|| {
+                if i == 0 {
+                    kind.to_owned()
+                } else {
+                    format!("{kind}-{}", i + 1)
+                }
+            });
+            v.push(Channel {
+                name,
+                target,
+                policy,
+            });
+        };
+        for (i, c) in self.webhook.iter().enumerate() {
+            push(i, c.name.as_ref(), Target::Webhook(c.url.clone()));
+        }
+        for (i, c) in self.slack.iter().enumerate() {
+            push(i, c.name.as_ref(), Target::Slack(c.url.clone()));
+        }
+        for (i, c) in self.alertmanager.iter().enumerate() {
+            push(i, c.name.as_ref(), Target::Alertmanager(c.url.clone()));
+        }
+        for (i, c) in self.email.iter().enumerate() {
+            push(i, c.name.as_ref(), Target::Email(c.clone()));
+        }
         v
     }
 }
@@ -410,11 +552,14 @@ mod tests {
             redact_url("http://user:pw@127.0.0.1:9093/x?token=1"),
             "http://127.0.0.1:9093/…"
         );
-        let c = Channel::Slack("https://hooks.slack.com/services/T00/B00/XXXXsecret".into());
+        let c = Channel::new(Target::Slack(
+            "https://hooks.slack.com/services/T00/B00/XXXXsecret".into(),
+        ));
         assert!(!c.label().contains("secret"));
-        assert!(
-            c.id().contains("secret"),
-            "the outbox id stays the full URL"
+        assert_eq!(
+            c.id(),
+            "slack:slack",
+            "the outbox knows the channel by its name"
         );
     }
 
@@ -459,9 +604,9 @@ mod tests {
         };
         let url = format!("http://127.0.0.1:{port}/hook");
         for c in [
-            Channel::Webhook(url.clone()),
-            Channel::Slack(url.clone()),
-            Channel::Alertmanager(format!("http://127.0.0.1:{port}")),
+            Channel::new(Target::Webhook(url.clone())),
+            Channel::new(Target::Slack(url.clone())),
+            Channel::new(Target::Alertmanager(format!("http://127.0.0.1:{port}"))),
         ] {
             let e = c.deliver(&http_client(), &notice).await.unwrap_err();
             assert_eq!(e.reason(), "redirect", "{}: {e}", c.kind());
@@ -491,6 +636,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.channels().len(), 2);
+        // Names key the outbox: given, or the kind then <kind>-2 ...
+        let c: AlertsConfig = toml::from_str(
+            "max_delivery_attempts = 7\n[[slack]]\nurl = \"https://a/b\"\n[[slack]]\nurl = \"https://c/d\"\n[[webhook]]\nurl = \"https://e/f\"\nname = \"oncall\"",
+        )
+        .unwrap();
+        let ids: Vec<String> = c.channels().iter().map(Channel::id).collect();
+        assert_eq!(ids, ["webhook:oncall", "slack:slack", "slack:slack-2"]);
+        assert_eq!(c.channels()[0].policy.max_attempts, 7);
+        assert_eq!(
+            (
+                AlertsConfig::default().max_delivery_attempts,
+                AlertsConfig::default().keep_delivered_days
+            ),
+            (50, 30)
+        );
         for (bad, says) in [
             (
                 "[[slack]]\nurl = \"hooks.slack.com/services/T0/B0/secret\"",
@@ -504,6 +664,14 @@ mod tests {
             (
                 "[[email]]\nsmtp = \"relay:25\"\nfrom = \"a@b\"\nto = []",
                 "at least one address",
+            ),
+            (
+                "[[slack]]\nurl = \"https://a/b\"\nname = \"x\"\n[[slack]]\nurl = \"https://c/d\"\nname = \"x\"",
+                "two channels of a kind are named \"x\"",
+            ),
+            (
+                "[[webhook]]\nurl = \"https://a/b\"\nname = \"on call\"",
+                "channel name",
             ),
             // Header and SMTP command injection through the addresses.
             (

@@ -64,7 +64,7 @@ impl Store {
             // now rather than after their backoff, so the news goes out in order and promptly.
             sqlx::query(
                 "UPDATE alert_deliveries SET next_attempt_at = MIN(next_attempt_at, ?) \
-                 WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL",
+                 WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
             )
             .bind(now_ms)
             .bind(&notice.alert.key)
@@ -239,7 +239,7 @@ impl Store {
             let mut idle = Vec::new();
             for c in channels {
                 let pending: i64 = sqlx::query(
-                    "SELECT COUNT(*) FROM alert_deliveries WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL",
+                    "SELECT COUNT(*) FROM alert_deliveries WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
                 )
                 .bind(&key)
                 .bind(c)
@@ -278,9 +278,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE delivered_at IS NULL AND next_attempt_at <= ? \
+            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= ? \
              AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key AND p.channel = d.channel \
-             AND p.delivered_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
+             AND p.delivered_at IS NULL AND p.abandoned_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
         )
         .bind(now_ms)
         .bind(limit)
@@ -297,9 +297,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE channel = ? AND delivered_at IS NULL \
+            "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL \
              AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key \
-             AND p.channel = d.channel AND p.delivered_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
+             AND p.channel = d.channel AND p.delivered_at IS NULL AND p.abandoned_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
         )
         .bind(channel)
         .bind(now_ms)
@@ -316,6 +316,60 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Gives a notice up after the retry limit: kept, with its last error, and no longer holding
+    /// back the later notices of its alert on its channel.
+    pub async fn abandon_delivery(
+        &self,
+        id: i64,
+        now_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, abandoned_at = ?, last_error = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the notices of a channel known by an older id (before channels had names, the id
+    /// held the URL) to its id now. Returns how many moved.
+    pub async fn rename_channel(&self, old: &str, new: &str) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("UPDATE alert_deliveries SET channel = ? WHERE channel = ?")
+                .bind(new)
+                .bind(old)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Notices still waiting, per channel id.
+    pub async fn pending_per_channel(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, COUNT(*) FROM alert_deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL GROUP BY channel ORDER BY channel",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Deletes the notices of `channel` delivered (or given up) before `before_ms`. Returns how
+    /// many went.
+    pub async fn prune_deliveries(&self, channel: &str, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM alert_deliveries WHERE channel = ? AND (delivered_at < ? OR abandoned_at < ?)",
+        )
+        .bind(channel)
+        .bind(before_ms)
+        .bind(before_ms)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
 
     pub async fn mark_failed(
