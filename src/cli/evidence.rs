@@ -2,7 +2,8 @@
 //!
 //! `dispo evidence --db FILE (--episode ID | --from D --to D) [--establishment CODE] [--lang fr|en]
 //! --out DIR` writes the pack; `dispo evidence verify DIR` checks its manifest. Exit status of
-//! `verify`: 0 when every file is intact, 1 when a file is altered, missing or extra.
+//! `verify`: 0 when every file is intact, 1 when a file is altered, missing or extra, or the
+//! manifest names a path outside the pack.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +100,11 @@ fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
     for (line, text) in &v.malformed {
         println!("MALFORMED manifest line {line}: {text}");
     }
+    for (line, path) in &v.outside {
+        println!(
+            "REFUSED  manifest line {line}: {path:?} leads out of the pack (absolute or ..): not read"
+        );
+    }
     if v.is_intact() {
         println!(
             "{}: intact ({} files match {})",
@@ -109,11 +115,12 @@ fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         println!(
-            "{}: NOT intact: {} altered, {} missing, {} extra, {} ok",
+            "{}: NOT intact: {} altered, {} missing, {} extra, {} refused, {} ok",
             dir.display(),
             v.altered.len(),
             v.missing.len(),
             v.extra.len(),
+            v.outside.len(),
             v.ok.len()
         );
         Ok(ExitCode::from(1))

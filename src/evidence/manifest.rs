@@ -88,6 +88,9 @@ pub struct Verification {
     pub extra: Vec<String>,
     /// Manifest lines that could not be read (line number, text).
     pub malformed: Vec<(usize, String)>,
+    /// Manifest lines naming a file outside the pack (absolute, `..`): never opened (line
+    /// number, path).
+    pub outside: Vec<(usize, String)>,
 }
 
 impl Verification {
@@ -96,7 +99,20 @@ impl Verification {
             && self.missing.is_empty()
             && self.extra.is_empty()
             && self.malformed.is_empty()
+            && self.outside.is_empty()
     }
+}
+
+/// A manifest path that stays inside the pack: relative, `/`-separated, no `..`, `.` or empty
+/// segment, no backslash or drive (`C:`), no control character.
+fn inside_pack(name: &str) -> bool {
+    !name.starts_with('/')
+        && !name.contains('\\')
+        && !name.chars().any(char::is_control)
+        && !(name.len() >= 2 && name.as_bytes()[1] == b':')
+        && name
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// Why a pack cannot be checked at all.
@@ -134,6 +150,7 @@ pub fn verify(dir: &Path) -> Result<Verification, VerifyError> {
                 .then(|| (name.to_owned(), h.to_ascii_lowercase()))
         });
         match parsed {
+            Some((name, _)) if !inside_pack(&name) => v.outside.push((i + 1, name)),
             Some((name, h)) => {
                 listed.insert(name, h);
             }
@@ -188,6 +205,47 @@ mod tests {
         let v = verify(&dir).unwrap();
         assert_eq!(v.altered, vec!["a.txt".to_string()]);
         assert_eq!(v.extra, vec!["b.txt".to_string()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Paths leading out of the pack are refused with their line, never opened.
+    #[test]
+    fn paths_outside_the_pack_are_refused() {
+        let dir = std::env::temp_dir().join(format!("dispo-manifest-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.txt"), "abc").unwrap();
+        std::fs::write(dir.join("sub/b.txt"), "b").unwrap();
+        write(&dir).unwrap();
+        assert!(verify(&dir).unwrap().is_intact(), "sub/b.txt is inside");
+        let h = sha256_file(&dir.join("a.txt")).unwrap();
+        let mut m = std::fs::read_to_string(dir.join(MANIFEST)).unwrap();
+        for bad in [
+            "../a.txt",
+            "/etc/passwd",
+            "sub/../../x",
+            "./a.txt",
+            "C:/x",
+            "a\\..\\b",
+        ] {
+            m.push_str(&format!("{h}  {bad}\n"));
+        }
+        std::fs::write(dir.join(MANIFEST), m).unwrap();
+        let v = verify(&dir).unwrap();
+        assert!(!v.is_intact());
+        let refused: Vec<(usize, &str)> = v.outside.iter().map(|(l, p)| (*l, p.as_str())).collect();
+        assert_eq!(
+            refused,
+            [
+                (3, "../a.txt"),
+                (4, "/etc/passwd"),
+                (5, "sub/../../x"),
+                (6, "./a.txt"),
+                (7, "C:/x"),
+                (8, "a\\..\\b")
+            ]
+        );
+        assert!(v.missing.is_empty() && v.altered.is_empty(), "{v:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -213,3 +213,32 @@ fn walk(d: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// `evidence verify` never follows a manifest path out of the pack: refused with its line.
+#[test]
+fn verify_refuses_paths_out_of_the_pack() {
+    support::init();
+    let d = tmp("hostile-verify");
+    let pack = d.join("pack");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(d.join("outside.txt"), "abc").unwrap();
+    std::fs::write(pack.join("a.txt"), "abc").unwrap();
+    let h = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    std::fs::write(
+        pack.join("MANIFEST.sha256"),
+        format!(
+            "{h}  a.txt\n{h}  ../outside.txt\n{h}  {}\n",
+            d.join("outside.txt").display()
+        ),
+    )
+    .unwrap();
+    let o = dispo(&["evidence", "verify", pack.to_str().unwrap()], None);
+    let (so, se) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{so}{se}");
+    assert!(
+        so.contains("REFUSED  manifest line 2: \"../outside.txt\""),
+        "{so}"
+    );
+    assert!(so.contains("REFUSED  manifest line 3: \"/"), "{so}");
+    assert!(so.contains("NOT intact"), "{so}");
+}
