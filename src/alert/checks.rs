@@ -180,24 +180,54 @@ pub fn refresh_token_alert(
     })
 }
 
-/// Loads the observations of `from..to` (local days) plus one day before, so an episode that
-/// began before the period is seen, and computes the figures.
+/// The figures of `from..to` (local days), read as every command reads a period, one
+/// establishment at a time: a check holds one establishment's weeks in memory, never the whole
+/// bank's (the daemon stays small over a database of millions of rows). The establishments are
+/// those the store's coverage names (monitor runs, imported and followed logs).
 async fn figures(
     store: &Store,
     settings: &Settings,
     period: Period,
 ) -> Result<Option<engine::Kpis>, CheckError> {
     let now = chrono::Utc::now().timestamp_millis();
-    let data = crate::period::load(store, period, settings, &[], now).await?;
-    if data.input.observations.is_empty() {
-        return Ok(None);
+    let (from, to) = engine::load_range(period, settings);
+    let coverage = store.coverage(from, to, now).await?;
+    let mut codes: Vec<crate::domain::EstablishmentCode> =
+        coverage.iter().filter_map(|c| c.establishment).collect();
+    codes.sort();
+    codes.dedup();
+    // Coverage recorded before it was kept per series names no establishment: read all at once.
+    let batches: Vec<Vec<crate::domain::EstablishmentCode>> =
+        if codes.is_empty() || coverage.iter().any(|c| c.establishment.is_none()) {
+            vec![vec![]]
+        } else {
+            codes.into_iter().map(|c| vec![c]).collect()
+        };
+    let mut all: Option<engine::Kpis> = None;
+    for ests in batches {
+        let data = crate::period::load(store, period, settings, &ests, now).await?;
+        if data.input.observations.is_empty() {
+            continue;
+        }
+        let k = engine::compute(&data.input, period, settings)?;
+        drop(data);
+        match &mut all {
+            None => all = Some(k),
+            Some(a) => {
+                a.days.extend(k.days);
+                a.episodes.extend(k.episodes);
+                a.weeks.extend(k.weeks);
+                a.fallback.extend(k.fallback);
+                a.period_latency.extend(k.period_latency);
+            }
+        }
     }
-    let input = data.input;
-    Ok(Some(engine::compute(&input, period, settings)?))
+    Ok(all)
 }
 
-/// The weekly watch of the last three complete ISO weeks (Art. 33(7)): an alert for the level of
-/// the latest one; earlier weekly alerts are resolved (the latest week supersedes them).
+/// The weekly watch of the last complete ISO week (Art. 33(7), its run of missed weeks counted
+/// across the two before): an alert for its level; earlier weekly alerts are resolved (the
+/// latest week supersedes them).
 pub async fn weekly_watch(
     store: &Store,
     settings: &Settings,
@@ -205,14 +235,16 @@ pub async fn weekly_watch(
     now: i64,
 ) -> Result<(), CheckError> {
     let this_monday = time::monday_of(time::local_date(settings.tz, now));
+    let last_monday = this_monday - chrono::Duration::days(7);
+    // The last complete week: the engine judges the two before it too, so its run of missed
+    // weeks (and level) is the one every other output gives that week.
     let period = Period {
-        from: this_monday - chrono::Duration::days(21),
+        from: last_monday,
         to: this_monday,
     };
     let Some(k) = figures(store, settings, period).await? else {
         return Ok(());
     };
-    let last_monday = this_monday - chrono::Duration::days(7);
     let current: Vec<Alert> = k
         .weeks
         .iter()

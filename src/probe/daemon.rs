@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -210,11 +210,18 @@ pub async fn run(
                 aspsp_error_is_failure: cfg.counting.aspsp_error_is_failure,
             })
         }),
+        connectivity: super::canary::Connectivity::new(&cfg),
     });
     for (target, probe) in jobs {
         let (ctx, stop_rx) = (ctx.clone(), stop_rx.clone());
         let tz = cfg.monitor.schedule_tz;
+        // Shared by every run of the job: a clone per run held a whole cron schedule.
+        let probe = Arc::new(probe);
         schedulers.spawn(async move {
+            // Set while this job's last scheduled run is in flight.
+            let running = Arc::new(AtomicBool::new(false));
+            let guard = ctx.bursts.is_some();
+            let mut skipping = false;
             let upcoming = probe
                 .schedule
                 .after_owned(chrono::Utc::now().with_timezone(&tz));
@@ -227,7 +234,21 @@ pub async fn run(
                     return;
                 }
                 // Open loop: the run goes on in its own task; the schedule does not wait for it.
-                ctx.launch(target.clone(), probe.clone(), None);
+                // With bursts on, a tick whose previous run is still in flight is skipped: a
+                // machine that cannot keep up would otherwise pile up runs without bound (memory
+                // grows, every start is late), and a hang is confirmed by its burst meanwhile.
+                // With bursts off, overlapping ticks are the only confirmation: none skipped.
+                if guard && running.load(Ordering::Acquire) {
+                    SKIPPED_TICKS.fetch_add(1, Ordering::Relaxed);
+                    if !skipping {
+                        tracing::warn!(establishment = %target.est.code, probe = %probe.name, "previous run still in flight: scheduled runs skipped until it ends");
+                        skipping = true;
+                    }
+                    continue;
+                }
+                skipping = false;
+                running.store(true, Ordering::Release);
+                ctx.launch(target.clone(), probe.clone(), None, Some(running.clone()));
             }
         });
     }
@@ -318,19 +339,31 @@ struct Ctx {
     timeout: Duration,
     /// `None` when bursts are off.
     bursts: Option<Bursts>,
+    /// The canaries: everything failing at once is the monitor's own fault if they fail too.
+    connectivity: super::canary::Connectivity,
 }
 
 impl Ctx {
     /// Starts one run of `p` against `t` in its own task: scheduled (`burst` is `None`) or sent
     /// by a burst (with its run id).
-    fn launch(self: &Arc<Self>, t: Arc<Target>, p: Probe, burst: Option<u64>) {
+    fn launch(
+        self: &Arc<Self>,
+        t: Arc<Target>,
+        p: Arc<Probe>,
+        burst: Option<u64>,
+        running: Option<Arc<AtomicBool>>,
+    ) {
         let ctx = self.clone();
         let mut set = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         while set.try_join_next().is_some() {}
-        set.spawn(async move { ctx.run(t, p, burst).await });
+        set.spawn(async move {
+            // Cleared however the run ends (finished, or stopped with the daemon).
+            let _running = Running(running);
+            ctx.run(t, p, burst).await
+        });
     }
 
-    async fn run(self: Arc<Self>, t: Arc<Target>, p: Probe, burst: Option<u64>) {
+    async fn run(self: Arc<Self>, t: Arc<Target>, p: Arc<Probe>, burst: Option<u64>) {
         let series = (t.est.code, p.step.interface());
         // Announced before it is sent: later observations of the series wait for this one.
         let ticket = self.seq.begin(series);
@@ -356,6 +389,9 @@ impl Ctx {
             },
             _ => fut.await,
         };
+        // Before the bursts, the store and the observers see it: everything failing at once
+        // with the canaries is the monitor's own error ([`super::canary`]).
+        let r = self.connectivity.judge(r).await;
         if let Some(b) = &self.bursts
             && let Action::Started(id) = b.finished(series, run, sent, r.outcome())
         {
@@ -367,7 +403,7 @@ impl Ctx {
 
     /// Starts the sender of burst `id`: a request every interval, without waiting for the
     /// earlier ones, for as long as the burst lasts (see [`super::burst`]).
-    fn burst(self: &Arc<Self>, t: Arc<Target>, p: Probe, series: Series, id: u64) {
+    fn burst(self: &Arc<Self>, t: Arc<Target>, p: Arc<Probe>, series: Series, id: u64) {
         let ctx = self.clone();
         let mut set = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         set.spawn(async move {
@@ -379,7 +415,7 @@ impl Ctx {
                 }
                 match b.next_send(series, id, tokio::time::Instant::now()) {
                     Next::Done => return,
-                    Next::Send(run) => ctx.launch(t.clone(), p.clone(), Some(run)),
+                    Next::Send(run) => ctx.launch(t.clone(), p.clone(), Some(run), None),
                     Next::WaitUntil(at) => {
                         tokio::select! {
                             _ = tokio::time::sleep_until(at) => {}
@@ -389,6 +425,19 @@ impl Ctx {
                 }
             }
         });
+    }
+}
+
+/// Scheduled runs skipped because the job's previous run was still in flight (`/metrics`).
+pub static SKIPPED_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Clears a job's in-flight flag when its run ends, however it ends.
+struct Running(Option<Arc<AtomicBool>>);
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(r) = &self.0 {
+            r.store(false, Ordering::Release);
+        }
     }
 }
 
