@@ -490,6 +490,9 @@ impl Episodes {
 struct ProbeErrors {
     /// Establishments with a firing `probe_error` alert.
     firing: std::collections::BTreeSet<String>,
+    /// The firing `monitor_offline` alert: everything failed at once and the canaries too
+    /// ([`crate::probe::canary`]). One alert for the monitor, none per establishment.
+    offline: Option<String>,
 }
 
 impl ProbeErrors {
@@ -502,7 +505,14 @@ impl ProbeErrors {
             .into_iter()
             .filter_map(|a| a.establishment)
             .collect();
-        Self { firing }
+        let offline = store
+            .firing_alerts("monitor_offline")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.key)
+            .next();
+        Self { firing, offline }
     }
 
     async fn push(&mut self, store: &Store, o: &StoredObservation, ids: &[String], now: i64) {
@@ -513,7 +523,24 @@ impl ProbeErrors {
                 .error_text
                 .as_deref()
                 .is_some_and(|t| t.starts_with("interrupted"));
-            if interrupted || self.firing.contains(&code) {
+            if interrupted {
+                return;
+            }
+            let offline = o
+                .error_text
+                .as_deref()
+                .is_some_and(|t| t.starts_with(crate::probe::canary::OFFLINE));
+            if offline {
+                if self.offline.is_none() {
+                    let a = monitor_offline_alert(o);
+                    match store.raise_alert(&a, ids, now).await {
+                        Ok(_) => self.offline = Some(a.key),
+                        Err(e) => tracing::error!(error = %e, "cannot queue the alert"),
+                    }
+                }
+                return;
+            }
+            if self.firing.contains(&code) {
                 return;
             }
             let a = probe_error_alert(o);
@@ -523,7 +550,26 @@ impl ProbeErrors {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot queue the alert"),
             }
-        } else if o.probe_id.is_some() && self.firing.remove(&code) {
+        } else if o.probe_id.is_some() {
+            if let Some(key) = self.offline.take() {
+                let at = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
+                let text = format!(
+                    "The monitor reaches the banks again since {}; the time it was offline is \
+                     unmonitored (neither uptime nor downtime).",
+                    time::rfc3339(at)
+                );
+                if let Err(e) = store.resolve_alert(&key, at, Some(text), ids, now).await {
+                    tracing::error!(error = %e, "cannot queue the resolution");
+                    self.offline = Some(key);
+                }
+            }
+            // A refused token request (a refresh token the bank refuses, tried again after a
+            // backoff) shows no probe working again: the alert stays until one does.
+            let refused_token = o.obs.service.as_str() == crate::domain::Service::TOKEN
+                && o.obs.outcome == Outcome::Rejected;
+            if refused_token || !self.firing.remove(&code) {
+                return;
+            }
             let at = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
             let r = store
                 .resolve_firing_except(
@@ -538,6 +584,32 @@ impl ProbeErrors {
                 tracing::error!(error = %e, "cannot queue the resolution");
             }
         }
+    }
+}
+
+/// The monitor cannot reach the banks nor its canaries: its own network, resolver or TLS.
+pub fn monitor_offline_alert(o: &StoredObservation) -> Alert {
+    Alert {
+        key: format!("monitor_offline/{}", o.obs.received_at_ms),
+        kind: "monitor_offline".into(),
+        severity: Severity::Critical,
+        establishment: None,
+        interface: None,
+        summary: "the monitor is offline: no establishment answers and no canary either".into(),
+        description: format!(
+            "Every establishment fails at once and the canaries fail too, so the fault is the \
+             monitor's (its network, name resolution or TLS), not the banks': its failed requests are \
+             recorded as its own errors (probe_error), not covered, outside every figure, and no \
+             interface_down alert is raised for them. First: {}",
+            o.error_text
+                .as_deref()
+                .unwrap_or("unknown")
+                .chars()
+                .take(500)
+                .collect::<String>()
+        ),
+        starts_at_ms: o.obs.received_at_ms,
+        ends_at_ms: None,
     }
 }
 

@@ -297,7 +297,8 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub key: String,
-    /// `interface_down`, `weekly_watch`, `certificate_expiry`, `unjustified_fallback`, `probe_error`.
+    /// `interface_down`, `weekly_watch`, `certificate_expiry`, `unjustified_fallback`, `probe_error`,
+    /// `monitor_offline` (everything fails at once and the canaries too: `probe::canary`).
     pub kind: String,
     pub severity: Severity,
     pub establishment: Option<String>,

@@ -8,6 +8,7 @@
 //! schedule_tz = "Europe/Paris"   # zone of the cron schedules
 //! timeout_s = 30                 # per request
 //! burst_interval_s = 5           # confirmation burst after a failure (0 = off)
+//! canary = ["https://www.example.org/"]  # asked when everything fails at once (probe::canary)
 //!
 //! [[establishment]]
 //! code = "13807"
@@ -118,6 +119,7 @@ struct RawMonitor {
     burst_interval_s: Option<f64>,
     heartbeat_s: Option<f64>,
     reuse_connections: Option<bool>,
+    canary: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +171,8 @@ pub struct Monitor {
     pub burst_interval: Option<std::time::Duration>,
     pub heartbeat: std::time::Duration,
     pub reuse_connections: bool,
+    /// URLs that should answer whenever the monitor's own network works ([`crate::probe::canary`]).
+    pub canary: Vec<url::Url>,
 }
 
 /// How a probe gets its access token.
@@ -443,7 +447,7 @@ impl Validator<'_> {
         let secs = |v: Option<f64>, d: f64| {
             std::time::Duration::from_secs_f64(v.unwrap_or(d).clamp(0.0, 3600.0))
         };
-        let monitor = Monitor {
+        let mut monitor = Monitor {
             id: m.id.unwrap_or_else(|| "dispo".into()),
             schedule_tz,
             timeout: secs(m.timeout_s, 30.0).max(std::time::Duration::from_millis(100)),
@@ -453,7 +457,23 @@ impl Validator<'_> {
             },
             heartbeat: secs(m.heartbeat_s, 5.0).max(std::time::Duration::from_millis(200)),
             reuse_connections: m.reuse_connections.unwrap_or(false),
+            canary: Vec::new(),
         };
+        for c in m.canary.iter().flatten() {
+            match url::Url::parse(c.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    monitor.canary.push(u)
+                }
+                Ok(_) => self.err(
+                    c,
+                    format!(
+                        "canary {:?}: give an http:// or https:// URL with a host",
+                        c.get_ref()
+                    ),
+                ),
+                Err(e) => self.err(c, format!("canary {:?}: {e}", c.get_ref())),
+            }
+        }
 
         let mut establishments = Vec::new();
         for e in raw.establishment {
@@ -903,5 +923,27 @@ mod source_tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3: error: unknown field `tail`"), "{e}");
+    }
+
+    #[test]
+    fn canaries_are_http_urls_checked_with_their_lines() {
+        let c = load_text(
+            "canary",
+            "[monitor]\ncanary = [\"https://www.example.org/\", \"http://127.0.0.1:9/health\"]\n",
+        )
+        .unwrap();
+        let got: Vec<&str> = c.monitor.canary.iter().map(url::Url::as_str).collect();
+        assert_eq!(
+            got,
+            ["https://www.example.org/", "http://127.0.0.1:9/health"]
+        );
+        let e = load_text(
+            "canary-bad",
+            "[monitor]\nid = \"m\"\ncanary = [\n  \"ftp://x.example/\",\n  \"not a url\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4: error: canary \"ftp://x.example/\""), "{e}");
+        assert!(e.contains(":5: error: canary \"not a url\""), "{e}");
     }
 }

@@ -24,7 +24,8 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub pin: Option<IpAddr>,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// `None`: plain HTTP (a canary, [`super::canary`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Keep one connection open between probes (then resolve, connect and tls are 0).
     pub reuse: bool,
     idle: Mutex<Option<SendRequest<Full<Bytes>>>>,
@@ -70,8 +71,20 @@ impl Endpoint {
             host,
             port,
             pin,
-            tls,
+            tls: Some(tls),
             reuse,
+            idle: Mutex::new(None),
+        }
+    }
+
+    /// A plain HTTP endpoint (no TLS), reached through the same resolver.
+    pub fn plain(host: String, port: u16) -> Self {
+        Self {
+            host,
+            port,
+            pin: None,
+            tls: None,
+            reuse: false,
             idle: Mutex::new(None),
         }
     }
@@ -155,28 +168,33 @@ impl Endpoint {
                 })?;
                 let _ = tcp.set_nodelay(true);
                 let t_connect = start.elapsed();
-                let name = ServerName::try_from(self.host.clone()).map_err(|_| {
-                    fail(
-                        NoReplyKind::Tls,
-                        format!("{} is not a valid TLS server name", self.host),
-                    )
-                })?;
-                let tls = TlsConnector::from(self.tls.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| {
-                        fail(
-                            classify(&e),
-                            format!("TLS handshake with {} failed: {e}", self.host),
-                        )
-                    })?;
-                let t_tls = start.elapsed();
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .map_err(|e| fail(classify(&e), format!("HTTP handshake failed: {e}")))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let handshake =
+                    |e: hyper::Error| fail(classify(&e), format!("HTTP handshake failed: {e}"));
+                let (sender, t_tls) = match &self.tls {
+                    Some(cfg) => {
+                        let name = ServerName::try_from(self.host.clone()).map_err(|_| {
+                            fail(
+                                NoReplyKind::Tls,
+                                format!("{} is not a valid TLS server name", self.host),
+                            )
+                        })?;
+                        let tls = TlsConnector::from(cfg.clone())
+                            .connect(name, tcp)
+                            .await
+                            .map_err(|e| {
+                                fail(
+                                    classify(&e),
+                                    format!("TLS handshake with {} failed: {e}", self.host),
+                                )
+                            })?;
+                        let t_tls = start.elapsed();
+                        (http1(TokioIo::new(tls)).await.map_err(handshake)?, t_tls)
+                    }
+                    None => (
+                        http1(TokioIo::new(tcp)).await.map_err(handshake)?,
+                        t_connect,
+                    ),
+                };
                 (sender, t_resolve, t_connect, t_tls)
             }
         };
@@ -211,6 +229,18 @@ impl Endpoint {
             total_ms: ms(t_end),
         })
     }
+}
+
+/// An HTTP/1.1 connection over `io`, driven in its own task.
+async fn http1<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>, hyper::Error>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 fn ms(d: Duration) -> f64 {

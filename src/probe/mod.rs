@@ -6,6 +6,7 @@
 //! to the store and then published to observers (live alerts, metrics).
 
 pub mod burst;
+pub mod canary;
 pub mod daemon;
 pub mod http;
 pub mod order;

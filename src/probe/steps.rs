@@ -22,6 +22,10 @@ use crate::store::StoredObservation;
 
 /// Refresh the access token this long before it expires.
 const REFRESH_MARGIN_MS: i64 = 60_000;
+/// A refresh token the bank refused (400) is tried again after this long, then twice as long
+/// after each refusal, up to [`REFRESH_RETRY_MAX`]; a renewed `refresh_token_file` at once.
+const REFRESH_RETRY_FIRST: Duration = Duration::from_secs(5);
+const REFRESH_RETRY_MAX: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 struct CachedToken {
@@ -37,7 +41,42 @@ pub struct Target {
     pub signer: Signer,
     tokens: Mutex<std::collections::HashMap<String, CachedToken>>,
     /// The customer refresh token (refresh or authorization-code grants); never logged.
-    refresh: Mutex<Option<String>>,
+    refresh: Mutex<Refresh>,
+}
+
+/// The customer refresh token, and whether the bank refused it.
+#[derive(Default)]
+struct Refresh {
+    token: Option<String>,
+    refused: Option<Refused>,
+}
+
+/// The bank answered 400 to the refresh grant: the token is kept and tried again after a
+/// backoff (a passing refusal must not stop probing for good); meanwhile the probes are the
+/// monitor's own error (not covered, alerted as `probe_error`).
+struct Refused {
+    /// When the same token may be tried again.
+    retry_at: tokio::time::Instant,
+    /// The wait before that try (doubled by the next refusal).
+    backoff: Duration,
+    /// The configured token (file or environment) when refused: a changed one is tried at once.
+    source: Option<String>,
+    /// What the bank said (status, code, text).
+    why: String,
+}
+
+/// The refresh token as configured now (`refresh_token_file`, else `refresh_token_env`).
+fn refresh_source(est: &Establishment) -> Option<String> {
+    est.refresh_token_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            est.refresh_token_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok())
+        })
 }
 
 /// Token metadata worth keeping (never the token itself).
@@ -112,16 +151,10 @@ impl Target {
                 reuse,
             )
         });
-        let refresh = est
-            .refresh_token_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|s| s.trim().to_owned())
-            .or_else(|| {
-                est.refresh_token_env
-                    .as_ref()
-                    .and_then(|v| std::env::var(v).ok())
-            });
+        let refresh = Refresh {
+            token: refresh_source(&est),
+            refused: None,
+        };
         Ok(Arc::new(Self {
             est,
             api,
@@ -401,11 +434,44 @@ async fn fetch_token(
     out: &mut StepResult,
 ) -> Option<String> {
     if let Grant::AuthorizationCode { login, sms_code } = &probe.grant
-        && t.refresh.lock().await.is_none()
+        && t.refresh.lock().await.token.is_none()
     {
         authorization_code(t, probe, scope, login, sms_code, timeout, out).await?;
     }
-    let refresh = t.refresh.lock().await.clone();
+    let refresh = {
+        let mut g = t.refresh.lock().await;
+        if matches!(probe.grant, Grant::RefreshToken) {
+            // A refused token renewed by the operator (or one configured late) is tried now; a
+            // token the bank rotated is kept over the file's older one.
+            let source = refresh_source(&t.est);
+            let renewed = source.is_some()
+                && match &g.refused {
+                    None => g.token.is_none(),
+                    Some(r) => r.source != source && source != g.token,
+                };
+            match &g.refused {
+                _ if renewed => {
+                    g.token = source;
+                    g.refused = None;
+                }
+                Some(r) if tokio::time::Instant::now() < r.retry_at => {
+                    let left = r.retry_at - tokio::time::Instant::now();
+                    let why = format!(
+                        "the bank refused the refresh token ({}): no access token; tried again in {:.0} s \
+                         (backoff {:.0} s), or as soon as refresh_token_file changes",
+                        r.why,
+                        left.as_secs_f64().ceil(),
+                        r.backoff.as_secs_f64()
+                    );
+                    drop(g);
+                    out.observations.push(probe_error(t, probe, &why));
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        g.token.clone()
+    };
     let (grant, fields): (&'static str, Vec<(&str, String)>) = match (&probe.grant, refresh) {
         (Grant::ClientCredentials, _) => (
             "client_credentials",
@@ -452,6 +518,7 @@ async fn token_exchange(
         .send(form_request(t, TOKEN_PATH, fields, false, &rid), timeout)
         .await;
     let mut token = None;
+    let mut refused_now: Option<Duration> = None;
     let (outcome, code, text) = match &result {
         Ok(r) if r.status == 200 => match serde_json::from_slice::<TokenResponse>(&r.body) {
             Ok(tr) if !tr.access_token.is_empty() => {
@@ -465,8 +532,14 @@ async fn token_exchange(
                     has_refresh_token: tr.refresh_token.is_some(),
                     fingerprint: fingerprint(&tr.access_token),
                 });
-                if let Some(rt) = &tr.refresh_token {
-                    *t.refresh.lock().await = Some(rt.clone());
+                {
+                    let mut g = t.refresh.lock().await;
+                    if grant == "refresh_token" {
+                        g.refused = None;
+                    }
+                    if let Some(rt) = &tr.refresh_token {
+                        g.token = Some(rt.clone());
+                    }
                 }
                 t.tokens.lock().await.insert(
                     scope.to_owned(),
@@ -485,11 +558,38 @@ async fn token_exchange(
             ),
         },
         Ok(r) => {
+            let judged = by_status(r);
             if r.status == 400 && grant == "refresh_token" {
-                // A refused refresh token will not work again: forget it.
-                *t.refresh.lock().await = None;
+                let mut g = t.refresh.lock().await;
+                if let Grant::AuthorizationCode { .. } = probe.grant {
+                    // A new one by the authorization code next time.
+                    g.token = None;
+                } else {
+                    // Kept and tried again after a backoff: a passing refusal must not stop
+                    // probing for good. Until then the probes are the monitor's own error.
+                    let backoff = g.refused.as_ref().map_or(REFRESH_RETRY_FIRST, |r| {
+                        (r.backoff * 2).min(REFRESH_RETRY_MAX)
+                    });
+                    let why: String = format!(
+                        "400 {} {}",
+                        judged.1.as_deref().unwrap_or(""),
+                        judged.2.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .collect();
+                    tracing::warn!(establishment = %t.est.code, backoff_s = backoff.as_secs_f64(), reason = %why, "the bank refused the refresh token; tried again after the backoff");
+                    g.refused = Some(Refused {
+                        retry_at: tokio::time::Instant::now() + backoff,
+                        backoff,
+                        source: refresh_source(&t.est),
+                        why,
+                    });
+                    refused_now = Some(backoff);
+                }
             }
-            by_status(r)
+            judged
         }
         Err(_) => (Outcome::NoReply, None, None),
     };
@@ -505,6 +605,18 @@ async fn token_exchange(
         code,
         text,
     ));
+    if let Some(backoff) = refused_now {
+        // Nothing else can be sent without a token: the monitor's own error from here.
+        out.observations.push(probe_error(
+            t,
+            probe,
+            &format!(
+                "the bank refused the refresh token: no access token; tried again in {:.0} s, or as \
+                 soon as refresh_token_file changes",
+                backoff.as_secs_f64()
+            ),
+        ));
+    }
     token
 }
 

@@ -1,0 +1,203 @@
+//! The monitor's own failures are not the bank's (methodology section 1; issue 12.5). When the
+//! monitor loses its network or its name resolution, every establishment "fails" at once; so a
+//! request that got no reply while no establishment answered is checked against the canaries
+//! (`[monitor] canary`: URLs that should answer whenever the monitor's own network works, reached
+//! through the same resolver and TLS stack as the bank) before it is written or handed on.
+//!
+//! **At once**, precisely: a request that ended without a reply (`no_reply`) is *suspect* when no
+//! establishment this monitor probes has answered (any HTTP reply, whatever its status) since
+//! that request was sent: as far as the monitor can tell, everything failed during its lifetime.
+//! A suspect request waits for a canary check started after it ended (one check serves every
+//! request that ended before it began; checks run one at a time, each within the time-out). If
+//! every canary fails too, and still no establishment answered meanwhile, the monitor is offline: its no-replies are the monitor's own fault, `probe_error` ("monitor
+//! offline: ..."), a gap in coverage, never an episode, alerted to the operator as
+//! `monitor_offline`. If any canary answers, the failures stand: the bank is down. Without
+//! canaries nothing is checked and every failure stands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tokio::sync::Mutex;
+
+use super::http::Endpoint;
+use super::steps::StepResult;
+use crate::config::Config;
+use crate::domain::{Outcome, Source};
+
+/// How the error text of an observation the monitor made while offline begins.
+pub const OFFLINE: &str = "monitor offline";
+
+/// The canaries and what the monitor last heard.
+pub struct Connectivity {
+    canaries: Vec<(url::Url, Arc<Endpoint>)>,
+    timeout: Duration,
+    /// When an establishment last answered (the answer's completion, epoch ms).
+    last_answer_ms: AtomicI64,
+    /// The last canary check.
+    check: Mutex<Option<Check>>,
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    started_ms: i64,
+    online: bool,
+    /// Why every canary failed (when offline).
+    why: String,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Connectivity {
+    /// The canaries of `cfg`; HTTPS ones are checked against the public web roots and the
+    /// establishments' CA bundles, without a client certificate.
+    pub fn new(cfg: &Config) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for e in &cfg.establishments {
+            for c in crate::stet::certs::read_certs(&e.ca).unwrap_or_default() {
+                let _ = roots.add(c);
+            }
+        }
+        let mut tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = Arc::new(tls);
+        let canaries = cfg
+            .monitor
+            .canary
+            .iter()
+            .map(|u| {
+                let host = u.host_str().unwrap_or_default().to_owned();
+                let port = u.port_or_known_default().unwrap_or(443);
+                let ep = match u.scheme() {
+                    "https" => Endpoint::new(host, port, None, tls.clone(), false),
+                    _ => Endpoint::plain(host, port),
+                };
+                (u.clone(), Arc::new(ep))
+            })
+            .collect();
+        Self {
+            canaries,
+            timeout: cfg.monitor.timeout,
+            last_answer_ms: AtomicI64::new(i64::MIN),
+            check: Mutex::new(None),
+        }
+    }
+
+    /// Judges a run's result before it is written or handed on: its no-replies become the
+    /// monitor's own error when everything fails at once and the canaries fail too.
+    pub async fn judge(&self, mut r: StepResult) -> StepResult {
+        let now = now_ms();
+        for o in r.observations.iter().filter(|o| o.obs.status.is_some()) {
+            let done = o.obs.completed_at_ms().unwrap_or(now);
+            self.last_answer_ms.fetch_max(done, Ordering::Relaxed);
+        }
+        if self.canaries.is_empty() {
+            return r;
+        }
+        let Some(sent) = r
+            .observations
+            .iter()
+            .filter(|o| o.obs.outcome == Outcome::NoReply && o.obs.source == Source::Probe)
+            .map(|o| o.obs.received_at_ms)
+            .min()
+        else {
+            return r;
+        };
+        let answered = || self.last_answer_ms.load(Ordering::Relaxed) >= sent;
+        if answered() {
+            return r;
+        }
+        let check = self.check_since(now).await;
+        if check.online || answered() {
+            return r;
+        }
+        for o in r
+            .observations
+            .iter_mut()
+            .filter(|o| o.obs.outcome == Outcome::NoReply)
+        {
+            o.obs.outcome = Outcome::ProbeError;
+            o.no_reply_kind = None;
+            let text = format!(
+                "{OFFLINE}: no establishment answered and no canary either ({}); the request: {}",
+                check.why,
+                o.error_text.as_deref().unwrap_or("no reply")
+            );
+            o.error_text = Some(text.chars().take(500).collect());
+        }
+        r
+    }
+
+    /// The first canary check started at or after `ended_ms` (one is started if needed).
+    async fn check_since(&self, ended_ms: i64) -> Check {
+        let mut last = self.check.lock().await;
+        if let Some(c) = last.as_ref().filter(|c| c.started_ms >= ended_ms) {
+            return c.clone();
+        }
+        let was = last.as_ref().map(|c| c.online);
+        let c = self.ask().await;
+        match (was, c.online) {
+            (Some(false), true) => {
+                tracing::warn!("the canaries answer again: the monitor is online")
+            }
+            (Some(true) | None, false) => {
+                tracing::error!(why = %c.why, "no establishment answers and no canary either: the monitor is offline; its no-replies are recorded as its own errors")
+            }
+            _ => {}
+        }
+        *last = Some(c.clone());
+        c
+    }
+
+    /// Asks every canary at once: online as soon as one answers (any HTTP status).
+    async fn ask(&self) -> Check {
+        let started_ms = now_ms();
+        let mut set = tokio::task::JoinSet::new();
+        for (u, ep) in &self.canaries {
+            let (u, ep, timeout) = (u.clone(), ep.clone(), self.timeout);
+            set.spawn(async move {
+                let mut path = u.path().to_owned();
+                if let Some(q) = u.query() {
+                    path.push('?');
+                    path.push_str(q);
+                }
+                let req = http::Request::get(path)
+                    .header(http::header::HOST, ep.authority())
+                    .header(http::header::USER_AGENT, "dispo-canary")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap_or_default();
+                let host = u.host_str().unwrap_or_default().to_owned();
+                ep.send(req, timeout)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{host}: {}", e.message))
+            });
+        }
+        let mut errors = Vec::new();
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(Ok(())) => {
+                    return Check {
+                        started_ms,
+                        online: true,
+                        why: String::new(),
+                    };
+                }
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Check {
+            started_ms,
+            online: false,
+            why: errors.join("; "),
+        }
+    }
+}
