@@ -36,6 +36,10 @@ pub enum Sub {
     Verify {
         /// The pack directory.
         dir: PathBuf,
+        /// The bank's QSealC certificate (PEM): the pack must be sealed with its key. Without
+        /// it, a seal is checked against the certificate in the pack and its signer is named.
+        #[arg(long, value_name = "QSEALC.pem")]
+        cert: Option<PathBuf>,
     },
 }
 
@@ -77,17 +81,39 @@ pub struct BuildArgs {
     /// The pack's directory (created; must be new or empty).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Seal the manifest with the bank's QSealC key (PKCS#8 PEM, RSA): a detached signature
+    /// (MANIFEST.sha256.sig) and the certificate (MANIFEST.sha256.pem) go in the pack.
+    #[arg(long, value_name = "QSEALC.key", requires = "seal_cert")]
+    pub seal_key: Option<PathBuf>,
+    /// The QSealC certificate (PEM) of --seal-key.
+    #[arg(long, value_name = "QSEALC.pem", requires = "seal_key")]
+    pub seal_cert: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(Sub::Verify { dir }) => verify(dir),
+        Some(Sub::Verify { dir, cert }) => verify(dir, cert),
         None => build(args.build).await,
     }
 }
 
-fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
+fn verify(dir: PathBuf, cert: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let v = manifest::verify(&dir)?;
+    let seal = manifest::check_seal(&dir, cert.as_deref());
+    match &seal {
+        manifest::Seal::Unsealed => println!(
+            "not sealed (no {}): the manifest shows whether files match it, not who wrote it",
+            manifest::SIGNATURE
+        ),
+        manifest::Seal::Valid(s) => println!("SEALED by {s}"),
+        manifest::Seal::Invalid(why) => println!("SEAL INVALID: {why}"),
+    }
+    if let (manifest::Seal::Valid(_), None) = (&seal, &cert) {
+        println!(
+            "(the certificate is the one in the pack: check that it is the bank's, or pass --cert)"
+        );
+    }
+    let sealed_ok = !matches!(seal, manifest::Seal::Invalid(_));
     for f in &v.altered {
         println!("ALTERED  {f}");
     }
@@ -105,7 +131,7 @@ fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
             "REFUSED  manifest line {line}: {path:?} leads out of the pack (absolute or ..): not read"
         );
     }
-    if v.is_intact() {
+    if v.is_intact() && sealed_ok {
         println!(
             "{}: intact ({} files match {})",
             dir.display(),
@@ -115,13 +141,18 @@ fn verify(dir: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         println!(
-            "{}: NOT intact: {} altered, {} missing, {} extra, {} refused, {} ok",
+            "{}: NOT intact: {} altered, {} missing, {} extra, {} ok{}{}",
             dir.display(),
             v.altered.len(),
             v.missing.len(),
             v.extra.len(),
-            v.outside.len(),
-            v.ok.len()
+            v.ok.len(),
+            if v.outside.is_empty() {
+                String::new()
+            } else {
+                format!(", {} refused", v.outside.len())
+            },
+            if sealed_ok { "" } else { ", seal invalid" }
         );
         Ok(ExitCode::from(1))
     }
@@ -194,6 +225,10 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     };
     let o = pack::build(&store, &req).await?;
+    if let (Some(key), Some(cert)) = (&a.seal_key, &a.seal_cert) {
+        let signer = crate::evidence::manifest::seal(&o.dir, key, cert)?;
+        println!("manifest sealed by {signer}");
+    }
     println!(
         "evidence pack {}: {} episode(s) {}, {} files, {:.1} KiB",
         o.dir.display(),

@@ -1,6 +1,15 @@
 //! `MANIFEST.sha256`: one `<sha256 hex>  <relative path>` line per file of a pack, sorted by
 //! path, exactly as `sha256sum` writes them (so `sha256sum -c MANIFEST.sha256` checks a pack
-//! without dispo). [`verify`] reports every altered, missing or extra file.
+//! without dispo). [`verify`] reports every altered, missing or extra file, and refuses paths
+//! leading out of the pack.
+//!
+//! Sealed packs ([`seal`]): the bank's QSealC key signs the manifest (RSA PKCS#1 v1.5 with
+//! SHA-256, the raw signature in `MANIFEST.sha256.sig`), and its certificate goes beside it in
+//! `MANIFEST.sha256.pem`; `openssl dgst -sha256 -verify <(openssl x509 -in MANIFEST.sha256.pem
+//! -pubkey -noout) -signature MANIFEST.sha256.sig MANIFEST.sha256` checks it without dispo. An
+//! edited pack with a recomputed manifest no longer matches the signature; a pack re-signed with
+//! another key names another signer, which [`check_seal`] shows (and refuses when the expected
+//! certificate is given).
 //!
 //! In: a directory. Out: the manifest file, or a [`Verification`].
 
@@ -13,6 +22,10 @@ use ring::digest;
 use super::EvidenceError;
 
 pub const MANIFEST: &str = "MANIFEST.sha256";
+/// The detached signature of the manifest.
+pub const SIGNATURE: &str = "MANIFEST.sha256.sig";
+/// The certificate of the key that signed it.
+pub const SIGNER_CERT: &str = "MANIFEST.sha256.pem";
 
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -50,7 +63,7 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<String>> {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join("/");
-                if s != MANIFEST {
+                if s != MANIFEST && s != SIGNATURE && s != SIGNER_CERT {
                     out.push(s);
                 }
             }
@@ -74,6 +87,166 @@ pub fn write(dir: &Path) -> Result<PathBuf, EvidenceError> {
     let path = dir.join(MANIFEST);
     std::fs::write(&path, text).map_err(werr(&path))?;
     Ok(path)
+}
+
+/// Who signed a manifest, as their certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    pub subject: String,
+    pub organization_identifier: Option<String>,
+    pub issuer: String,
+    pub serial_hex: String,
+    pub not_after_ms: i64,
+}
+
+impl std::fmt::Display for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.subject)?;
+        if let Some(o) = &self.organization_identifier {
+            write!(f, " (organizationIdentifier {o})")?;
+        }
+        write!(
+            f,
+            ", certificate serial {} issued by {}",
+            self.serial_hex, self.issuer
+        )
+    }
+}
+
+fn signer_of(info: &crate::stet::certs::CertInfo) -> Signer {
+    Signer {
+        subject: info.subject_dn.clone(),
+        organization_identifier: info.organization_identifier.clone(),
+        issuer: info.issuer_dn.clone(),
+        serial_hex: info.serial_hex.clone(),
+        not_after_ms: info.not_after_ms,
+    }
+}
+
+/// Signs `dir`'s manifest with the QSealC key (PKCS#8 PEM, RSA) and puts the certificate (PEM)
+/// beside it. The key must match the certificate. Returns who signed.
+pub fn seal(dir: &Path, key: &Path, cert: &Path) -> Result<Signer, EvidenceError> {
+    use crate::stet::certs;
+    let e = |s: String| EvidenceError::Seal(s);
+    let chain = certs::read_certs(cert).map_err(|x| e(x.to_string()))?;
+    let info = certs::cert_info(&chain[0]).map_err(|x| e(x.to_string()))?;
+    let der = match certs::read_key(key).map_err(|x| e(x.to_string()))? {
+        rustls_pki_types::PrivateKeyDer::Pkcs8(k) => k,
+        _ => {
+            return Err(e(format!(
+                "{}: a PKCS#8 RSA key is needed (-----BEGIN PRIVATE KEY-----)",
+                key.display()
+            )));
+        }
+    };
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
+        .map_err(|x| e(format!("{}: not an RSA key ring takes: {x}", key.display())))?;
+    let manifest = std::fs::read(dir.join(MANIFEST)).map_err(|source| EvidenceError::Write {
+        path: dir.join(MANIFEST).display().to_string(),
+        source,
+    })?;
+    let mut sig = vec![0u8; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        &manifest,
+        &mut sig,
+    )
+    .map_err(|_| e("signing failed".into()))?;
+    // A key that is not the certificate's would make a pack nobody can check.
+    verify_signature(&info, &manifest, &sig).map_err(|_| {
+        e(format!(
+            "the key {} does not belong to the certificate {}",
+            key.display(),
+            cert.display()
+        ))
+    })?;
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|source| EvidenceError::Write {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    write(SIGNATURE, &sig)?;
+    let pem: String = chain
+        .iter()
+        .map(|c| {
+            use base64::Engine as _;
+            let b = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+            let lines: Vec<&str> = b
+                .as_bytes()
+                .chunks(64)
+                .map(|l| std::str::from_utf8(l).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect();
+    write(SIGNER_CERT, pem.as_bytes())?;
+    Ok(signer_of(&info))
+}
+
+fn verify_signature(
+    info: &crate::stet::certs::CertInfo,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), ring::error::Unspecified> {
+    if !info.is_rsa {
+        return Err(ring::error::Unspecified);
+    }
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        &info.public_key,
+    )
+    .verify(msg, sig)
+}
+
+/// What the seal of a pack says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seal {
+    /// No signature file: the pack was not sealed.
+    Unsealed,
+    /// The manifest is exactly what this signer signed.
+    Valid(Signer),
+    /// The signature does not match the manifest (or the certificate), or the signer is not the
+    /// expected one: why.
+    Invalid(String),
+}
+
+/// Checks the manifest's signature against the certificate in the pack, or against `expected`
+/// (a PEM certificate file) when given: then a pack signed by anyone else is refused.
+pub fn check_seal(dir: &Path, expected: Option<&Path>) -> Seal {
+    use crate::stet::certs;
+    let sig_path = dir.join(SIGNATURE);
+    let Ok(sig) = std::fs::read(&sig_path) else {
+        return match expected {
+            Some(_) => Seal::Invalid(format!(
+                "no {SIGNATURE}: the pack is not sealed, and a signer was expected"
+            )),
+            None => Seal::Unsealed,
+        };
+    };
+    let cert_path = expected.map_or_else(|| dir.join(SIGNER_CERT), Path::to_path_buf);
+    let info = match certs::read_certs(&cert_path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| certs::cert_info(&c[0]).map_err(|e| e.to_string()))
+    {
+        Ok(i) => i,
+        Err(e) => return Seal::Invalid(format!("cannot read the signer's certificate: {e}")),
+    };
+    let Ok(manifest) = std::fs::read(dir.join(MANIFEST)) else {
+        return Seal::Invalid(format!("no {MANIFEST}"));
+    };
+    match verify_signature(&info, &manifest, &sig) {
+        Ok(()) => Seal::Valid(signer_of(&info)),
+        Err(_) => Seal::Invalid(format!(
+            "{SIGNATURE} does not match {MANIFEST} under the key of {} (the manifest was changed after it was signed, or signed by another key)",
+            signer_of(&info)
+        )),
+    }
 }
 
 /// What `verify` found.

@@ -72,6 +72,8 @@ pub enum EvidenceError {
         path: String,
         source: rust_xlsxwriter::XlsxError,
     },
+    #[error("cannot seal the manifest: {0}")]
+    Seal(String),
 }
 
 fn near_list(near: &[String]) -> String {

@@ -242,3 +242,83 @@ fn verify_refuses_paths_out_of_the_pack() {
     assert!(so.contains("REFUSED  manifest line 3: \"/"), "{so}");
     assert!(so.contains("NOT intact"), "{so}");
 }
+
+/// A pack sealed with a QSealC key: `verify` names the signer; an edited pack with a recomputed
+/// manifest fails; a pack re-sealed with another key names that other signer, and is refused
+/// when the bank's certificate is given.
+#[test]
+fn a_sealed_pack_shows_tampering_even_with_a_recomputed_manifest() {
+    support::init();
+    let d = tmp("hostile-seal");
+    let pki = dispo::sim::pki::ensure(&d.join("pki")).unwrap();
+    let db = d.join("o.db");
+    std::fs::write(d.join("h.csv"), HOSTILE_CSV).unwrap();
+    let o = dispo(
+        &[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            d.join("h.csv").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let pack = d.join("pack");
+    let o = dispo(
+        &[
+            "evidence",
+            "--db",
+            db.to_str().unwrap(),
+            "--from",
+            "2024-07-04",
+            "--to",
+            "2024-07-05",
+            "--out",
+            pack.to_str().unwrap(),
+            "--seal-key",
+            pki.qseal_key.to_str().unwrap(),
+            "--seal-cert",
+            pki.qseal_cert.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (so, se) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{so}{se}");
+    assert!(so.contains("manifest sealed by"), "{so}");
+    assert!(pack.join("MANIFEST.sha256.sig").is_file());
+    let verify = |cert: Option<&Path>| {
+        let mut args = vec!["evidence", "verify", pack.to_str().unwrap()];
+        if let Some(c) = cert {
+            args.extend(["--cert", c.to_str().unwrap()]);
+        }
+        let o = dispo(&args, None);
+        let (so, se) = text(&o);
+        (o.status.code(), format!("{so}{se}"))
+    };
+    let (code, out) = verify(None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SEALED by") && out.contains("intact"), "{out}");
+    let (code, out) = verify(Some(&pki.qseal_cert));
+    assert_eq!(code, Some(0), "{out}");
+
+    // Tampered, the manifest recomputed: the digests match, the seal does not.
+    let eps = pack.join("episodes.csv");
+    let edited = std::fs::read_to_string(&eps)
+        .unwrap()
+        .replace("60.000", "6.000");
+    std::fs::write(&eps, edited).unwrap();
+    dispo::evidence::manifest::write(&pack).unwrap();
+    let (code, out) = verify(None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("SEAL INVALID"), "{out}");
+
+    // Re-sealed with another key: named as it is, and refused against the bank's certificate.
+    let other = dispo::sim::pki::ensure(&d.join("pki2")).unwrap();
+    dispo::evidence::manifest::seal(&pack, &other.qseal_key, &other.qseal_cert).unwrap();
+    let (code, out) = verify(None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SEALED by"), "{out}");
+    let (code, out) = verify(Some(&pki.qseal_cert));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("SEAL INVALID"), "{out}");
+}
