@@ -279,13 +279,12 @@ impl Verification {
 /// A manifest path that stays inside the pack: relative, `/`-separated, no `..`, `.` or empty
 /// segment, no backslash or drive (`C:`), no control character.
 fn inside_pack(name: &str) -> bool {
-    !name.starts_with('/')
-        && !name.contains('\\')
-        && !name.chars().any(char::is_control)
-        && !(name.len() >= 2 && name.as_bytes()[1] == b':')
-        && name
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+    let drive = name.len() >= 2 && name.as_bytes()[1] == b':';
+    let bad_segment = name
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    let bad_char = name.contains('\\') || name.chars().any(char::is_control);
+    !(name.starts_with('/') || drive || bad_segment || bad_char)
 }
 
 /// Why a pack cannot be checked at all.
