@@ -82,7 +82,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Seal the manifest with the bank's QSealC key (PKCS#8 PEM, RSA): a detached signature
-    /// (MANIFEST.sha256.sig) and the certificate (MANIFEST.sha256.pem) go in the pack.
+    /// (MANIFEST.sha256.sig) and the certificate (MANIFEST.sha256.pem) go in the pack. Default
+    /// with --config: the `qseal_key` and `qseal_cert` of the pack's establishment.
     #[arg(long, value_name = "QSEALC.key", requires = "seal_cert")]
     pub seal_key: Option<PathBuf>,
     /// The QSealC certificate (PEM) of --seal-key.
@@ -158,6 +159,54 @@ fn verify(dir: PathBuf, cert: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The QSealC (`qseal_key`, `qseal_cert`, relative to the file) of the configuration's
+/// establishment `est`, or the one QSealC all its establishments share; none when no
+/// establishment has a `qseal_cert`.
+fn seal_from_config(
+    config: &std::path::Path,
+    est: Option<EstablishmentCode>,
+) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", config.display()))?;
+    let dir = config.parent().unwrap_or(std::path::Path::new("."));
+    let path = |s: &str| {
+        let p = std::path::Path::new(s);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            dir.join(p)
+        }
+    };
+    let mut found: Vec<(String, PathBuf, PathBuf)> = doc
+        .get("establishment")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let code = e.get("code")?.as_str()?.to_owned();
+            let key = e.get("qseal_key")?.as_str()?;
+            let cert = e.get("qseal_cert")?.as_str()?;
+            Some((code, path(key), path(cert)))
+        })
+        .collect();
+    if let Some(est) = est {
+        found.retain(|(code, _, _)| code == est.as_str());
+    }
+    let mut pairs: Vec<(PathBuf, PathBuf)> = found.into_iter().map(|(_, k, c)| (k, c)).collect();
+    pairs.sort();
+    pairs.dedup();
+    match pairs.len() {
+        0 => Ok(None),
+        1 => Ok(pairs.pop()),
+        _ => anyhow::bail!(
+            "{}: establishments with different QSealC keys: say which with --establishment, or give --seal-key and --seal-cert",
+            config.display()
+        ),
+    }
+}
+
 /// Reads the engine settings from TOML; `--tz` overrides.
 pub fn load_settings(
     path: Option<&PathBuf>,
@@ -224,8 +273,20 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
+    // The seal: given, or the QSealC of the probe configuration's establishment.
+    let seal = match (&a.seal_key, &a.seal_cert, &a.config) {
+        (Some(k), Some(c), _) => Some((k.clone(), c.clone())),
+        (_, _, Some(config)) => {
+            let est = match &req.selection {
+                Selection::Episode(id) => Some(id.establishment),
+                Selection::Period { .. } => req.establishment,
+            };
+            seal_from_config(config, est)?
+        }
+        _ => None,
+    };
     let o = pack::build(&store, &req).await?;
-    if let (Some(key), Some(cert)) = (&a.seal_key, &a.seal_cert) {
+    if let Some((key, cert)) = &seal {
         let signer = crate::evidence::manifest::seal(&o.dir, key, cert)?;
         println!("manifest sealed by {signer}");
     }

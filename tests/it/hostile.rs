@@ -301,6 +301,42 @@ fn a_sealed_pack_shows_tampering_even_with_a_recomputed_manifest() {
     let (code, out) = verify(Some(&pki.qseal_cert));
     assert_eq!(code, Some(0), "{out}");
 
+    // The same seal found in a probe configuration ([[establishment]] qseal_key, qseal_cert).
+    std::fs::write(
+        d.join("probes.toml"),
+        "[[establishment]]\ncode = \"13807\"\nqseal_key = \"pki/tpp-qseal.key\"\nqseal_cert = \"pki/tpp-qseal.pem\"\n",
+    )
+    .unwrap();
+    let pack2 = d.join("pack2");
+    let o = dispo(
+        &[
+            "evidence",
+            "--db",
+            db.to_str().unwrap(),
+            "--episode",
+            "13807-api-20240704T100100.000Z",
+            "--config",
+            d.join("probes.toml").to_str().unwrap(),
+            "--out",
+            pack2.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (so, se) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{so}{se}");
+    assert!(so.contains("manifest sealed by"), "{so}");
+    let o = dispo(
+        &[
+            "evidence",
+            "verify",
+            pack2.to_str().unwrap(),
+            "--cert",
+            pki.qseal_cert.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+
     // Tampered, the manifest recomputed: the digests match, the seal does not.
     let eps = pack.join("episodes.csv");
     let edited = std::fs::read_to_string(&eps)
