@@ -9,6 +9,7 @@ mod hostile;
 mod import;
 mod kpi;
 mod live;
+mod offline;
 mod probe;
 mod report;
 mod rev2;
