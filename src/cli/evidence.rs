@@ -285,6 +285,11 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    // A seal that cannot be made is said before any file is written.
+    if let Some((key, cert)) = &seal {
+        crate::stet::certs::read_key(key)?;
+        crate::stet::certs::read_certs(cert)?;
+    }
     let o = pack::build(&store, &req).await?;
     if let Some((key, cert)) = &seal {
         let signer = crate::evidence::manifest::seal(&o.dir, key, cert)?;
