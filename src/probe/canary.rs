@@ -56,10 +56,16 @@ impl Connectivity {
     /// The canaries of `cfg`; HTTPS ones are checked against the public web roots and the
     /// establishments' CA bundles, without a client certificate.
     pub fn new(cfg: &Config) -> Self {
+        let cas: Vec<_> = cfg.establishments.iter().map(|e| e.ca.clone()).collect();
+        Self::with(&cfg.monitor.canary, &cas, cfg.monitor.timeout)
+    }
+
+    /// Canaries at `urls`, HTTPS ones trusting the public roots and `cas`.
+    fn with(urls: &[url::Url], cas: &[std::path::PathBuf], timeout: Duration) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for e in &cfg.establishments {
-            for c in crate::stet::certs::read_certs(&e.ca).unwrap_or_default() {
+        for ca in cas {
+            for c in crate::stet::certs::read_certs(ca).unwrap_or_default() {
                 let _ = roots.add(c);
             }
         }
@@ -68,9 +74,7 @@ impl Connectivity {
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tls = Arc::new(tls);
-        let canaries = cfg
-            .monitor
-            .canary
+        let canaries = urls
             .iter()
             .map(|u| {
                 let host = u.host_str().unwrap_or_default().to_owned();
@@ -84,7 +88,7 @@ impl Connectivity {
             .collect();
         Self {
             canaries,
-            timeout: cfg.monitor.timeout,
+            timeout,
             last_answer_ms: AtomicI64::new(i64::MIN),
             check: Mutex::new(None),
         }
@@ -199,5 +203,100 @@ impl Connectivity {
             online: false,
             why: errors.join("; "),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rule, against loopback canaries (one answering, one closed port).
+
+    use super::*;
+    use crate::domain::{Interface, Observation, Service};
+    use crate::store::StoredObservation;
+
+    fn obs(sent_ms: i64, status: Option<u16>) -> StoredObservation {
+        Observation {
+            received_at_ms: sent_ms,
+            establishment: "13807".parse().unwrap(),
+            interface: Interface::Api,
+            service: Service::new("cbpii").unwrap(),
+            source: Source::Probe,
+            tpp: None,
+            status,
+            latency_ms: status.map(|_| 20.0),
+            error_code: None,
+            request_id: format!("r{sent_ms}").into(),
+            outcome: Outcome::from_reply(status, None),
+        }
+        .into()
+    }
+
+    fn result(o: StoredObservation) -> StepResult {
+        StepResult {
+            observations: vec![o],
+            tokens: vec![],
+        }
+    }
+
+    /// A loopback HTTP server answering 204 to anything.
+    async fn answering() -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    fn closed() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn canaries(ports: &[u16]) -> Connectivity {
+        let urls: Vec<url::Url> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}/health").parse().unwrap())
+            .collect();
+        Connectivity::with(&urls, &[], Duration::from_secs(2))
+    }
+
+    #[tokio::test]
+    async fn no_reply_is_the_monitors_own_error_only_when_nothing_answers_and_no_canary() {
+        let now = now_ms();
+        // Every canary fails and nothing answered: the monitor is offline.
+        let c = canaries(&[closed(), closed()]);
+        let r = c.judge(result(obs(now - 100, None))).await;
+        let o = &r.observations[0];
+        assert_eq!(o.obs.outcome, Outcome::ProbeError);
+        assert!(
+            o.error_text.as_deref().unwrap().starts_with(OFFLINE),
+            "{:?}",
+            o.error_text
+        );
+        assert_eq!(o.no_reply_kind, None);
+        // An establishment answered since the request was sent: it stands, no canary asked.
+        c.judge(result(obs(now - 50, Some(200)))).await;
+        let r = c.judge(result(obs(now - 60, None))).await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        // One canary of two answers: the failures stand.
+        let c = canaries(&[closed(), answering().await]);
+        let r = c.judge(result(obs(now_ms(), None))).await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        // Without canaries nothing is checked.
+        let r = canaries(&[]).judge(result(obs(now_ms(), None))).await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
     }
 }
