@@ -125,29 +125,38 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
 
     prepare_dir(&req.out_dir)?;
     let context = load_context(store, &episodes, req.context_ms, &filter).await?;
-    let dir = &req.out_dir;
-    let mut files = vec![
-        write_episodes_csv(dir, &episodes)?,
-        write_requests_csv(dir, &episodes, &context)?,
-        write_observations_csv(dir, &context)?,
-        write_fallback_csv(dir, &kpis, &episodes, tz)?,
-    ];
-    let settings_path = dir.join("settings.json");
-    let json = serde_json::to_string_pretty(&req.settings).expect("settings serialise");
-    write_file(&settings_path, json.as_bytes())?;
-    files.push(settings_path);
+    // All the files or none (see `report::publish`): a pack is never left half written.
+    let write = |dir: &Path| -> Result<Vec<PathBuf>, EvidenceError> {
+        let mut files = vec![
+            write_episodes_csv(dir, &episodes)?,
+            write_requests_csv(dir, &episodes, &context)?,
+            write_observations_csv(dir, &context)?,
+            write_fallback_csv(dir, &kpis, &episodes, tz)?,
+        ];
+        let settings_path = dir.join("settings.json");
+        let json = serde_json::to_string_pretty(&req.settings).expect("settings serialise");
+        write_file(&settings_path, json.as_bytes())?;
+        files.push(settings_path);
 
-    let data_bytes: u64 = files.iter().map(|f| file_len(f)).sum();
-    // Summaries state the pack's size; write them once, measure, and again if over the limit.
-    let mut over = data_bytes > SIZE_LIMIT_BYTES;
-    let mut summary_files = write_summary(req, &kpis, &episodes, &context, &files, over)?;
-    let total = |sf: &[PathBuf]| data_bytes + sf.iter().map(|f| file_len(f)).sum::<u64>();
-    if !over && total(&summary_files) > SIZE_LIMIT_BYTES {
-        over = true;
-        summary_files = write_summary(req, &kpis, &episodes, &context, &files, over)?;
-    }
-    files.extend(summary_files);
-    files.push(manifest::write(dir)?);
+        let data_bytes: u64 = files.iter().map(|f| file_len(f)).sum();
+        // Summaries state the pack's size; write them once, measure, and again if over the limit.
+        let mut over = data_bytes > SIZE_LIMIT_BYTES;
+        let mut summary_files = write_summary(req, dir, &kpis, &episodes, &context, &files, over)?;
+        let total = |sf: &[PathBuf]| data_bytes + sf.iter().map(|f| file_len(f)).sum::<u64>();
+        if !over && total(&summary_files) > SIZE_LIMIT_BYTES {
+            over = true;
+            summary_files = write_summary(req, dir, &kpis, &episodes, &context, &files, over)?;
+        }
+        files.extend(summary_files);
+        files.push(manifest::write(dir)?);
+        Ok(files)
+    };
+    let dir = &req.out_dir;
+    let files =
+        crate::report::publish::all_or_nothing(dir, write, |path, source| EvidenceError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
     let total_bytes = files.iter().map(|f| file_len(f)).sum::<u64>();
     Ok(PackOutcome {
         dir: dir.clone(),
@@ -469,6 +478,7 @@ fn fmt_size(b: u64) -> String {
 
 fn write_summary(
     req: &PackRequest,
+    dir: &Path,
     kpis: &Kpis,
     episodes: &[Episode],
     ctx: &[StoredObservation],
@@ -861,8 +871,8 @@ fn write_summary(
         ));
     }
 
-    let md = req.out_dir.join("summary.md");
-    let html = req.out_dir.join("summary.html");
+    let md = dir.join("summary.md");
+    let html = dir.join("summary.html");
     write_file(&md, d.markdown().as_bytes())?;
     write_file(&html, d.html().as_bytes())?;
     Ok(vec![md, html])
