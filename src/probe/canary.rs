@@ -13,6 +13,11 @@
 //! offline: ..."), a gap in coverage, never an episode, alerted to the operator as
 //! `monitor_offline`. If any canary answers, the failures stand: the bank is down. Without
 //! canaries nothing is checked and every failure stands.
+//!
+//! A QWAC refused because it has expired is the monitor's fault too, known without a canary: a
+//! TLS failure of an establishment whose QWAC had expired when the request was sent is
+//! `probe_error` ("the QWAC expired ..."), alerted per establishment. (A QWAC revoked or
+//! refused for another reason cannot be told from the bank's fault here: those failures stand.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,7 +30,7 @@ use tokio::sync::Mutex;
 use super::http::Endpoint;
 use super::steps::StepResult;
 use crate::config::Config;
-use crate::domain::{Outcome, Source};
+use crate::domain::{EstablishmentCode, NoReplyKind, Outcome, Source};
 
 /// How the error text of an observation the monitor made while offline begins.
 pub const OFFLINE: &str = "monitor offline";
@@ -34,6 +39,8 @@ pub const OFFLINE: &str = "monitor offline";
 pub struct Connectivity {
     canaries: Vec<(url::Url, Arc<Endpoint>)>,
     timeout: Duration,
+    /// Per establishment, when its QWAC expires (epoch ms).
+    qwac_not_after: std::collections::BTreeMap<EstablishmentCode, i64>,
     /// When an establishment last answered (the answer's completion, epoch ms).
     last_answer_ms: AtomicI64,
     /// The last canary check.
@@ -57,7 +64,15 @@ impl Connectivity {
     /// establishments' CA bundles, without a client certificate.
     pub fn new(cfg: &Config) -> Self {
         let cas: Vec<_> = cfg.establishments.iter().map(|e| e.ca.clone()).collect();
-        Self::with(&cfg.monitor.canary, &cas, cfg.monitor.timeout)
+        let mut c = Self::with(&cfg.monitor.canary, &cas, cfg.monitor.timeout);
+        for e in &cfg.establishments {
+            for (which, at) in &e.cert_not_after_ms {
+                if which == "qwac" {
+                    c.qwac_not_after.insert(e.code, *at);
+                }
+            }
+        }
+        c
     }
 
     /// Canaries at `urls`, HTTPS ones trusting the public roots and `cas`.
@@ -89,6 +104,7 @@ impl Connectivity {
         Self {
             canaries,
             timeout,
+            qwac_not_after: Default::default(),
             last_answer_ms: AtomicI64::new(i64::MIN),
             check: Mutex::new(None),
         }
@@ -101,6 +117,25 @@ impl Connectivity {
         for o in r.observations.iter().filter(|o| o.obs.status.is_some()) {
             let done = o.obs.completed_at_ms().unwrap_or(now);
             self.last_answer_ms.fetch_max(done, Ordering::Relaxed);
+        }
+        for o in r.observations.iter_mut().filter(|o| {
+            o.obs.outcome == Outcome::NoReply && o.no_reply_kind == Some(NoReplyKind::Tls)
+        }) {
+            let Some(&expired) = self
+                .qwac_not_after
+                .get(&o.obs.establishment)
+                .filter(|&&at| at <= o.obs.received_at_ms)
+            else {
+                continue;
+            };
+            o.obs.outcome = Outcome::ProbeError;
+            o.no_reply_kind = None;
+            let text = format!(
+                "the QWAC expired at {}: the bank refuses it; renew it (the request: {})",
+                crate::engine::time::rfc3339(expired),
+                o.error_text.as_deref().unwrap_or("no reply")
+            );
+            o.error_text = Some(text.chars().take(500).collect());
         }
         if self.canaries.is_empty() {
             return r;
@@ -296,7 +331,26 @@ mod tests {
         let r = c.judge(result(obs(now_ms(), None))).await;
         assert_eq!(r.outcome(), Some(Outcome::NoReply));
         // Without canaries nothing is checked.
-        let r = canaries(&[]).judge(result(obs(now_ms(), None))).await;
+        let mut c = canaries(&[]);
+        let r = c.judge(result(obs(now_ms(), None))).await;
         assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        // A TLS failure after the QWAC expired is the monitor's own error; before, it stands.
+        c.qwac_not_after.insert("13807".parse().unwrap(), now);
+        let tls = |at: i64| {
+            let mut o = obs(at, None);
+            o.no_reply_kind = Some(NoReplyKind::Tls);
+            result(o)
+        };
+        let r = c.judge(tls(now - 1)).await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        let r = c.judge(tls(now + 1)).await;
+        assert_eq!(r.outcome(), Some(Outcome::ProbeError));
+        assert!(
+            r.observations[0]
+                .error_text
+                .as_deref()
+                .unwrap()
+                .starts_with("the QWAC expired")
+        );
     }
 }
