@@ -10,7 +10,8 @@
 //! keeps them (rows of older versions, keyed by URL, are moved over at start); a notice that
 //! failed `max_delivery_attempts` times is given up, with an `alert_undelivered` alert to the
 //! other channels (resolved when the channel delivers again); notices delivered more than
-//! `keep_delivered_days` ago are pruned, at start and hourly.
+//! `keep_delivered_days` ago are pruned, at start (every channel's, configured or not) and
+//! hourly.
 
 use std::time::Duration;
 
@@ -200,6 +201,17 @@ async fn adopt(store: &Store, channels: &[Channel]) {
                 tracing::info!(channel = %c.label(), notices = n, "outbox rows keyed by the channel's URL now keyed by its name")
             }
             Err(e) => tracing::warn!(error = %e, "cannot rename outbox rows"),
+        }
+    }
+    // Channels no longer configured have no loop to prune them: old rows go here, at start.
+    if let Some(keep) = channels
+        .first()
+        .map(|c| c.policy.keep_delivered_ms)
+        .filter(|k| *k > 0)
+    {
+        let before = chrono::Utc::now().timestamp_millis() - keep;
+        if let Err(e) = store.prune_all_deliveries(before).await {
+            tracing::warn!(error = %e, "cannot prune the alert outbox");
         }
     }
     let known: Vec<String> = channels.iter().map(Channel::id).collect();
@@ -588,6 +600,35 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(keys, ["recent", "waiting"]);
+    }
+
+    /// Rows of a channel no longer configured (an old URL-keyed id) are pruned at start too.
+    #[tokio::test]
+    async fn old_rows_of_removed_channels_are_pruned_at_start() {
+        let store = temp_store("prune-removed").await;
+        let day = 86_400_000;
+        let now = chrono::Utc::now().timestamp_millis();
+        let gone = "slack:https://hooks.slack.com/services/T/B/secret";
+        store
+            .raise_alert(&alert("old"), &[gone.into()], now - 40 * day)
+            .await
+            .unwrap();
+        store
+            .raise_alert(&alert("waiting"), &[gone.into()], now)
+            .await
+            .unwrap();
+        let rows = store.due_deliveries(i64::MAX, 10).await.unwrap();
+        store
+            .mark_delivered(rows[0].id, now - 40 * day)
+            .await
+            .unwrap();
+        let c = webhook("w", "http://127.0.0.1:9/x");
+        adopt(&store, &[c]).await;
+        let keys: Vec<String> = sqlx::query_scalar("SELECT alert_key FROM alert_deliveries")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(keys, ["waiting"], "undelivered rows are never pruned");
     }
 
     #[test]

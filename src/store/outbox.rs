@@ -372,6 +372,19 @@ impl Store {
         .rows_affected())
     }
 
+    /// Deletes the notices of every channel, configured or not, delivered (or given up) before
+    /// `before_ms`. Returns how many went.
+    pub async fn prune_all_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM alert_deliveries WHERE delivered_at < ? OR abandoned_at < ?")
+                .bind(before_ms)
+                .bind(before_ms)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     pub async fn mark_failed(
         &self,
         id: i64,
