@@ -379,10 +379,7 @@ async fn import_one(
             Ok(added) => {
                 file.added += added;
                 file.already_present += n - added;
-                for s in spans.spans() {
-                    landed.add(s.establishment, s.interface, s.first_ms);
-                    landed.add(s.establishment, s.interface, s.last_ms);
-                }
+                landed.merge(&spans);
             }
             Err(e) => {
                 insert_error = Some(ImportError::Store(e));

@@ -14,11 +14,17 @@ use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface};
 /// coverage ends at that heartbeat rather than "now".
 pub const STALE_HEARTBEAT_MS: i64 = 120_000;
 
-/// One imported file's span for one series: from its first to its last `received_at`.
+/// Stored in `log_spans.interface` for a span that covers every interface of its establishment.
+pub const EVERY_INTERFACE: &str = "*";
+
+/// What one imported file covers (methodology section 1): from its first to its last
+/// `received_at`, for every establishment that appears in it. `interface` `None` is every
+/// interface (a gateway log covers the establishment, not only the interfaces TPPs happened to
+/// call: an outage stays downtime when TPPs stop calling and fall back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogSpan {
     pub establishment: EstablishmentCode,
-    pub interface: Interface,
+    pub interface: Option<Interface>,
     pub first_ms: i64,
     pub last_ms: i64,
 }
@@ -36,17 +42,30 @@ impl LogSpans {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Adds what another part of the same file saw.
+    pub fn merge(&mut self, other: &LogSpans) {
+        for (&(e, i), &(a, b)) in &other.0 {
+            self.add(e, i, a);
+            self.add(e, i, b);
+        }
+    }
+    /// The file's span, for each establishment in it (every interface).
     pub fn spans(&self) -> Vec<LogSpan> {
-        self.0
-            .iter()
-            .map(
-                |(&(establishment, interface), &(first_ms, last_ms))| LogSpan {
-                    establishment,
-                    interface,
-                    first_ms,
-                    last_ms,
-                },
-            )
+        let first = self.0.values().map(|s| s.0).min();
+        let last = self.0.values().map(|s| s.1).max();
+        let (Some(first_ms), Some(last_ms)) = (first, last) else {
+            return Vec::new();
+        };
+        let mut codes: Vec<EstablishmentCode> = self.0.keys().map(|k| k.0).collect();
+        codes.dedup();
+        codes
+            .into_iter()
+            .map(|establishment| LogSpan {
+                establishment,
+                interface: None,
+                first_ms,
+                last_ms,
+            })
             .collect()
     }
     /// As coverage (for a file counted directly, `kpi --input`): from the first to the last line
@@ -57,7 +76,7 @@ impl LogSpans {
             .map(|s| CoverageSpan {
                 kind: CoverageKind::Log,
                 establishment: Some(s.establishment),
-                interface: Some(s.interface),
+                interface: s.interface,
                 start_ms: s.first_ms,
                 end_ms: s.last_ms,
                 ongoing: false,
@@ -150,7 +169,7 @@ impl Store {
             )
             .bind(source)
             .bind(s.establishment.as_str())
-            .bind(s.interface.as_str())
+            .bind(s.interface.map_or(EVERY_INTERFACE, |i| i.as_str()))
             .bind(s.first_ms)
             .bind(s.last_ms)
             .bind(now_ms)
@@ -229,7 +248,10 @@ impl Store {
                 CoverageSpan {
                     kind: CoverageKind::Log,
                     establishment: Some(EstablishmentCode::from_str(&est).map_err(bad)?),
-                    interface: Some(Interface::from_str(&iface).map_err(bad)?),
+                    interface: match iface.as_str() {
+                        EVERY_INTERFACE => None,
+                        i => Some(Interface::from_str(i).map_err(bad)?),
+                    },
                     start_ms: first,
                     end_ms: last,
                     ongoing: false,

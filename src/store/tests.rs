@@ -132,7 +132,11 @@ async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
             span(CoverageKind::Monitor, e1, 10, 50, false),
             span(CoverageKind::Monitor, e2, 45, 60, false),
             span(CoverageKind::Monitor, e1, 80, 100_000, true),
-            span(CoverageKind::Log, e1, 1_000, 2_000, false),
+            // A log covers its establishment on every interface.
+            CoverageSpan {
+                interface: None,
+                ..span(CoverageKind::Log, e1, 1_000, 2_000, false)
+            },
         ]
     );
 }

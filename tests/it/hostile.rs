@@ -339,9 +339,10 @@ fn a_sealed_pack_shows_tampering_even_with_a_recomputed_manifest() {
 
     // Tampered, the manifest recomputed: the digests match, the seal does not.
     let eps = pack.join("episodes.csv");
-    let edited = std::fs::read_to_string(&eps)
-        .unwrap()
-        .replace("60.000", "6.000");
+    let original = std::fs::read_to_string(&eps).unwrap();
+    // The episode lasts 60.250 s (10:01:00 to the reply completing at 10:02:00.250).
+    let edited = original.replace("60.250", "6.250");
+    assert_ne!(edited, original, "the tampering must change the file");
     std::fs::write(&eps, edited).unwrap();
     dispo::evidence::manifest::write(&pack).unwrap();
     let (code, out) = verify(None);

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::support;
 
 /// Two local days in Paris (UTC+2 in July). Worked by hand (methodology revision 2):
-/// - The file is one gateway log: it covers each series from its first to its last line.
+/// - The file is one gateway log: it covers every establishment in it (13807, 10807), on every
+///   interface, from its first line (1 July 08:00Z) to its last (2 July 10:00Z).
 /// - 13807 api: five no-replies 08:00:00–08:00:20Z from two TPPs, then a reply at 08:01:00Z
 ///   taking 150 ms → one episode 08:00:00.000 → 08:01:00.150, 60.15 s. Then a 200 (100 ms) and a
 ///   400 AC01 (50 ms). Covered from 08:00:00Z (1 July) to 10:00:00Z (2 July): day 1 from
@@ -103,15 +104,16 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
     assert_eq!(d2["covered_s"].as_f64().unwrap(), 43_200.0);
 
     // 10807 api: a 503 INTS (a request, a bank error, not timed) and a 200 of 80 ms, covered
-    // 10:00:00–10:01:00Z = 60 s. On 2 July nobody saw 10807: n.d. everywhere.
+    // like 13807 (the log covers every establishment in it): 50 400 s on 1 July, 43 200 s on
+    // 2 July. On 2 July the gateway logged no 10807 request: up (watched, nothing failed), but
+    // its error rate is n.d.
     let b = day(&v, "2024-07-01", "10807", "api");
     assert_eq!(b["error_rate_pct"].as_f64().unwrap(), 50.0);
     assert_eq!(b["p95_ms"]["cbpii"].as_f64().unwrap(), 80.0);
-    assert_eq!(b["covered_s"].as_f64().unwrap(), 60.0);
+    assert_eq!(b["covered_s"].as_f64().unwrap(), 50_400.0);
     let b2 = day(&v, "2024-07-02", "10807", "api");
-    assert_eq!(b2["covered_s"].as_f64().unwrap(), 0.0);
-    assert_eq!(b2["uptime_pct"], Value::Null);
-    assert_eq!(b2["downtime_pct"], Value::Null);
+    assert_eq!(b2["covered_s"].as_f64().unwrap(), 43_200.0);
+    assert_eq!(b2["uptime_pct"].as_f64().unwrap(), 100.0);
     assert_eq!(b2["error_rate_pct"], Value::Null);
 
     let eps = v["episodes"].as_array().unwrap();
@@ -197,7 +199,7 @@ fn kpi_from_a_database_agrees_with_the_csv() {
     let from_db = kpi_json(&["--db", db.to_str().unwrap()]);
     assert_eq!(from_csv, from_db);
     // An explicit period: only 2 July, when only 13807's api saw traffic: a row per series all
-    // the same (a series never vanishes from the figures), the other two n.d.
+    // the same (a series never vanishes from the figures); the log covers them all.
     let one = kpi_json(&[
         "--db",
         db.to_str().unwrap(),
@@ -208,7 +210,7 @@ fn kpi_from_a_database_agrees_with_the_csv() {
     ]);
     assert_eq!(one["days"].as_array().unwrap().len(), 3);
     assert_eq!(
-        day(&one, "2024-07-02", "10807", "api")["uptime_pct"],
+        day(&one, "2024-07-02", "10807", "api")["error_rate_pct"],
         Value::Null
     );
     assert_eq!(day(&one, "2024-07-02", "13807", "api")["uptime_pct"], 100.0);

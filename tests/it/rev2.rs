@@ -578,3 +578,50 @@ fn gateway_logs_cover_the_time_after_the_probe_monitor_stopped() {
         "{days:?}"
     );
 }
+
+#[test]
+fn an_outage_stays_downtime_when_tpps_stop_calling_and_fall_back() {
+    // One gateway log of 13807 from 08:00 to 20:00Z: the API answers at 08:00, then five 503s
+    // at 10:00:00–04Z and no API line after; TPPs use the fallback at 12:00 and 18:00 and a
+    // customer logs in on the web at 20:00. The log covers 13807 on every interface to its last
+    // line (methodology section 1): the API is down from 10:00 to 20:00 (36 000 s of the
+    // 43 200 s covered: uptime 16.67 %), open, and both fallback uses are justified.
+    support::init();
+    let dir = tmp("fallback");
+    let mut s = String::from(HEAD);
+    s += &line("2024-07-01T08:00:00.000Z", "a0", "200");
+    for i in 0..5 {
+        s += &line(
+            &format!("2024-07-01T10:00:0{i}.000Z"),
+            &format!("e{i}"),
+            "503",
+        );
+    }
+    for (t, id) in [("12:00", "fb1"), ("18:00", "fb2")] {
+        s += &format!(
+            "2024-07-01T{t}:00.000Z,13807,fallback,fallback,log,PSDFR-ACPR-B,302,40,,{id}\n"
+        );
+    }
+    s += "2024-07-01T20:00:00.000Z,13807,psu_web,psu_login,log,,200,300,,w1\n";
+    let f = dir.join("f.csv");
+    std::fs::write(&f, s).unwrap();
+    let k = kpi_json(&["--input", f.to_str().unwrap()]);
+    let api = k["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["interface"] == "api")
+        .unwrap();
+    assert_eq!(api["covered_s"].as_f64().unwrap(), 43_200.0);
+    assert_eq!(api["downtime_s"].as_f64().unwrap(), 36_000.0);
+    assert_eq!(
+        api["uptime_pct"].as_f64().unwrap(),
+        100.0 - 36_000.0 / 43_200.0 * 100.0
+    );
+    assert_eq!(k["episodes"][0]["open"], true);
+    let fb = &k["fallback"][0];
+    assert_eq!(
+        (fb["justified"].as_u64(), fb["unjustified"].as_u64()),
+        (Some(2), Some(0))
+    );
+}
