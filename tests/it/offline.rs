@@ -102,6 +102,13 @@ struct AllFail {
 /// the canary dies too if `stop_canary`; `dispo run` goes on for 12 s. Scaled settings: 3 s
 /// time-out, 1 s bursts, a probe every 3 s.
 async fn all_fail(name: &str, stop_canary: bool) -> AllFail {
+    all_fail_for(name, stop_canary, None).await
+}
+
+/// As [`all_fail`]; with `back_after`, the banks refuse every connection (the simulator's
+/// `refuse` fault on every establishment) instead of dying, and they and the canary come back
+/// after that long.
+async fn all_fail_for(name: &str, stop_canary: bool, back_after: Option<Duration>) -> AllFail {
     let sim = Sim::start();
     let dir = tmp(name);
     let (hook_port, canary_port) = (support::free_port(), support::free_port());
@@ -145,8 +152,29 @@ async fn all_fail(name: &str, stop_canary: bool) -> AllFail {
     if stop_canary {
         canary.abort();
     }
-    drop(sim);
+    let mut canary = canary;
+    let sim = match back_after {
+        None => {
+            drop(sim);
+            None
+        }
+        Some(d) => {
+            sim.set_faults(
+                serde_json::json!({"fault": [{"establishment": "*", "interface": "*",
+                "kind": "refuse", "for_s": d.as_secs_f64()}]}),
+            )
+            .await;
+            Some(sim)
+        }
+    };
     let off_ms = chrono::Utc::now().timestamp_millis();
+    if let Some(d) = back_after {
+        // The canary comes back a little after the banks.
+        tokio::time::sleep(d + Duration::from_millis(500)).await;
+        if stop_canary {
+            canary = self::canary(canary_port).await;
+        }
+    }
     let status = tokio::task::spawn_blocking(move || run.wait())
         .await
         .unwrap()
@@ -169,6 +197,7 @@ async fn all_fail(name: &str, stop_canary: bool) -> AllFail {
         run: (hb.get(0), hb.get(1)),
     };
     canary.abort();
+    drop(sim);
     r
 }
 
@@ -385,4 +414,31 @@ async fn a_refresh_token_refused_once_is_tried_again_and_probing_resumes() {
         (expected - 0.001..expected + 0.5).contains(&c),
         "covered {c} s, expected {expected} s (the refused time left out)"
     );
+}
+
+#[tokio::test]
+async fn the_monitor_back_online_resolves_monitor_offline() {
+    let r = all_fail_for("back", true, Some(Duration::from_secs(7))).await;
+    assert_eq!(
+        events(&r.notices, "monitor_offline"),
+        ["firing", "resolved"]
+    );
+    assert!(events(&r.notices, "interface_down").is_empty());
+    // Answers again after the 7 s: the funds confirmations of both banks.
+    let back_ms = r.off_ms + 7_000;
+    for code in CODES {
+        assert!(
+            r.obs.iter().any(|o| o.obs.establishment.as_str() == code
+                && o.obs.received_at_ms > back_ms
+                && o.obs.outcome == Outcome::Ok),
+            "{code} answers again"
+        );
+    }
+    // Not covered while offline: at least the 7 s less a probe period (3 s) on each series.
+    let run_s = (r.run.1 - r.run.0) as f64 / 1000.0;
+    for code in CODES {
+        let c = covered_s(&r.kpi, code);
+        assert!(run_s - c > 4.0, "{code}: only {} s unmonitored", run_s - c);
+    }
+    assert_eq!(r.kpi["episodes"].as_array().unwrap().len(), 0);
 }
