@@ -21,7 +21,8 @@ pub fn one_request_once(sorted: Vec<&Observation>) -> Vec<&Observation> {
     let mut out: Vec<&Observation> = Vec::with_capacity(sorted.len());
     let mut reordered = false;
     for o in sorted {
-        if o.request_id.is_empty() {
+        // No id (NGINX writes "-" for a missing header): each such line is its own request.
+        if o.request_id.is_empty() || o.request_id == "-" {
             out.push(o);
             continue;
         }

@@ -448,6 +448,49 @@ pub enum EngineError {
     EmptyPeriod { from: NaiveDate, to: NaiveDate },
     #[error("invalid setting {name}: {why}")]
     Setting { name: &'static str, why: String },
+    #[error(
+        "the period {from} to {to} is longer than ten years: count it in parts (a publication is a quarter)"
+    )]
+    PeriodTooLong { from: NaiveDate, to: NaiveDate },
+    #[error(
+        "counted_services names {names}, which no observation of the period has: check the spelling (known here: {known})"
+    )]
+    UnknownServices { names: String, known: String },
+}
+
+/// The longest period counted at once (ten years).
+pub const MAX_PERIOD_DAYS: i64 = 3_653;
+
+/// A `counted_services` name that no observation has is a typo, not a policy: it would count
+/// no failure of that service (or none at all) and publish 100 %.
+fn check_counted_services(
+    settings: &Settings,
+    observations: &[&Observation],
+) -> Result<(), EngineError> {
+    let Some(list) = &settings.counted_services else {
+        return Ok(());
+    };
+    if observations.is_empty() {
+        return Ok(());
+    }
+    let seen: std::collections::BTreeSet<&Service> =
+        observations.iter().map(|o| &o.service).collect();
+    let missing: Vec<&str> = list
+        .iter()
+        .filter(|s| !seen.contains(s))
+        .map(Service::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::UnknownServices {
+        names: missing.join(", "),
+        known: seen
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// Computes every figure of the methodology for the local days of `period`.
@@ -486,6 +529,7 @@ pub fn compute(
             .then_with(|| a.request_id.cmp(&b.request_id))
     });
     let sorted = dedupe::one_request_once(sorted);
+    check_counted_services(settings, &sorted)?;
     let mut series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> = BTreeMap::new();
     for o in &sorted {
         series
@@ -615,11 +659,22 @@ fn validate(period: Period, settings: &Settings) -> Result<(), EngineError> {
             why: why.into(),
         })
     };
-    if settings.failures_to_down == 0 {
-        return bad("failures_to_down", "must be at least 1");
+    if period.to - period.from > chrono::Duration::days(MAX_PERIOD_DAYS) {
+        return Err(EngineError::PeriodTooLong {
+            from: period.from,
+            to: period.to,
+        });
     }
-    if settings.window_ms < 0 {
-        return bad("window_ms", "must not be negative");
+    // Art. 33(1) says five within 30 s; a policy may differ, not beyond what still finds an
+    // outage (a million failures, or a window of 0 ms, would count none).
+    if !(1..=100).contains(&settings.failures_to_down) {
+        return bad("failures_to_down", "must be from 1 to 100 (Art. 33(1): 5)");
+    }
+    if !(1..=3_600_000).contains(&settings.window_ms) {
+        return bad(
+            "window_ms",
+            "must be from 1 ms to one hour (Art. 33(1): 30 000)",
+        );
     }
     if settings.fallback_grace_s < 0 {
         return bad("fallback_grace_s", "must not be negative");

@@ -711,7 +711,8 @@ fn fallback_use_is_justified_inside_an_episode_plus_grace() {
 #[test]
 fn counted_services_policy_leaves_other_services_out() {
     // Five token failures: down by default (all services count), not when only cbpii counts.
-    let obs: Vec<_> = (0..5)
+    // (A cbpii reply at 09:00 too: a counted service no observation has is a typo, refused.)
+    let mut obs: Vec<_> = (0..5)
         .map(|i| {
             let mut o = ob(
                 &format!("2024-07-01T10:00:0{i}.000Z"),
@@ -723,6 +724,7 @@ fn counted_services_policy_leaves_other_services_out() {
             o
         })
         .collect();
+    obs.push(ob("2024-07-01T09:00:00.000Z", "c1", Some(200), 50.0));
     assert_eq!(
         run(obs.clone(), "2024-07-01", "2024-07-02").episodes.len(),
         1
@@ -732,9 +734,27 @@ fn counted_services_policy_leaves_other_services_out() {
         ..Settings::default()
     };
     assert!(
-        run_with(obs, None, "2024-07-01", "2024-07-02", &s)
+        run_with(obs.clone(), None, "2024-07-01", "2024-07-02", &s)
             .episodes
             .is_empty()
+    );
+    // A misspelt service would count nothing of it and publish 100 %: refused, naming it.
+    let typo = Settings {
+        counted_services: Some(vec![Service::new("cbpiii").unwrap()]),
+        ..Settings::default()
+    };
+    let input = EngineInput {
+        observations: obs,
+        coverage: always(),
+    };
+    let period = Period {
+        from: date("2024-07-01"),
+        to: date("2024-07-02"),
+    };
+    let e = compute(&input, period, &typo).unwrap_err().to_string();
+    assert!(
+        e.contains("cbpiii") && e.contains("known here: cbpii, token"),
+        "{e}"
     );
 }
 

@@ -595,6 +595,41 @@ fn settings_that_would_count_nothing_are_refused() {
         ..Settings::default()
     };
     assert!(bad(s).contains("starts and ends at 02:00:00"));
+    // A million failures, or a window of 0 ms, would find no outage at all.
+    assert!(
+        bad(Settings {
+            failures_to_down: 1_000_000,
+            ..Settings::default()
+        })
+        .contains("failures_to_down")
+    );
+    assert!(
+        bad(Settings {
+            window_ms: 0,
+            ..Settings::default()
+        })
+        .contains("window_ms")
+    );
+    // 1900 to 9999: refused before any memory is spent.
+    let long = Period {
+        from: date("1900-01-01"),
+        to: date("9999-01-01"),
+    };
+    let e = compute(&input, long, &Settings::default()).unwrap_err();
+    assert!(e.to_string().contains("longer than ten years"), "{e}");
+}
+
+#[test]
+fn lines_without_a_request_id_are_each_a_request() {
+    // NGINX writes "-" for a missing X-Request-ID: five no-replies logged so are five requests
+    // (an episode), not one.
+    let obs: Vec<Observation> = (0..5)
+        .map(|i| log(&format!("2024-07-01T10:00:0{i}Z"), "-", None, 0.0))
+        .collect();
+    let cov = vec![monitor("2024-06-30T22:00:00Z", "2024-07-01T22:00:00Z")];
+    let k = kpis(obs, cov, "2024-07-01", "2024-07-02");
+    assert_eq!(day(&k, "2024-07-01").requests, 5);
+    assert_eq!(k.episodes.len(), 1);
 }
 
 #[test]
