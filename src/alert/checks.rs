@@ -398,31 +398,14 @@ mod tests {
     //! The checks against a real store, with explicit clock values.
 
     use super::*;
-    use crate::domain::{Interface, Observation, Outcome, Service, Source};
+    use crate::domain::Interface;
     use crate::store::StoredObservation;
 
     async fn store(name: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("dispo-checks-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Store::open(&dir.join("t.db")).await.unwrap()
+        crate::alert::test_support::store("checks", name).await
     }
 
-    fn obs(at: i64, id: &str, iface: Interface, status: Option<u16>) -> Observation {
-        Observation {
-            received_at_ms: at,
-            establishment: "13807".parse().unwrap(),
-            interface: iface,
-            service: Service::new("cbpii").unwrap(),
-            source: Source::Log,
-            tpp: Some("PSDFR-ACPR-12345".into()),
-            status,
-            latency_ms: status.map(|_| 200.0),
-            error_code: None,
-            request_id: id.into(),
-            outcome: Outcome::from_reply(status, None),
-        }
-    }
+    use crate::alert::test_support::obs;
 
     // 2024-11-05T10:00:00Z
     const T0: i64 = 1_730_800_800_000;

@@ -700,3 +700,34 @@ mod tests {
         }
     }
 }
+
+/// Fixtures the alert tests share: a store in a fresh temporary directory, an observation.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::domain::{Interface, Observation, Outcome, Service, Source};
+    use crate::store::Store;
+
+    pub async fn store(area: &str, name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("dispo-{area}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Store::open(&dir.join("t.db")).await.unwrap()
+    }
+
+    /// A gateway-logged cbpii request of 13807 by PSDFR-ACPR-12345 (200 ms when answered).
+    pub fn obs(at: i64, id: &str, iface: Interface, status: Option<u16>) -> Observation {
+        Observation {
+            received_at_ms: at,
+            establishment: "13807".parse().unwrap(),
+            interface: iface,
+            service: Service::new("cbpii").unwrap(),
+            source: Source::Log,
+            tpp: Some("PSDFR-ACPR-12345".into()),
+            status,
+            latency_ms: status.map(|_| 200.0),
+            error_code: None,
+            request_id: id.into(),
+            outcome: Outcome::from_reply(status, None),
+        }
+    }
+}

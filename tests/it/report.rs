@@ -31,24 +31,11 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
 ";
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dispo-it-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    support::tmp_dir("report", name)
 }
 
 fn dispo(args: &[&str]) -> std::process::Output {
-    let out = Command::new(support::dispo_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dispo {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::dispo_ok(args)
 }
 
 fn import(dir: &Path, csv: &str) -> PathBuf {

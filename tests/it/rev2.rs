@@ -11,24 +11,11 @@ use serde_json::Value;
 use crate::support;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dispo-it-rev2-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    support::tmp_dir("rev2", name)
 }
 
 fn dispo(args: &[&str]) -> std::process::Output {
-    let out = Command::new(support::dispo_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dispo {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::dispo_ok(args)
 }
 
 fn kpi_json(args: &[&str]) -> Value {

@@ -38,3 +38,23 @@ pub fn spawn_run(cfg: &Path, db: &Path, args: &[&str]) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// A fresh temporary directory for one test: `dispo-it-<area>-<name>-<pid>`.
+pub fn tmp_dir(area: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dispo-it-{area}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `dispo args` to completion and asserts it succeeded (its output in the message if not).
+pub fn dispo_ok(args: &[&str]) -> std::process::Output {
+    let out = Command::new(dispo_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "dispo {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
