@@ -185,8 +185,27 @@ pub fn ensure(dir: &Path) -> Result<PkiPaths, PkiError> {
         .signed_by(&qseal_key, &issuer)
         .map_err(gen_err)?;
 
+    // Keys readable by their owner only (0600), certificates by all: a key is a secret even in
+    // a sandbox, and `check-config` warns about keys others can read.
     let write = |path: &Path, text: &str| {
-        std::fs::write(path, text).map_err(|source| PkiError::Io {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        let key = path.extension().is_some_and(|x| x == "key");
+        #[cfg(unix)]
+        if key {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        }
+        std::io::Write::write_all(&mut o.open(path)?, text.as_bytes())?;
+        // A key written over an older one keeps the older file's mode: set it.
+        #[cfg(unix)]
+        if key {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let write = |path: &Path, text: &str| {
+        write(path, text).map_err(|source| PkiError::Io {
             path: path.into(),
             source,
         })

@@ -100,6 +100,21 @@ const PAGE_SIZE: u32 = 8192;
 /// import keeps `FULL` too rather than a second, weaker setting.
 pub(crate) const SYNCHRONOUS: &str = "FULL";
 
+/// Creates a new database file readable by its owner only (0600): it holds request ids, TPP
+/// ids and error texts; SQLite gives its journal and shared-memory files the same mode. An
+/// existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs of the migrations before `Store::open` reports their error.
 const MIGRATE_ATTEMPTS: u32 = 3;
 
@@ -107,6 +122,10 @@ impl Store {
     /// Opens (creating if missing) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
+        create_private(path).map_err(|e| StoreError::Raw {
+            path: shown.clone(),
+            why: format!("cannot create the database: {e}"),
+        })?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -472,3 +472,21 @@ async fn connections_sync_every_commit() {
     }
     assert_eq!(SYNCHRONOUS, "FULL", "the inserting connection's setting");
 }
+
+/// A new database, and the journal SQLite writes beside it, are readable by their owner only:
+/// they hold request ids, TPP ids and error texts.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = temp_db("mode");
+    let s = Store::open(&path).await.unwrap();
+    s.insert_observations([obs(1_000, "a", Some(200))])
+        .await
+        .unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    assert_eq!(mode(std::path::Path::new(&wal)), 0o600);
+}

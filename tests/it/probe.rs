@@ -544,3 +544,52 @@ async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing()
         "{held} observations from before the database took writes again"
     );
 }
+
+/// A private key others can read is a warning of `check-config`, with its line; the sandbox's
+/// own keys (written 0600) give none.
+#[cfg(unix)]
+#[test]
+fn check_config_warns_about_keys_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    support::init();
+    let pki = crate::sim_support::shared_pki();
+    let dir = tmp("key-mode");
+    // A copy of the QSealC key, readable by all.
+    let key = dir.join("qseal.key");
+    std::fs::copy(pki.join("tpp-qseal.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = pki.display();
+    let body = |qseal_key: &str| {
+        format!(
+            "[[establishment]]\ncode = \"13807\"\nbase_url = \"https://www.13807.sim.localhost:8443\"\n\
+             ca = \"{p}/ca.pem\"\nclient_id = \"PSDFR-ACPR-12345\"\nqwac_cert = \"{p}/tpp-qwac.pem\"\n\
+             qwac_key = \"{p}/tpp-qwac.key\"\nqseal_cert = \"{p}/tpp-qseal.pem\"\nqseal_key = \"{qseal_key}\"\n\n\
+             [[probe]]\nname = \"t\"\nstep = \"token\"\nschedule = \"* * * * *\"\n"
+        )
+    };
+    let cfg = dir.join("p.toml");
+    std::fs::write(&cfg, body(&key.display().to_string())).unwrap();
+    let out = Command::new(support::dispo_bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("p.toml:9") && text.contains("can be read by others (mode 644)"),
+        "{text}"
+    );
+    std::fs::write(&cfg, body(&format!("{p}/tpp-qseal.key"))).unwrap();
+    let out = Command::new(support::dispo_bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("can be read by others"), "{text}");
+}
