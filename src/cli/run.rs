@@ -28,10 +28,14 @@ pub struct Args {
 /// `90s`, `2m`, `1h`, `500ms` or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
+    // A bare number (`1e23`, `nan` included, refused below) is seconds.
+    let (num, unit) = if s.parse::<f64>().is_ok() {
+        (s, "s")
+    } else {
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .map(|i| s.split_at(i))
+            .unwrap_or((s, "s"))
+    };
     let n: f64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 2m, 1h)"))?;
@@ -42,7 +46,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
     };
+    // At most ten years: beyond, the clock arithmetic overflows (`1e23` panicked).
+    const MAX_SECS: f64 = 10.0 * 366.0 * 86_400.0;
+    if !secs.is_finite() || !(0.0..=MAX_SECS).contains(&secs) {
+        return Err(format!(
+            "{s:?} is out of range: a duration from 0 to ten years (87840h)"
+        ));
+    }
     Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_out_of_range_are_refused() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("1.5m"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        for bad in [
+            "1e23",
+            "100000000000000000000000",
+            "1e400h",
+            "nan",
+            "inf",
+            "-5s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad} accepted");
+        }
+        for huge in ["1e23", "100000000000000000000000", "nan"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {

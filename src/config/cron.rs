@@ -33,7 +33,7 @@ pub fn parse(expr: &str) -> Result<cron::Schedule, String> {
         }
     };
     // The crate's message draws a caret under the field; keep its one explanatory line.
-    cron::Schedule::from_str(&translated).map_err(|e| {
+    let schedule = cron::Schedule::from_str(&translated).map_err(|e| {
         let text = e.to_string();
         let why = text
             .lines()
@@ -42,7 +42,16 @@ pub fn parse(expr: &str) -> Result<cron::Schedule, String> {
             .unwrap_or("")
             .to_owned();
         format!("invalid cron expression {expr:?}: {why}")
-    })
+    })?;
+    // A valid expression may match no date at all (30 February, a year gone by): it would pass
+    // silently and never run. The crate looks up to its last year (2100) and then says none.
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err(format!(
+            "cron expression {expr:?} never fires: no date from now on matches it \
+             (a day the month never has, such as 30 February, or a past year)"
+        ));
+    }
+    Ok(schedule)
 }
 
 /// Crontab day-of-week field (0/7 = Sunday) with numbers turned into names.
@@ -109,5 +118,11 @@ mod tests {
         assert!(parse("* * *").unwrap_err().contains("3 fields"));
         assert!(parse("0 9 * * 8").unwrap_err().contains("out of range"));
         assert!(parse("61 * * * *").is_err());
+        // Valid but never firing: refused, saying so; a leap day still fires.
+        for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 1 1 * 2020"] {
+            let e = parse(never).unwrap_err();
+            assert!(e.contains("never fires"), "{never}: {e}");
+        }
+        assert!(parse("0 0 29 2 *").is_ok());
     }
 }

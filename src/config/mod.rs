@@ -115,9 +115,9 @@ struct RawSource {
 struct RawMonitor {
     id: Option<String>,
     schedule_tz: Option<Spanned<String>>,
-    timeout_s: Option<f64>,
-    burst_interval_s: Option<f64>,
-    heartbeat_s: Option<f64>,
+    timeout_s: Option<Spanned<f64>>,
+    burst_interval_s: Option<Spanned<f64>>,
+    heartbeat_s: Option<Spanned<f64>>,
     reuse_connections: Option<bool>,
     canary: Option<Vec<Spanned<String>>>,
 }
@@ -346,6 +346,33 @@ impl Validator<'_> {
             warning: true,
         });
     }
+    /// A number of seconds from `min` to `max` (`default` when absent); NaN, infinities and
+    /// values out of range are errors at their line (the default stands in meanwhile).
+    fn seconds(
+        &mut self,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        min: f64,
+        max: f64,
+        key: &str,
+    ) -> std::time::Duration {
+        match v {
+            None => std::time::Duration::from_secs_f64(default),
+            Some(x) if x.get_ref().is_finite() && (min..=max).contains(x.get_ref()) => {
+                std::time::Duration::from_secs_f64(*x.get_ref())
+            }
+            Some(x) => {
+                self.err(
+                    x,
+                    format!(
+                        "{key} must be from {min} to {max} seconds, not {}",
+                        x.get_ref()
+                    ),
+                );
+                std::time::Duration::from_secs_f64(default)
+            }
+        }
+    }
     fn path_of(&self, s: &str) -> PathBuf {
         let p = Path::new(s);
         if p.is_absolute() {
@@ -444,18 +471,18 @@ impl Validator<'_> {
                 }
             },
         };
-        let secs = |v: Option<f64>, d: f64| {
-            std::time::Duration::from_secs_f64(v.unwrap_or(d).clamp(0.0, 3600.0))
+        let timeout = self.seconds(&m.timeout_s, 30.0, 0.1, 3600.0, "timeout_s");
+        // 0 turns bursts off; otherwise from 0.1 s.
+        let burst_interval = match &m.burst_interval_s {
+            Some(b) if *b.get_ref() == 0.0 => None,
+            b => Some(self.seconds(b, 5.0, 0.1, 3600.0, "burst_interval_s (0: off)")),
         };
         let mut monitor = Monitor {
             id: m.id.unwrap_or_else(|| "dispo".into()),
             schedule_tz,
-            timeout: secs(m.timeout_s, 30.0).max(std::time::Duration::from_millis(100)),
-            burst_interval: match m.burst_interval_s.unwrap_or(5.0) {
-                b if b <= 0.0 => None,
-                b => Some(secs(Some(b), 5.0)),
-            },
-            heartbeat: secs(m.heartbeat_s, 5.0).max(std::time::Duration::from_millis(200)),
+            timeout,
+            burst_interval,
+            heartbeat,
             reuse_connections: m.reuse_connections.unwrap_or(false),
             canary: Vec::new(),
         };
@@ -470,6 +497,7 @@ impl Validator<'_> {
                         "canary {:?}: give an http:// or https:// URL with a host",
                         c.get_ref()
                     ),
+        let heartbeat = self.seconds(&m.heartbeat_s, 5.0, 0.2, 3600.0, "heartbeat_s");
                 ),
                 Err(e) => self.err(c, format!("canary {:?}: {e}", c.get_ref())),
             }
@@ -781,19 +809,8 @@ impl Validator<'_> {
                     format!("source {name:?} is defined twice (give each a name)"),
                 );
             }
-            let mut secs =
-                |v: &Option<Spanned<f64>>, default: f64, min: f64, max: f64, key: &str| match v {
-                    None => std::time::Duration::from_secs_f64(default),
-                    Some(x) if (min..=max).contains(x.get_ref()) => {
-                        std::time::Duration::from_secs_f64(*x.get_ref())
-                    }
-                    Some(x) => {
-                        self.err(x, format!("{key} must be from {min} to {max} seconds"));
-                        std::time::Duration::from_secs_f64(default)
-                    }
-                };
-            let hold = secs(&r.hold_s, 30.0, 0.0, 3600.0, "hold_s");
-            let poll = secs(&r.poll_s, 0.25, 0.01, 60.0, "poll_s");
+            let hold = self.seconds(&r.hold_s, 30.0, 0.0, 3600.0, "hold_s");
+            let poll = self.seconds(&r.poll_s, 0.25, 0.01, 60.0, "poll_s");
             let from_start = match r.from.as_ref().map(|f| f.get_ref().as_str()) {
                 None | Some("end") => false,
                 Some("start") => true,

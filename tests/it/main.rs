@@ -2,6 +2,7 @@
 //! over real TLS. One module per area.
 
 mod alert;
+mod bounded;
 mod demo;
 mod evidence;
 mod follow;
