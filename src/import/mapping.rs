@@ -378,7 +378,10 @@ impl Mapping {
         };
         let tpp = match opt_text(v, &f.tpp)? {
             Some(t) => Some(t),
-            None => opt_text(v, &f.tpp_dn)?.and_then(|dn| organization_identifier(&dn)),
+            None => match opt_text(v, &f.tpp_dn)? {
+                Some(dn) => organization_identifier(&dn)?,
+                None => None,
+            },
         };
         let mut gave_up = None;
         let status = match opt_field(v, &f.status)? {
@@ -592,25 +595,152 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// The organization identifier (`PSDFR-ACPR-12345`) in a certificate subject DN, written either
-/// RFC 4514 style (`CN=x,2.5.4.97=PSDFR-ACPR-12345,O=y`) or OpenSSL style
-/// (`/C=FR/organizationIdentifier=PSDFR-ACPR-12345/CN=x`). A DER hex value (`#0c10…`) is decoded.
-pub fn organization_identifier(dn: &str) -> Option<String> {
-    let lower = dn.to_ascii_lowercase();
-    let (at, key_len) = ["2.5.4.97=", "organizationidentifier=", "oid.2.5.4.97="]
-        .iter()
-        .filter_map(|k| lower.find(k).map(|i| (i, k.len())))
-        .min_by_key(|(i, _)| *i)?;
-    let rest = &dn[at + key_len..];
-    let end = rest.find([',', '/', '+', ';']).unwrap_or(rest.len());
-    let value = rest[..end].trim();
-    let value = match value.strip_prefix('#') {
-        Some(hex) => decode_der_string(hex)?,
-        None => value.to_owned(),
-    };
-    (!value.is_empty()).then_some(value)
+/// RFC 4514 style (`CN=x,2.5.4.97=PSDFR-ACPR-12345,O=y`) or OpenSSL's one-line style
+/// (`/C=FR/organizationIdentifier=PSDFR-ACPR-12345/CN=x`).
+///
+/// The DN is parsed, never searched: attribute-value pairs are split on unescaped `,` and `+`
+/// (`/` in the one-line style), escapes (`\,`, `\2C`) and quoted values are undone, a DER hex
+/// value (`#0c10…`) is decoded, and only an attribute whose type is exactly
+/// `organizationIdentifier`, `2.5.4.97` or `OID.2.5.4.97` (any case) counts. So an organization
+/// name `Evil organizationIdentifier=VICTIM` (or `Evil\, organizationIdentifier=VICTIM`) is an
+/// organization name. `Ok(None)`: the DN has no such attribute. `Err`: the DN cannot be read,
+/// or names two different identifiers (OpenSSL's one-line style does not escape `/`, so a
+/// name holding `/organizationIdentifier=…` shows up as a second one there).
+pub fn organization_identifier(dn: &str) -> Result<Option<String>, String> {
+    let avas = parse_dn(dn).map_err(|why| format!("certificate DN {dn:?}: {why}"))?;
+    let mut found: Option<String> = None;
+    for (ty, value) in avas {
+        let ty = ty.trim();
+        let ty = match ty.get(..4) {
+            Some(p) if p.eq_ignore_ascii_case("oid.") => &ty[4..],
+            _ => ty,
+        };
+        if !(ty.eq_ignore_ascii_case("organizationIdentifier") || ty == "2.5.4.97") {
+            continue;
+        }
+        match &found {
+            Some(f) if *f != value => {
+                return Err(format!(
+                    "certificate DN {dn:?} names two organization identifiers ({f:?}, {value:?})"
+                ));
+            }
+            _ => found = Some(value),
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
 }
 
-/// A DER-encoded short string (tag, one length byte, bytes) given in hex.
+/// Attribute-value pairs of a DN, types as written and values unescaped, in order.
+fn parse_dn(dn: &str) -> Result<Vec<(String, String)>, String> {
+    let dn = dn.trim();
+    if let Some(rest) = dn.strip_prefix('/') {
+        // OpenSSL one-line: `/type=value/type=value`, no escaping of `/`.
+        return rest
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(t, v)| (t.to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| format!("{p:?} is not type=value"))
+            })
+            .collect();
+    }
+    let b = dn.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        // Type: up to the first `=` (never escaped in a type).
+        let eq = b[i..]
+            .iter()
+            .position(|&c| c == b'=')
+            .map(|p| i + p)
+            .ok_or_else(|| format!("{:?} has no '='", &dn[i..]))?;
+        let ty = &dn[i..eq];
+        if ty.trim().is_empty() || ty.contains([',', '+', '\\', '"']) {
+            return Err(format!("bad attribute type {:?}", ty.trim()));
+        }
+        i = eq + 1;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let mut value: Vec<u8> = Vec::new();
+        if b.get(i) == Some(&b'#') {
+            // A hex string: the DER encoding of the value.
+            let start = i + 1;
+            while i < b.len() && b[i] != b',' && b[i] != b'+' {
+                i += 1;
+            }
+            value = decode_der_string(dn[start..i].trim_end())
+                .ok_or_else(|| format!("bad hex value {:?}", &dn[start - 1..i]))?
+                .into_bytes();
+        } else if b.get(i) == Some(&b'"') {
+            // A quoted value (RFC 2253 readers accept it): up to the unescaped closing quote.
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err("unterminated quoted value".into()),
+                    Some(b'"') => break,
+                    Some(b'\\') => i = unescape(b, i, &mut value)?,
+                    Some(&c) => {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            if i < b.len() && b[i] != b',' && b[i] != b'+' {
+                return Err("text after a quoted value".into());
+            }
+        } else {
+            // Trailing spaces are dropped unless escaped.
+            let mut kept = 0;
+            while i < b.len() && b[i] != b',' && b[i] != b'+' {
+                if b[i] == b'\\' {
+                    i = unescape(b, i, &mut value)?;
+                    kept = value.len();
+                } else {
+                    value.push(b[i]);
+                    if b[i] != b' ' {
+                        kept = value.len();
+                    }
+                    i += 1;
+                }
+            }
+            value.truncate(kept);
+        }
+        let value = String::from_utf8(value).map_err(|_| "a value is not UTF-8".to_owned())?;
+        out.push((ty.to_owned(), value));
+        if i < b.len() {
+            i += 1; // the separator
+            if i == b.len() {
+                return Err("ends with a separator".into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Undoes the escape at `b[i]` (a backslash): `\,` or `\2C`. Returns the index after it.
+fn unescape(b: &[u8], i: usize, value: &mut Vec<u8>) -> Result<usize, String> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    match (b.get(i + 1), b.get(i + 2)) {
+        (Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+            value.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+            Ok(i + 3)
+        }
+        (Some(&c), _) if b" \"#+,;<>\\=/".contains(&c) => {
+            value.push(c);
+            Ok(i + 2)
+        }
+        _ => Err("bad escape (a backslash before a character that needs none)".into()),
+    }
+}
+
+/// A DER-encoded string (tag, length, bytes) given in hex: UTF8String, PrintableString,
+/// IA5String, TeletexString (read as UTF-8) or BMPString.
 fn decode_der_string(hex: &str) -> Option<String> {
     if !hex.len().is_multiple_of(2) {
         return None;
@@ -620,9 +750,25 @@ fn decode_der_string(hex: &str) -> Option<String> {
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect();
     let bytes = bytes?;
-    let len = *bytes.get(1)? as usize;
-    let body = bytes.get(2..2 + len)?;
-    String::from_utf8(body.to_vec()).ok()
+    let (len, at) = match *bytes.get(1)? {
+        n if n < 0x80 => (n as usize, 2usize),
+        0x81 => (*bytes.get(2)? as usize, 3),
+        0x82 => ((*bytes.get(2)? as usize) << 8 | *bytes.get(3)? as usize, 4),
+        _ => return None,
+    };
+    let body = bytes.get(at..at.checked_add(len)?)?;
+    if at + len != bytes.len() {
+        return None;
+    }
+    match bytes[0] {
+        0x0c | 0x13 | 0x16 | 0x14 => String::from_utf8(body.to_vec()).ok(),
+        0x1e if len % 2 == 0 => {
+            char::decode_utf16(body.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])))
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -689,17 +835,68 @@ timezone = "Europe/Paris"
 
     #[test]
     fn organization_identifiers_from_dns() {
-        assert_eq!(
-            organization_identifier("/C=FR/O=TPP/organizationIdentifier=PSDFR-ACPR-1/CN=x")
-                .as_deref(),
-            Some("PSDFR-ACPR-1")
-        );
-        // "PSD" as a DER UTF8String: tag 0c, length 03, 'P' 'S' 'D'.
-        assert_eq!(
-            organization_identifier("CN=x,2.5.4.97=#0c03505344").as_deref(),
-            Some("PSD")
-        );
-        assert_eq!(organization_identifier("CN=x,O=y"), None);
+        let oi = |dn: &str| organization_identifier(dn);
+        let ok = |s: &str| Ok(Some(s.to_owned()));
+        // (DN as a gateway logs it, what it attributes)
+        let table: &[(&str, Result<Option<String>, String>)] = &[
+            (
+                "/C=FR/O=TPP/organizationIdentifier=PSDFR-ACPR-1/CN=x",
+                ok("PSDFR-ACPR-1"),
+            ),
+            ("CN=x,2.5.4.97=PSDFR-ACPR-1,O=y", ok("PSDFR-ACPR-1")),
+            (
+                "CN=x, ORGANIZATIONIDENTIFIER = PSDFR-ACPR-1",
+                ok("PSDFR-ACPR-1"),
+            ),
+            ("OID.2.5.4.97=PSDFR-ACPR-1,C=FR", ok("PSDFR-ACPR-1")),
+            (
+                "CN=x+organizationIdentifier=PSDFR-ACPR-1,C=FR",
+                ok("PSDFR-ACPR-1"),
+            ),
+            // "PSD" as a DER UTF8String: tag 0c, length 03, 'P' 'S' 'D'.
+            ("CN=x,2.5.4.97=#0c03505344", ok("PSD")),
+            // Escapes and hex pairs are undone in the value.
+            ("2.5.4.97=PSD\\2CX,CN=x", ok("PSD,X")),
+            ("2.5.4.97=\"PSD,X\",CN=x", ok("PSD,X")),
+            ("CN=x,O=y", Ok(None)),
+            ("", Ok(None)),
+            // The attack: an organization name that reads like the attribute.
+            (
+                "CN=evil,O=Evil organizationIdentifier=PSDFR-ACPR-VICTIM,organizationIdentifier=PSDFR-ACPR-EVIL",
+                ok("PSDFR-ACPR-EVIL"),
+            ),
+            (
+                "CN=evil,O=Evil\\, organizationIdentifier=PSDFR-ACPR-VICTIM,2.5.4.97=PSDFR-ACPR-EVIL",
+                ok("PSDFR-ACPR-EVIL"),
+            ),
+            (
+                "O=Evil\\2C2.5.4.97=PSDFR-ACPR-VICTIM,CN=evil,2.5.4.97=PSDFR-ACPR-EVIL",
+                ok("PSDFR-ACPR-EVIL"),
+            ),
+            ("O=x;organizationIdentifier=PSDFR-ACPR-VICTIM", Ok(None)),
+            ("CN=xorganizationIdentifier=PSDFR-ACPR-VICTIM", Ok(None)),
+            ("myorganizationIdentifier=PSDFR-ACPR-VICTIM", Ok(None)),
+            ("2.5.4.970=PSDFR-ACPR-VICTIM", Ok(None)),
+        ];
+        for (dn, want) in table {
+            assert_eq!(&oi(dn), want, "{dn}");
+        }
+        // Ambiguous or unreadable: refused (the line is), never guessed.
+        for (dn, why) in [
+            (
+                "/O=Evil/organizationIdentifier=PSDFR-ACPR-VICTIM/organizationIdentifier=PSDFR-ACPR-EVIL",
+                "two organization identifiers",
+            ),
+            ("CN=x\\", "bad escape"),
+            ("CN=x\\q", "bad escape"),
+            ("2.5.4.97=#0c0350", "bad hex value"),
+            ("CN=\"x", "unterminated"),
+            ("CN=x,", "ends with a separator"),
+            ("CN", "no '='"),
+        ] {
+            let e = oi(dn).unwrap_err();
+            assert!(e.contains(why), "{dn}: {e}");
+        }
     }
 
     /// A Paris log of local wall times, read line after line as the JSON-lines reader does:
