@@ -56,37 +56,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations_out_of_range_are_refused() {
-        assert_eq!(
-            parse_duration("90s"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_duration("1.5m"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-        for bad in [
-            "1e23",
-            "100000000000000000000000",
-            "1e400h",
-            "nan",
-            "inf",
-            "-5s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad} accepted");
-        }
-        for huge in ["1e23", "100000000000000000000000", "nan"] {
-            let e = parse_duration(huge).unwrap_err();
-            assert!(e.contains("out of range"), "{huge}: {e}");
-        }
-    }
-}
-
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = match crate::config::load(&args.config) {
         Ok(c) => c,
@@ -170,4 +139,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.db.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_out_of_range_are_refused() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("1.5m"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        for bad in [
+            "1e23",
+            "100000000000000000000000",
+            "1e400h",
+            "nan",
+            "inf",
+            "-5s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad} accepted");
+        }
+        for huge in ["1e23", "100000000000000000000000", "nan"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+    }
 }
