@@ -51,6 +51,7 @@ async fn main() {
                 .unwrap()
                 .clone(),
             false,
+            config.monitor.max_body_bytes,
         )
         .unwrap();
         let probe = probe.clone();

@@ -8,6 +8,7 @@
 //! schedule_tz = "Europe/Paris"   # zone of the cron schedules
 //! timeout_s = 30                 # per request
 //! burst_interval_s = 5           # confirmation burst after a failure (0 = off)
+//! max_body_bytes = 1048576       # most of an answer's body read (past it: unexpected)
 //! canary = ["https://www.example.org/"]  # asked when everything fails at once (probe::canary)
 //!
 //! [[establishment]]
@@ -119,6 +120,7 @@ struct RawMonitor {
     burst_interval_s: Option<Spanned<f64>>,
     heartbeat_s: Option<Spanned<f64>>,
     reuse_connections: Option<bool>,
+    max_body_bytes: Option<Spanned<i64>>,
     canary: Option<Vec<Spanned<String>>>,
 }
 
@@ -171,6 +173,8 @@ pub struct Monitor {
     pub burst_interval: Option<std::time::Duration>,
     pub heartbeat: std::time::Duration,
     pub reuse_connections: bool,
+    /// The most of an answer's body a probe reads; past it the probe is `unexpected`.
+    pub max_body_bytes: usize,
     /// URLs that should answer whenever the monitor's own network works ([`crate::probe::canary`]).
     pub canary: Vec<url::Url>,
 }
@@ -497,9 +501,23 @@ impl Validator<'_> {
                         "canary {:?}: give an http:// or https:// URL with a host",
                         c.get_ref()
                     ),
-        let heartbeat = self.seconds(&m.heartbeat_s, 5.0, 0.2, 3600.0, "heartbeat_s");
                 ),
                 Err(e) => self.err(c, format!("canary {:?}: {e}", c.get_ref())),
+        let heartbeat = self.seconds(&m.heartbeat_s, 5.0, 0.2, 3600.0, "heartbeat_s");
+        let max_body_bytes = match &m.max_body_bytes {
+            None => crate::probe::http::DEFAULT_MAX_BODY,
+            Some(n) if (1024..=1 << 30).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.err(
+                    n,
+                    format!(
+                        "max_body_bytes must be from 1024 to 1073741824 (1 GiB), not {}",
+                        n.get_ref()
+                    ),
+                );
+                crate::probe::http::DEFAULT_MAX_BODY
+            }
+        };
             }
         }
 
@@ -507,6 +525,7 @@ impl Validator<'_> {
         for e in raw.establishment {
             let code = match e.code.get_ref().parse::<EstablishmentCode>() {
                 Ok(c) if known_establishment(c.as_str()).is_some() => Some(c),
+            max_body_bytes,
                 Ok(_) => {
                     self.err(
                         &e.code,

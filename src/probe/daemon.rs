@@ -99,7 +99,11 @@ pub async fn run(
         for e in &cfg.establishments {
             targets.insert(
                 e.code,
-                Target::new(e.clone(), cfg.monitor.reuse_connections)?,
+                Target::new(
+                    e.clone(),
+                    cfg.monitor.reuse_connections,
+                    cfg.monitor.max_body_bytes,
+                )?,
             );
         }
         cfg.probes

@@ -28,8 +28,13 @@ pub struct Endpoint {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Keep one connection open between probes (then resolve, connect and tls are 0).
     pub reuse: bool,
+    /// The most of an answer's body read (`[monitor] max_body_bytes`); past it reading stops.
+    pub max_body: usize,
     idle: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
+
+/// Default `[monitor] max_body_bytes`: 1 MiB, far above any STET answer or login page.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +51,11 @@ impl std::fmt::Debug for Endpoint {
 pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
+    /// At most `max_body` bytes: the start of a longer body.
     pub body: Bytes,
+    /// `Some(limit)` when the body went on past `limit` bytes and reading stopped there (the
+    /// timings end at the last byte read).
+    pub body_cut: Option<usize>,
     pub phases: Phases,
     pub total_ms: f64,
 }
@@ -73,6 +82,7 @@ impl Endpoint {
             pin,
             tls: Some(tls),
             reuse,
+            max_body: DEFAULT_MAX_BODY,
             idle: Mutex::new(None),
         }
     }
@@ -85,8 +95,15 @@ impl Endpoint {
             pin: None,
             tls: None,
             reuse: false,
+            max_body: DEFAULT_MAX_BODY,
             idle: Mutex::new(None),
         }
+    }
+
+    /// The same, reading at most `n` bytes of a body.
+    pub fn with_max_body(mut self, n: usize) -> Self {
+        self.max_body = n;
+        self
     }
 
     /// The `Host` header value.
@@ -203,20 +220,35 @@ impl Endpoint {
             .await
             .map_err(|e| fail(classify(&e), format!("no reply: {e}")))?;
         let t_first = start.elapsed();
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| fail(classify(&e), format!("the reply broke off: {e}")))?
-            .to_bytes();
+        let (parts, mut body) = resp.into_parts();
+        // Read frame by frame, never more than `max_body` bytes: a bank streaming without end
+        // must not fill the memory. Past the limit the connection is dropped, unread.
+        let mut buf = bytes::BytesMut::new();
+        let mut body_cut = None;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| fail(classify(&e), format!("the reply broke off: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let room = self.max_body - buf.len();
+            if data.len() > room {
+                buf.extend_from_slice(&data[..room]);
+                body_cut = Some(self.max_body);
+                break;
+            }
+            buf.extend_from_slice(&data);
+        }
         let t_end = start.elapsed();
-        if self.reuse && !sender.is_closed() {
+        let body = buf.freeze();
+        if body_cut.is_none() && self.reuse && !sender.is_closed() {
             *self.idle.lock().await = Some(sender);
         }
         Ok(Reply {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body,
+            body_cut,
             phases: Phases {
                 resolve_ms: ms(t_resolve),
                 connect_ms: ms(t_connect - t_resolve),
@@ -303,4 +335,86 @@ pub fn client_config(
         .map_err(|e| certs::CertError::Parse(e.to_string()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A plain HTTP server answering one request with a `len`-byte body, as fast as the
+    /// connection takes it; returns its port and how many body bytes it managed to write.
+    async fn streaming_server(len: usize) -> (u16, tokio::task::JoinHandle<usize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&b[..n]);
+            }
+            let h = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+            s.write_all(h.as_bytes()).await.unwrap();
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut written = 0;
+            while written < len {
+                let n = chunk.len().min(len - written);
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    break;
+                }
+                written += n;
+            }
+            written
+        });
+        (port, task)
+    }
+
+    fn get() -> http::Request<Full<Bytes>> {
+        http::Request::get("/")
+            .header(http::header::HOST, "127.0.0.1")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_read_no_further() {
+        // 8 MiB against the default 1 MiB: the reply holds 1 MiB, says it was cut, and is timed
+        // to the last byte read.
+        let (port, server) = streaming_server(8 << 20).await;
+        let ep = Endpoint::plain("127.0.0.1".into(), port);
+        assert_eq!(ep.max_body, DEFAULT_MAX_BODY);
+        let r = ep.send(get(), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_cut, Some(DEFAULT_MAX_BODY));
+        assert_eq!(r.body.len(), DEFAULT_MAX_BODY);
+        assert!(r.total_ms > 0.0 && r.total_ms < 10_000.0, "{}", r.total_ms);
+        let p = r.phases;
+        let sum = p.resolve_ms + p.connect_ms + p.tls_ms + p.processing_ms + p.transfer_ms;
+        assert!((sum - r.total_ms).abs() < 0.01, "{p:?} {}", r.total_ms);
+        drop(r);
+        drop(ep);
+        let _ = server.await;
+
+        // 256 MiB offered, 64 KiB taken: the connection is dropped, so the server cannot write
+        // it all (what the kernel's buffers hold is all that moves).
+        let (port, server) = streaming_server(256 << 20).await;
+        let ep = Endpoint::plain("127.0.0.1".into(), port).with_max_body(64 * 1024);
+        let r = ep.send(get(), Duration::from_secs(10)).await.unwrap();
+        assert_eq!((r.body_cut, r.body.len()), (Some(64 * 1024), 64 * 1024));
+        drop(ep);
+        let written = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server stops writing once the client is gone")
+            .unwrap();
+        assert!(written < 64 << 20, "{written} bytes went out");
+
+        // A body within the limit is read whole.
+        let (port, _server) = streaming_server(1000).await;
+        let ep = Endpoint::plain("127.0.0.1".into(), port).with_max_body(1000);
+        let r = ep.send(get(), Duration::from_secs(10)).await.unwrap();
+        assert_eq!((r.body_cut, r.body.len()), (None, 1000));
+    }
 }

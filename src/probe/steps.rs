@@ -121,7 +121,7 @@ pub enum TargetError {
 }
 
 impl Target {
-    pub fn new(est: Establishment, reuse: bool) -> Result<Arc<Self>, TargetError> {
+    pub fn new(est: Establishment, reuse: bool, max_body: usize) -> Result<Arc<Self>, TargetError> {
         let code = est.code.to_string();
         let tls = super::http::client_config(&est.ca, &est.qwac_cert, &est.qwac_key).map_err(
             |source| TargetError::Cert {
@@ -141,7 +141,8 @@ impl Target {
                 code: code.clone(),
                 source,
             })?;
-        let api = Endpoint::new(est.host.clone(), est.port, est.resolve, tls.clone(), reuse);
+        let api = Endpoint::new(est.host.clone(), est.port, est.resolve, tls.clone(), reuse)
+            .with_max_body(max_body);
         let psu = est.psu_url.as_ref().map(|u| {
             Endpoint::new(
                 u.host_str().unwrap_or_default().to_owned(),
@@ -150,6 +151,7 @@ impl Target {
                 tls.clone(),
                 reuse,
             )
+            .with_max_body(max_body)
         });
         let refresh = Refresh {
             token: refresh_source(&est),
@@ -193,6 +195,10 @@ fn observation(
         Err(n) => (None, None, None, Some(n.kind)),
     };
     let error_text = error_text.or_else(|| result.as_ref().err().map(|n| n.message.clone()));
+    let (outcome, error_text) = match result {
+        Ok(r) => body_cut(r, outcome, error_text),
+        Err(_) => (outcome, error_text),
+    };
     StoredObservation {
         obs: Observation {
             received_at_ms: at_ms,
@@ -213,6 +219,24 @@ fn observation(
         probe_id: Some(format!("{probe}@{}", t.est.code)),
         phases,
         synthetic: false,
+    }
+}
+
+/// An answer whose body went past `max_body_bytes` was read no further: whatever its status
+/// promised, it is `unexpected` (a 5xx stays the bank's error), and the error text says why.
+fn body_cut(r: &Reply, outcome: Outcome, text: Option<String>) -> (Outcome, Option<String>) {
+    let Some(limit) = r.body_cut else {
+        return (outcome, text);
+    };
+    let why = format!(
+        "the answer's body exceeds max_body_bytes ({limit} bytes): reading stopped after \
+         {} bytes, {:.0} ms after the request",
+        r.body.len(),
+        r.total_ms
+    );
+    match outcome {
+        Outcome::AspspError => (outcome, Some(why)),
+        _ => (Outcome::Unexpected, Some(why)),
     }
 }
 
@@ -848,5 +872,37 @@ mod tests {
                 .contains("echo")
         );
         assert!(check_answer(b"<html>", &sent, true).is_err());
+    }
+
+    #[test]
+    fn a_cut_body_makes_the_probe_unexpected_and_says_why() {
+        let reply = |status, cut: Option<usize>| Reply {
+            status,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; 1 << 20]),
+            body_cut: cut,
+            phases: crate::domain::Phases::default(),
+            total_ms: 1234.4,
+        };
+        let limit = Some(1 << 20);
+        let (o, text) = body_cut(&reply(200, limit), Outcome::Ok, None);
+        assert_eq!(o, Outcome::Unexpected);
+        assert_eq!(
+            text.as_deref(),
+            Some(
+                "the answer's body exceeds max_body_bytes (1048576 bytes): reading stopped \
+                 after 1048576 bytes, 1234 ms after the request"
+            )
+        );
+        let (o, _) = body_cut(&reply(404, limit), Outcome::Rejected, None);
+        assert_eq!(o, Outcome::Unexpected);
+        let (o, text) = body_cut(&reply(503, limit), Outcome::AspspError, None);
+        assert_eq!(o, Outcome::AspspError);
+        assert!(text.unwrap().contains("max_body_bytes"));
+        // Within the limit nothing changes.
+        assert_eq!(
+            body_cut(&reply(200, None), Outcome::Ok, None),
+            (Outcome::Ok, None)
+        );
     }
 }

@@ -30,7 +30,7 @@ fn numbers_and_schedules_that_cannot_work_are_refused_with_their_line() {
          timeout_s = nan\n\
          heartbeat_s = nan\n\
          burst_interval_s = inf\n\
-         \n\
+         max_body_bytes = 10\n\
          [[source]]\n\
          path = \"obs.csv\"\n\
          format = \"csv\"\n\
@@ -52,6 +52,7 @@ fn numbers_and_schedules_that_cannot_work_are_refused_with_their_line() {
         format!(
             "{f}:4: error: burst_interval_s (0: off) must be from 0.1 to 3600 seconds, not inf"
         ),
+        format!("{f}:5: error: max_body_bytes must be from 1024 to 1073741824 (1 GiB), not 10"),
         format!("{f}:9: error: poll_s must be from 0.01 to 60 seconds, not -inf"),
         format!("{f}:14: error: cron expression \"0 0 30 2 *\" never fires"),
     ] {
