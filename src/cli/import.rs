@@ -41,6 +41,18 @@ pub struct Args {
     /// when this import refuses a line, left alone otherwise).
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Longest line read, in bytes: a longer one is refused without being read into memory.
+    #[arg(long, default_value_t = crate::import::linecap::DEFAULT_MAX_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(256..=1 << 30))]
+    pub max_line_bytes: u64,
+    /// Longest request id and TPP id, in characters: a longer one refuses its line.
+    #[arg(long, default_value_t = crate::import::bounds::DEFAULT_MAX_ID_CHARS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_id_chars: u64,
+    /// Longest error text, in characters: a longer one refuses its line.
+    #[arg(long, default_value_t = crate::import::bounds::DEFAULT_MAX_ERROR_TEXT_CHARS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_error_text_chars: u64,
     /// Rows per transaction.
     #[arg(long, default_value_t = import::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
@@ -64,7 +76,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "[counting] max_latency_s = {max_latency_s}: give a positive number of seconds"
         );
     }
-    let bounds = Bounds::from_clock(max_latency_s);
+    let bounds = Bounds::from_clock(max_latency_s).with_lengths(
+        args.max_line_bytes as usize,
+        args.max_id_chars as usize,
+        args.max_error_text_chars as usize,
+    );
     let rejects_path = args.rejects.clone().unwrap_or_else(|| {
         let mut p = args.db.clone().into_os_string();
         p.push(".rejects.jsonl");

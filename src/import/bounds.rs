@@ -23,7 +23,20 @@ pub struct Bounds {
     pub max_latency_ms: f64,
     /// `received_at` after this (UTC epoch ms) is refused.
     pub not_after_ms: i64,
+    /// Longest line read, in bytes (`--max-line-bytes`); a longer one is refused unread.
+    pub max_line_bytes: usize,
+    /// Longest request id and TPP id, in characters (`--max-id-chars`).
+    pub max_id_chars: usize,
+    /// Longest error text, in characters (`--max-error-text-chars`).
+    pub max_error_text_chars: usize,
 }
+
+/// Default longest request id and TPP id (characters): a UUID is 36, an eIDAS organization
+/// identifier about 20.
+pub const DEFAULT_MAX_ID_CHARS: usize = 200;
+
+/// Default longest error text (characters): a STET error message is a sentence.
+pub const DEFAULT_MAX_ERROR_TEXT_CHARS: usize = 2000;
 
 impl Bounds {
     /// `max_latency_s` from `[counting]`; `now_ms` the clock (times up to 24 h after it pass).
@@ -31,7 +44,34 @@ impl Bounds {
         Self {
             max_latency_ms: max_latency_s * 1000.0,
             not_after_ms: now_ms.saturating_add(AHEAD_MS),
+            max_line_bytes: super::linecap::DEFAULT_MAX_LINE_BYTES,
+            max_id_chars: DEFAULT_MAX_ID_CHARS,
+            max_error_text_chars: DEFAULT_MAX_ERROR_TEXT_CHARS,
         }
+    }
+
+    /// The same with other length limits (line in bytes, ids and error text in characters).
+    pub fn with_lengths(mut self, line_bytes: usize, id_chars: usize, error_chars: usize) -> Self {
+        self.max_line_bytes = line_bytes;
+        self.max_id_chars = id_chars;
+        self.max_error_text_chars = error_chars;
+        self
+    }
+
+    /// [`Bounds::check`], and the error text's length.
+    pub fn check_stored(&self, o: &crate::store::StoredObservation) -> Result<(), String> {
+        self.check(&o.obs)?;
+        self.check_error_text(o.error_text.as_deref())
+    }
+
+    /// An error text of at most `max_error_text_chars` characters.
+    pub fn check_error_text(&self, text: Option<&str>) -> Result<(), String> {
+        too_long(
+            "error_text",
+            text,
+            self.max_error_text_chars,
+            "--max-error-text-chars",
+        )
     }
 
     /// With the system clock.
@@ -41,6 +81,13 @@ impl Bounds {
 
     /// Whether the observation is plausible; the reason names the bound it breaks.
     pub fn check(&self, o: &Observation) -> Result<(), String> {
+        too_long(
+            "request_id",
+            Some(&o.request_id),
+            self.max_id_chars,
+            "--max-id-chars",
+        )?;
+        too_long("tpp", o.tpp.as_deref(), self.max_id_chars, "--max-id-chars")?;
         self.check_time(o.received_at_ms)?;
         match o.latency_ms {
             Some(l) => self.check_latency(l),
@@ -94,6 +141,18 @@ impl Default for Bounds {
     }
 }
 
+/// A field of at most `max` characters; the reason names the field, its length and the setting.
+fn too_long(field: &str, v: Option<&str>, max: usize, flag: &str) -> Result<(), String> {
+    match v {
+        // Bytes bound characters from above: count only when it could matter.
+        Some(t) if t.len() > max && t.chars().count() > max => Err(format!(
+            "{field} is {} characters long, more than {max} ({flag})",
+            t.chars().count()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An instant for a message, even one chrono cannot represent.
 fn instant(ms: i64) -> String {
     match DateTime::from_timestamp_millis(ms) {
@@ -129,6 +188,46 @@ mod tests {
         // A stricter policy: 10 s.
         let e = Bounds::new(10.0, NOW).check_latency(10_001.0).unwrap_err();
         assert!(e.contains("0 to 10000 ms"), "{e}");
+    }
+
+    #[test]
+    fn ids_and_error_texts_longer_than_the_policy_are_refused() {
+        let b = Bounds::new(3600.0, NOW);
+        let obs = |rid: &str, tpp: Option<&str>| crate::domain::Observation {
+            received_at_ms: NOW,
+            establishment: "13807".parse().unwrap(),
+            interface: crate::domain::Interface::Api,
+            service: crate::domain::Service::new("cbpii").unwrap(),
+            source: crate::domain::Source::Log,
+            tpp: tpp.map(Into::into),
+            status: Some(200),
+            latency_ms: Some(1.0),
+            error_code: None,
+            request_id: rid.into(),
+            outcome: crate::domain::Outcome::Ok,
+        };
+        let long = "é".repeat(201);
+        assert_eq!(
+            b.check(&obs(&"é".repeat(200), Some(&"x".repeat(200)))),
+            Ok(())
+        );
+        assert_eq!(
+            b.check(&obs(&long, None)).unwrap_err(),
+            "request_id is 201 characters long, more than 200 (--max-id-chars)"
+        );
+        assert_eq!(
+            b.check(&obs("r", Some(&"x".repeat(40_000)))).unwrap_err(),
+            "tpp is 40000 characters long, more than 200 (--max-id-chars)"
+        );
+        assert_eq!(b.check_error_text(Some(&"x".repeat(2000))), Ok(()));
+        assert!(
+            b.check_error_text(Some(&"x".repeat(2001)))
+                .unwrap_err()
+                .contains("error_text is 2001 characters long, more than 2000")
+        );
+        // A higher policy lets them through.
+        let wide = b.with_lengths(1 << 20, 50_000, 10_000);
+        assert_eq!(wide.check(&obs("r", Some(&"x".repeat(40_000)))), Ok(()));
     }
 
     #[test]

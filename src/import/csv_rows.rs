@@ -12,6 +12,7 @@ use std::io::BufRead;
 use chrono::DateTime;
 
 use super::bounds::Bounds;
+use super::linecap::CapLines;
 use super::outcome::imported_outcome;
 use super::{ImportError, Row, RowReject, RowSource};
 use crate::domain::{
@@ -34,7 +35,8 @@ pub const HEADER: [&str; 10] = [
 ];
 
 pub struct CsvRows<R: BufRead> {
-    reader: csv::Reader<R>,
+    /// Lines longer than `bounds.max_line_bytes` are cut as they stream by.
+    reader: csv::Reader<CapLines<R>>,
     /// Index of each `HEADER` column in the file.
     cols: [usize; 10],
     error_text: Option<usize>,
@@ -56,8 +58,13 @@ impl<R: BufRead> CsvRows<R> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(input);
+            .from_reader(CapLines::new(input, bounds.max_line_bytes));
         let header = reader.byte_headers().map_err(csv_fatal)?.clone();
+        let next = reader.position().line();
+        if let Some(l) = reader.get_mut().cut_in(1, next.max(2)) {
+            let why = reader.get_ref().reason(l);
+            return Err(ImportError::Header(format!("the CSV header: {why}")));
+        }
         let empty = header.is_empty() && reader.is_done();
         let find = |name: &str| {
             header
@@ -155,6 +162,7 @@ impl<R: BufRead> CsvRows<R> {
             Some(s) if !s.is_empty() => Some(s.to_owned()),
             _ => None,
         };
+        self.bounds.check_error_text(error_text.as_deref())?;
         let mut so = StoredObservation::from(Observation {
             received_at_ms,
             establishment,
@@ -204,6 +212,24 @@ impl<R: BufRead + Send> RowSource for CsvRows<R> {
             return Ok(None);
         }
         let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+        let next = self.reader.position().line();
+        if let Some(l) = self.reader.get_mut().cut_in(line, next.max(line + 1)) {
+            // Only the start of that line was read: refused, with that much of it.
+            let raw: String = self
+                .record
+                .iter()
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(",")
+                .chars()
+                .take(200)
+                .collect();
+            return Ok(Some(Row::Reject(RowReject {
+                line,
+                reason: self.reader.get_ref().reason(l),
+                raw,
+            })));
+        }
         Ok(Some(match self.parse() {
             Ok(o) => Row::Obs(o),
             Err(reason) => Row::Reject(RowReject {

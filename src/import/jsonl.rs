@@ -11,12 +11,14 @@
 use std::io::BufRead;
 
 use super::bounds::Bounds;
+use super::linecap::CapLines;
 use super::mapping::Mapping;
 use super::{ImportError, Row, RowReject, RowSource};
 
 /// Reads JSON lines through a mapping.
 pub struct JsonLines<R> {
-    input: R,
+    /// Lines longer than `bounds.max_line_bytes` are cut as they stream by.
+    input: CapLines<R>,
     mapping: Mapping,
     bounds: Bounds,
     line: u64,
@@ -34,7 +36,7 @@ impl<R: BufRead> JsonLines<R> {
     /// Lines outside `bounds` are refused.
     pub fn with_bounds(input: R, mapping: Mapping, bounds: Bounds) -> Self {
         Self {
-            input,
+            input: CapLines::new(input, bounds.max_line_bytes),
             mapping,
             bounds,
             line: 0,
@@ -69,6 +71,17 @@ impl<R> JsonLines<R> {
                 raw: raw.to_owned(),
             }))
         };
+        // A followed log hands whole lines: the same limit as a read file.
+        if raw.len() > self.bounds.max_line_bytes {
+            return Some(Row::Reject(RowReject {
+                line,
+                reason: format!(
+                    "line {line} is longer than {} bytes (--max-line-bytes)",
+                    self.bounds.max_line_bytes
+                ),
+                raw: raw.chars().take(200).collect(),
+            }));
+        }
         let value: serde_json::Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => return reject(format!("not JSON: {e}")),
@@ -79,7 +92,7 @@ impl<R> JsonLines<R> {
         let mapped = self
             .mapping
             .apply_after(&value, self.last_ms)
-            .and_then(|o| self.bounds.check(&o.obs).map(|()| o));
+            .and_then(|o| self.bounds.check_stored(&o).map(|()| o));
         match mapped {
             Ok(o) => {
                 self.last_ms = Some(o.obs.received_at_ms);
@@ -117,6 +130,14 @@ impl<R: BufRead + Send> RowSource for JsonLines<R> {
                 return Ok(None);
             }
             self.line += 1;
+            if self.input.cut_in(self.line, self.line + 1).is_some() {
+                // Only its start was read: refused, with that much of it.
+                return Ok(Some(Row::Reject(RowReject {
+                    line: self.line,
+                    reason: self.input.reason(self.line),
+                    raw: String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)]).into_owned(),
+                })));
+            }
             let buf = std::mem::take(&mut self.buf);
             let row = self.parse_line(self.line, &buf);
             self.buf = buf;

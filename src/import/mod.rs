@@ -19,6 +19,7 @@
 
 pub mod bounds;
 pub mod jsonl;
+pub mod linecap;
 pub mod lines;
 pub mod mapping;
 pub mod outcome;

@@ -79,3 +79,108 @@ fn numbers_and_schedules_that_cannot_work_are_refused_with_their_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A gzip of one huge JSON line and CSV lines with overlong fields: each refused with its line and
+/// reason, the rest imported; the refused line is not kept whole anywhere (the rejects file holds
+/// its first 200 characters).
+#[test]
+fn import_lines_and_fields_are_bounded() {
+    use crate::import::{gzip, load_all};
+    let dir = support::tmp_dir("bounded", "import");
+    let db = dir.join("o.db");
+    let rejects = dir.join("rejects.jsonl");
+    let mapping = dir.join("m.toml");
+    std::fs::write(
+        &mapping,
+        "[fields]\nreceived_at = \"t\"\nrequest_id = \"id\"\ntpp = \"tpp\"\nstatus = \"s\"\n\
+         error_text = \"e\"\n[defaults]\nestablishment = \"13807\"\nservice = \"cbpii\"\n",
+    )
+    .unwrap();
+    // 8 MiB of one value on line 2 (a 300 KB gzip would do as much harm).
+    let huge = format!(
+        "{{\"t\":\"2024-07-04T10:00:01Z\",\"id\":\"big\",\"s\":200,\"e\":\"{}\"}}\n",
+        "x".repeat(8 << 20)
+    );
+    let jsonl = format!(
+        "{{\"t\":\"2024-07-04T10:00:00Z\",\"id\":\"j1\",\"s\":200}}\n{huge}\
+         {{\"t\":\"2024-07-04T10:00:02Z\",\"id\":\"j3\",\"s\":503,\"e\":\"{}\"}}\n\
+         {{\"t\":\"2024-07-04T10:00:03Z\",\"id\":\"j4\",\"s\":200,\"tpp\":\"{}\"}}\n\
+         {{\"t\":\"2024-07-04T10:00:04Z\",\"id\":\"j5\",\"s\":200}}",
+        "e".repeat(2001),
+        "T".repeat(201)
+    );
+    let gz = dir.join("a.jsonl.gz");
+    std::fs::write(&gz, gzip(jsonl.as_bytes())).unwrap();
+    let args = |f: &std::path::Path, extra: &[&str]| {
+        let mut a = vec![
+            "import".to_owned(),
+            "--db".into(),
+            db.to_str().unwrap().into(),
+            "--rejects".into(),
+            rejects.to_str().unwrap().into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(f.to_str().unwrap().into());
+        a
+    };
+    let a = args(
+        &gz,
+        &["--format", "jsonl", "--mapping", mapping.to_str().unwrap()],
+    );
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, text) = dispo(&a);
+    assert_eq!(code, Some(2), "{text}");
+    for want in [
+        ":2: line 2 is longer than 65536 bytes (--max-line-bytes)",
+        ":3: error_text is 2001 characters long, more than 2000 (--max-error-text-chars)",
+        ":4: tpp is 201 characters long, more than 200 (--max-id-chars)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let r = std::fs::read_to_string(&rejects).unwrap();
+    assert!(r.len() < 20_000, "the rejects file holds {} bytes", r.len());
+
+    // The observation CSV: a 100 KB line, a 201-character request id, an error text too long.
+    let head = "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id,error_text\n";
+    let csv = format!(
+        "{head}2024-07-04T11:00:00Z,13807,api,cbpii,log,T,200,12,,c1,\n\
+         2024-07-04T11:00:01Z,13807,api,cbpii,log,T,200,12,,c2,{}\n\
+         2024-07-04T11:00:02Z,13807,api,cbpii,log,T,200,12,,{},\n\
+         2024-07-04T11:00:03Z,13807,api,cbpii,log,T,503,12,INTS,c4,{}\n\
+         2024-07-04T11:00:04Z,13807,api,cbpii,log,T,200,12,,c5,\n",
+        "y".repeat(100_000),
+        "r".repeat(201),
+        "z".repeat(2001)
+    );
+    let f = dir.join("b.csv");
+    std::fs::write(&f, csv).unwrap();
+    let a = args(&f, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, text) = dispo(&a);
+    assert_eq!(code, Some(2), "{text}");
+    for want in [
+        ":3: line 3 is longer than 65536 bytes (--max-line-bytes)",
+        ":4: request_id is 201 characters long, more than 200 (--max-id-chars)",
+        ":5: error_text is 2001 characters long, more than 2000",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let mut ids: Vec<String> = load_all(&db)
+        .iter()
+        .map(|o| o.obs.request_id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c1", "c5", "j1", "j5"]);
+
+    // A policy set higher lets the long fields through (not the line).
+    let a = args(
+        &f,
+        &["--max-id-chars", "300", "--max-error-text-chars", "3000"],
+    );
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, text) = dispo(&a);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains(":3: line 3 is longer"), "{text}");
+    assert_eq!(load_all(&db).len(), 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
