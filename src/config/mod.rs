@@ -481,28 +481,6 @@ impl Validator<'_> {
             Some(b) if *b.get_ref() == 0.0 => None,
             b => Some(self.seconds(b, 5.0, 0.1, 3600.0, "burst_interval_s (0: off)")),
         };
-        let mut monitor = Monitor {
-            id: m.id.unwrap_or_else(|| "dispo".into()),
-            schedule_tz,
-            timeout,
-            burst_interval,
-            heartbeat,
-            reuse_connections: m.reuse_connections.unwrap_or(false),
-            canary: Vec::new(),
-        };
-        for c in m.canary.iter().flatten() {
-            match url::Url::parse(c.get_ref()) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                    monitor.canary.push(u)
-                }
-                Ok(_) => self.err(
-                    c,
-                    format!(
-                        "canary {:?}: give an http:// or https:// URL with a host",
-                        c.get_ref()
-                    ),
-                ),
-                Err(e) => self.err(c, format!("canary {:?}: {e}", c.get_ref())),
         let heartbeat = self.seconds(&m.heartbeat_s, 5.0, 0.2, 3600.0, "heartbeat_s");
         let max_body_bytes = match &m.max_body_bytes {
             None => crate::probe::http::DEFAULT_MAX_BODY,
@@ -518,6 +496,29 @@ impl Validator<'_> {
                 crate::probe::http::DEFAULT_MAX_BODY
             }
         };
+        let mut monitor = Monitor {
+            id: m.id.unwrap_or_else(|| "dispo".into()),
+            schedule_tz,
+            timeout,
+            burst_interval,
+            heartbeat,
+            reuse_connections: m.reuse_connections.unwrap_or(false),
+            max_body_bytes,
+            canary: Vec::new(),
+        };
+        for c in m.canary.iter().flatten() {
+            match url::Url::parse(c.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    monitor.canary.push(u)
+                }
+                Ok(_) => self.err(
+                    c,
+                    format!(
+                        "canary {:?}: give an http:// or https:// URL with a host",
+                        c.get_ref()
+                    ),
+                ),
+                Err(e) => self.err(c, format!("canary {:?}: {e}", c.get_ref())),
             }
         }
 
@@ -525,7 +526,6 @@ impl Validator<'_> {
         for e in raw.establishment {
             let code = match e.code.get_ref().parse::<EstablishmentCode>() {
                 Ok(c) if known_establishment(c.as_str()).is_some() => Some(c),
-            max_body_bytes,
                 Ok(_) => {
                     self.err(
                         &e.code,
