@@ -58,9 +58,15 @@ impl<R: BufRead> CsvRows<R> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(CapLines::new(input, bounds.max_line_bytes));
+            .from_reader(
+                // A record may span lines (a quoted line end); its whole is bounded too, with
+                // room for what the reader buffers ahead.
+                CapLines::new(input, bounds.max_line_bytes)
+                    .with_record_budget(bounds.max_line_bytes.saturating_mul(4) + 64 * 1024),
+            );
         let header = reader.byte_headers().map_err(csv_fatal)?.clone();
         let next = reader.position().line();
+        reader.get_mut().mark();
         if let Some(l) = reader.get_mut().cut_in(1, next.max(2)) {
             let why = reader.get_ref().reason(l);
             return Err(ImportError::Header(format!("the CSV header: {why}")));
@@ -197,6 +203,7 @@ impl<R: BufRead + Send> RowSource for CsvRows<R> {
         let more = match self.reader.read_byte_record(&mut self.record) {
             Ok(m) => m,
             Err(e) => {
+                self.reader.get_mut().mark();
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 return match e.into_kind() {
                     csv::ErrorKind::Io(io) => Err(ImportError::Read(io)),
@@ -213,6 +220,7 @@ impl<R: BufRead + Send> RowSource for CsvRows<R> {
         }
         let line = self.record.position().map(|p| p.line()).unwrap_or(0);
         let next = self.reader.position().line();
+        self.reader.get_mut().mark();
         if let Some(l) = self.reader.get_mut().cut_in(line, next.max(line + 1)) {
             // Only the start of that line was read: refused, with that much of it.
             let raw: String = self

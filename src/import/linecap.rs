@@ -26,6 +26,10 @@ pub struct CapLines<R> {
     ends_line: Option<usize>,
     /// Lines cut, in increasing order (pruned by the reader as it passes them).
     cut: Vec<u64>,
+    /// Bytes passed on since the reader's last [`CapLines::mark`], and the most allowed (a CSV
+    /// record spread over many lines by an unclosed quote).
+    since_mark: usize,
+    record_budget: Option<usize>,
 }
 
 impl<R: BufRead> CapLines<R> {
@@ -39,7 +43,21 @@ impl<R: BufRead> CapLines<R> {
             owe_newline: false,
             ends_line: None,
             cut: Vec::new(),
+            since_mark: 0,
+            record_budget: None,
         }
+    }
+
+    /// Past `budget` bytes without a [`CapLines::mark`], reading fails (a CSV reader marks
+    /// each record: a quote left open would otherwise gather the rest of the file into one).
+    pub fn with_record_budget(mut self, budget: usize) -> Self {
+        self.record_budget = Some(budget);
+        self
+    }
+
+    /// A record ended here.
+    pub fn mark(&mut self) {
+        self.since_mark = 0;
     }
 
     pub fn max(&self) -> usize {
@@ -74,6 +92,18 @@ impl<R: BufRead> Read for CapLines<R> {
 
 impl<R: BufRead> BufRead for CapLines<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if let Some(b) = self.record_budget
+            && self.since_mark > b
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "near line {}: one CSV record runs over more than {b} bytes \
+                     (a quote left open?): the rest of the file cannot be read as records",
+                    self.line
+                ),
+            ));
+        }
         loop {
             if self.owe_newline {
                 self.ends_line = Some(1);
@@ -131,6 +161,7 @@ impl<R: BufRead> BufRead for CapLines<R> {
             return;
         }
         self.inner.consume(amt);
+        self.since_mark = self.since_mark.saturating_add(amt);
         if self.ends_line == Some(amt) {
             self.line += 1;
             self.col = 0;
@@ -173,5 +204,24 @@ mod tests {
         c.read_until(b'\n', &mut line).unwrap();
         assert_eq!(line, b"ok\n");
         assert_eq!(c.cut_in(2, 3), None);
+    }
+
+    #[test]
+    fn a_record_over_its_budget_fails_the_read() {
+        let many = "\"open\n".to_owned() + &"short line\n".repeat(100_000);
+        let mut c =
+            CapLines::new(std::io::BufReader::new(many.as_bytes()), 100).with_record_budget(1000);
+        let mut out = Vec::new();
+        let e = c.read_to_end(&mut out).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 bytes"), "{e}");
+        assert!(out.len() < 2000, "{}", out.len());
+        // Marked as records end, the same bytes pass.
+        let mut c =
+            CapLines::new(std::io::BufReader::new(many.as_bytes()), 100).with_record_budget(1000);
+        let mut line = Vec::new();
+        while c.read_until(b'\n', &mut line).unwrap() > 0 {
+            c.mark();
+            line.clear();
+        }
     }
 }

@@ -182,5 +182,21 @@ fn import_lines_and_fields_are_bounded() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains(":3: line 3 is longer"), "{text}");
     assert_eq!(load_all(&db).len(), 6);
+
+    // A quote left open would gather the rest of the file into one record: stopped, saying so.
+    let f = dir.join("c.csv");
+    let open_quote = format!(
+        "{head}2024-07-04T12:00:00Z,13807,api,cbpii,log,T,200,12,,q1,\"never closed\n{}",
+        "2024-07-04T12:00:01Z,13807,api,cbpii,log,T,200,12,,q2,\n".repeat(20_000)
+    );
+    std::fs::write(&f, open_quote).unwrap();
+    let a = args(&f, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, text) = dispo(&a);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("one CSV record runs over more than 327680 bytes (a quote left open?)"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
