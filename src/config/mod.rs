@@ -434,7 +434,30 @@ impl Validator<'_> {
     }
 
     /// Checks that a key file is readable and belongs to the certificate (same public key).
+    /// Warns when a secret (a private key, a refresh token) can be read by others than its
+    /// owner: the QSealC key signs requests in the bank's name.
+    fn private(&mut self, at: &Spanned<String>, what: &str) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let p = self.path_of(at.get_ref());
+            if let Ok(m) = std::fs::metadata(&p)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                self.warn(
+                    at,
+                    format!(
+                        "{what} {} can be read by others (mode {:o}): chmod 600 it",
+                        p.display(),
+                        m.permissions().mode() & 0o777
+                    ),
+                );
+            }
+        }
+    }
+
     fn key_matches(&mut self, at: &Spanned<String>, spki: Option<&[u8]>, what: &str) {
+        self.private(at, what);
         let p = self.path_of(at.get_ref());
         let key = match certs::read_key(&p) {
             Ok(k) => k,
@@ -627,7 +650,10 @@ impl Validator<'_> {
                     String::new()
                 }
             };
-            let refresh_token_file = e.refresh_token_file.as_ref().map(|f| self.readable(f));
+            let refresh_token_file = e.refresh_token_file.as_ref().map(|f| {
+                self.private(f, "refresh token file");
+                self.readable(f)
+            });
             let (Some(code), Some(base)) = (code, base) else {
                 continue;
             };
