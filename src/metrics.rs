@@ -220,9 +220,16 @@ impl Metrics {
                 &mut out,
                 "dispo_observations_unwritten",
                 "gauge",
-                "Observations held in memory because the database refuses them (retried until written); above 0, live detection is blind.",
+                "Observations held in memory because neither the database nor its spill journal takes them (retried until kept; probing pauses meanwhile); above 0, live detection is blind.",
             );
             let _ = writeln!(out, "dispo_observations_unwritten {}", w.waiting());
+            head(
+                &mut out,
+                "dispo_observations_spilled",
+                "gauge",
+                "Observations kept in the spill journal beside the database because it refuses writes (replayed once it takes them again).",
+            );
+            let _ = writeln!(out, "dispo_observations_spilled {}", w.spilled());
             head(
                 &mut out,
                 "dispo_store_write_failures_total",

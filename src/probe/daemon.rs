@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::burst::{Action, Bursts, Next, Rule, Series};
+use super::durable::{Durable, Kept};
 use super::order::{Observers, Sequencer, Ticket};
 use super::steps::{self, StepResult, Target, TargetError};
 use crate::config::{Config, Probe};
@@ -30,6 +31,10 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("the configuration has no probe to run (add [[probe]] tables)")]
     NothingToRun,
+    #[error(
+        "{0} (the database must take the observations an earlier run spilled before probing starts again)"
+    )]
+    Spill(#[from] crate::store::spill::SpillError),
 }
 
 /// How to run.
@@ -53,14 +58,35 @@ pub struct WriterHealth(Arc<HealthCounters>);
 #[derive(Debug, Default)]
 struct HealthCounters {
     waiting: AtomicU64,
+    spilled: AtomicU64,
     failures: AtomicU64,
     last_write_ms: AtomicI64,
 }
 
 impl WriterHealth {
-    /// Observations held because the database refused them (0 once written).
+    /// Observations held in memory because neither the database nor the spill journal took
+    /// them (0 once kept).
     pub fn waiting(&self) -> u64 {
         self.0.waiting.load(Ordering::Relaxed)
+    }
+    /// Observations in the spill journal, waiting for the database to take them again.
+    pub fn spilled(&self) -> u64 {
+        self.0.spilled.load(Ordering::Relaxed)
+    }
+    pub(super) fn set_waiting(&self, n: u64) {
+        self.0.waiting.store(n, Ordering::Relaxed);
+    }
+    pub(super) fn add_spilled(&self, n: u64) {
+        self.0.spilled.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(super) fn clear_spilled(&self) {
+        self.0.spilled.store(0, Ordering::Relaxed);
+    }
+    pub(super) fn add_failure(&self) {
+        self.0.failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(super) fn wrote_now(&self) {
+        self.0.last_write_ms.store(now_ms(), Ordering::Relaxed);
     }
     /// Failed attempts to write observations since the monitor started.
     pub fn failures(&self) -> u64 {
@@ -122,6 +148,26 @@ pub async fn run(
     if jobs.is_empty() {
         return Err(DaemonError::NothingToRun);
     }
+    // What an earlier run left in the spill journal goes into the database first (its
+    // observations and heartbeats), or the monitor does not start: a database that refuses
+    // that refuses everything else.
+    let mut durable = Durable::new(store.clone(), opts.health.clone());
+    if durable.spill().pending() {
+        let r = durable
+            .spill()
+            .replay(&store, Duration::from_secs(30))
+            .await?;
+        tracing::info!(
+            observations = r.observations,
+            added = r.added,
+            heartbeats = r.heartbeats,
+            journal = %durable.spill().path().display(),
+            "spill journal of an earlier run replayed"
+        );
+        durable = Durable::new(store.clone(), opts.health.clone());
+    }
+    let stalled = durable.stalled();
+    let beats = durable.beats();
     let started = now_ms();
     // The heartbeats cover the series this monitor probes, and no other (methodology 1).
     let series: std::collections::BTreeSet<_> = jobs
@@ -140,12 +186,12 @@ pub async fn run(
     let written = Arc::new(AtomicU64::new(0));
     let status = Arc::new(std::sync::Mutex::new(Status::default()));
     let writer = {
-        let (store, written, seq, status, health) = (
+        let (store, written, seq, status, mut durable) = (
             store.clone(),
             written.clone(),
             seq.clone(),
             status.clone(),
-            opts.health.clone(),
+            durable,
         );
         tokio::spawn(async move {
             let mut batch: Vec<(Ticket, StepResult)> = Vec::new();
@@ -162,19 +208,12 @@ pub async fn run(
                         .flat_map(|(_, r)| r.observations.clone())
                         .collect();
                     let tokens: Vec<_> = batch.iter().flat_map(|(_, r)| r.tokens.clone()).collect();
-                    // A failed write is retried: nothing recorded is dropped while the monitor runs.
-                    let mut attempt = 0u32;
-                    while let Err(e) = store.insert_observations(&obs[..]).await {
-                        attempt += 1;
-                        health.0.waiting.store(obs.len() as u64, Ordering::Relaxed);
-                        health.0.failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, attempt, waiting = obs.len(), "cannot write observations; retrying");
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
-                            .await;
-                    }
-                    health.0.waiting.store(0, Ordering::Relaxed);
-                    health.0.last_write_ms.store(now_ms(), Ordering::Relaxed);
-                    if let Err(e) = store.record_tokens(&tokens).await {
+                    // In the database or the journal before anyone hears of it; nothing
+                    // recorded is dropped while the monitor runs.
+                    let kept = durable.keep(&obs).await;
+                    if kept == Kept::Database
+                        && let Err(e) = store.record_tokens(&tokens).await
+                    {
                         tracing::warn!(error = %e, "cannot record token metadata");
                     }
                     written.fetch_add(obs.len() as u64, Ordering::Relaxed);
@@ -192,6 +231,7 @@ pub async fn run(
                     }
                 }
                 if done {
+                    durable.finish().await;
                     return;
                 }
             }
@@ -215,6 +255,7 @@ pub async fn run(
             })
         }),
         connectivity: super::canary::Connectivity::new(&cfg),
+        stalled: stalled.clone(),
     });
     for (target, probe) in jobs {
         let (ctx, stop_rx) = (ctx.clone(), stop_rx.clone());
@@ -242,6 +283,12 @@ pub async fn run(
                 // machine that cannot keep up would otherwise pile up runs without bound (memory
                 // grows, every start is late), and a hang is confirmed by its burst meanwhile.
                 // With bursts off, overlapping ticks are the only confirmation: none skipped.
+                // Nor while nothing can be kept (database and journal both refuse): results
+                // would pile up in memory; that time is not covered anyway.
+                if ctx.stalled.load(Ordering::Acquire) {
+                    SKIPPED_TICKS.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if guard && running.load(Ordering::Acquire) {
                     SKIPPED_TICKS.fetch_add(1, Ordering::Relaxed);
                     if !skipping {
@@ -280,8 +327,9 @@ pub async fn run(
             _ = &mut shutdown => break "signal",
             _ = &mut deadline => break "duration",
             _ = tokio::time::sleep(cfg.monitor.heartbeat) => {
-                if let Err(e) = store.beat(hb, now_ms()).await {
-                    tracing::warn!(error = %e, "cannot record the heartbeat");
+                // Not while neither store takes anything: that time is not watched.
+                if !stalled.load(Ordering::Acquire) {
+                    beats.beat(hb, now_ms()).await;
                 }
             }
         }
@@ -345,6 +393,8 @@ struct Ctx {
     bursts: Option<Bursts>,
     /// The canaries: everything failing at once is the monitor's own fault if they fail too.
     connectivity: super::canary::Connectivity,
+    /// Set while neither the database nor the spill journal takes observations.
+    stalled: Arc<AtomicBool>,
 }
 
 impl Ctx {

@@ -8,6 +8,7 @@
 pub mod burst;
 pub mod canary;
 pub mod daemon;
+pub mod durable;
 pub mod http;
 pub mod order;
 pub mod steps;

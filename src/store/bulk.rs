@@ -52,11 +52,19 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_000;
 /// Inserts `rows` into the database at `path` in one transaction (all or nothing); rows already
 /// present (same establishment, time and request id) are skipped. Returns how many were new.
 /// Blocking: call it off the async threads.
-pub(crate) fn insert(path: &Path, rows: &[StoredObservation]) -> Result<u64, StoreError> {
+/// `busy_ms` bounds the wait for another writer's lock (`None`: SQLite's 30 s of `Db::open`).
+pub(crate) fn insert(
+    path: &Path,
+    rows: &[StoredObservation],
+    busy_ms: Option<i32>,
+) -> Result<u64, StoreError> {
     if rows.is_empty() {
         return Ok(0);
     }
     let db = Db::open(path, Mode::ReadWrite)?;
+    if let Some(ms) = busy_ms {
+        db.set_busy_timeout(ms);
+    }
     db.exec(&format!(
         "PRAGMA synchronous = {}; PRAGMA cache_size = -{CACHE_KIB}; PRAGMA foreign_keys = ON; \
          PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}",

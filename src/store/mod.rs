@@ -19,6 +19,7 @@ pub mod coverage;
 mod outbox;
 mod raw;
 pub mod scan;
+pub mod spill;
 mod tokens;
 
 pub use outbox::PendingDelivery;
@@ -163,10 +164,24 @@ impl Store {
                 }
             }
         }
+        let spill = spill::Spill::beside(path);
+        if spill.pending() {
+            // Every reader hears of it: what the journal holds is in no figure yet.
+            tracing::warn!(
+                journal = %spill.path().display(),
+                lines = spill.count_lines(),
+                "observations the database refused wait in the spill journal: no figure counts them until `dispo run` on this database replays them"
+            );
+        }
         Ok(Self {
             pool,
             path: path.to_owned(),
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -179,9 +194,27 @@ impl Store {
         &self,
         rows: impl Into<Arc<[StoredObservation]>>,
     ) -> Result<u64, StoreError> {
-        let rows = rows.into();
+        self.insert_within(rows.into(), None).await
+    }
+
+    /// As [`Store::insert_observations`], failing once another writer has held the lock for
+    /// `wait` (the monitor would rather spill to its journal than stall its probes).
+    pub async fn insert_observations_within(
+        &self,
+        rows: impl Into<Arc<[StoredObservation]>>,
+        wait: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        self.insert_within(rows.into(), Some(ms)).await
+    }
+
+    async fn insert_within(
+        &self,
+        rows: Arc<[StoredObservation]>,
+        busy_ms: Option<i32>,
+    ) -> Result<u64, StoreError> {
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || bulk::insert(&path, &rows))
+        tokio::task::spawn_blocking(move || bulk::insert(&path, &rows, busy_ms))
             .await
             .map_err(|e| StoreError::Raw {
                 path: self.path.display().to_string(),

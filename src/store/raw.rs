@@ -57,6 +57,12 @@ impl Db {
         Ok(db)
     }
 
+    /// How long to wait for another writer's lock before failing (30 s from `open`).
+    pub(crate) fn set_busy_timeout(&self, ms: i32) {
+        // SAFETY: open handle.
+        unsafe { ffi::sqlite3_busy_timeout(self.handle, ms) };
+    }
+
     pub(crate) fn error(&self, rc: c_int) -> StoreError {
         let why = if self.handle.is_null() {
             format!("SQLite error {rc}")

@@ -16,4 +16,5 @@ mod report;
 mod rev2;
 mod sim;
 mod sim_support;
+mod spill;
 mod support;
