@@ -24,6 +24,7 @@
 //! - [`follow`]: gateway logs followed live by `dispo run` (`[[source]]`), like `tail -F`.
 //! - [`evidence`]: evidence packs with SHA-256 manifests.
 //! - [`escape`]: data made harmless for CSV, Slack and Markdown.
+//! - [`files`]: files and directories readable by their owner only.
 //! - [`sim`]: the embedded Banque Populaire STET sandbox with fault injection.
 //! - [`cli`]: one file per subcommand.
 
@@ -35,6 +36,7 @@ pub mod domain;
 pub mod engine;
 pub mod escape;
 pub mod evidence;
+pub mod files;
 pub mod follow;
 pub mod import;
 pub mod metrics;

@@ -93,6 +93,11 @@ pub async fn build(
     crate::report::publish::all_or_nothing(
         out_dir,
         |out_dir| {
+            // TPP usage: for the supervisor, not for every local user.
+            crate::files::make_dir_private(out_dir).map_err(|source| EvidenceError::Write {
+                path: out_dir.display().to_string(),
+                source,
+            })?;
             let mut files = Vec::new();
             let xlsx = out_dir.join("exemption.xlsx");
             write_xlsx(&xlsx, &summary, &tables)?;

@@ -127,6 +127,8 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
     let context = load_context(store, &episodes, req.context_ms, &filter).await?;
     // All the files or none (see `report::publish`): a pack is never left half written.
     let write = |dir: &Path| -> Result<Vec<PathBuf>, EvidenceError> {
+        // Request ids, TPP ids, error texts: for the supervisor, not for every local user.
+        crate::files::make_dir_private(dir).map_err(werr(dir))?;
         let mut files = vec![
             write_episodes_csv(dir, &episodes)?,
             write_requests_csv(dir, &episodes, &context)?,

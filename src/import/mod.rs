@@ -273,8 +273,12 @@ impl RejectSink {
         }
     }
 
-    fn push(&mut self, input: &str, reject: RowReject) -> Result<(), ImportError> {
+    fn push(&mut self, input: &str, mut reject: RowReject) -> Result<(), ImportError> {
         self.any = true;
+        // A refused line may carry what a gateway should never have logged (a bearer token, a
+        // password in a query string): the rejects file and the summary keep it scrubbed.
+        reject.raw = crate::evidence::redact::redact(&reject.raw);
+        reject.reason = crate::evidence::redact::redact(&reject.reason);
         let shown = ShownReject {
             input: input.to_owned(),
             reject,
@@ -284,7 +288,7 @@ impl RejectSink {
             source,
         };
         if self.out.is_none() {
-            let f = File::create(&self.path).map_err(err)?;
+            let f = crate::files::create_private(&self.path).map_err(err)?;
             self.out = Some(BufWriter::new(f));
         }
         let out = self.out.as_mut().expect("opened above");

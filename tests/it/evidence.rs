@@ -108,6 +108,13 @@ fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
     let (so, se) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{so}{se}");
     assert!(so.contains(EPISODE_ID), "{so}");
+    // Request ids and TPP ids: the pack is its owner's only (issue 13.10).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     // The episode, as worked out above.
     let eps = csv_rows(&out.join("episodes.csv"));

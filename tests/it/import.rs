@@ -166,7 +166,7 @@ fn bad_lines_are_counted_shown_and_kept() {
 2024-07-04T10:00:01,13807,api,cbpii,log,T1,200,100,,b1\n\
 2024-07-04T10:00:02Z,13807,api,cbpii,log,T1,,,,g2\n\
 2024-07-04T10:00:03Z,13807,api,cbpii,log,T1,700,100,,b2\n\
-2024-07-04T10:00:04Z,13807,web,cbpii,log,T1,200,100,,b3\n\
+2024-07-04T10:00:04Z,13807,web,cbpii,log,T1,200,100,access_token=s3cr3tT0ken,b3\n\
 2024-07-04T10:00:05Z,13807,api,token,,,503,10,INTS,g3\n\
 2024-07-04T10:00:06Z,13807,api,cbpii,log,T1,200,100,,\n"
     );
@@ -206,6 +206,19 @@ fn bad_lines_are_counted_shown_and_kept() {
         lines[0]["raw"],
         "2024-07-04T10:00:01,13807,api,cbpii,log,T1,200,100,,b1"
     );
+    // A secret in a refused line is kept neither in the rejects file nor on screen (issue
+    // 13.9), and the rejects file is its owner's only (13.10).
+    assert_eq!(
+        lines[2]["raw"],
+        "2024-07-04T10:00:04Z,13807,web,cbpii,log,T1,200,100,access_token=[redacted],b3"
+    );
+    assert!(!err.contains("s3cr3t") && !out.contains("s3cr3t"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&rejects).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     let all = load_all(&db);
     assert_eq!(all.len(), 3);
