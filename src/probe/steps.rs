@@ -79,6 +79,40 @@ fn refresh_source(est: &Establishment) -> Option<String> {
         })
 }
 
+/// A refresh token the bank rotated replaces the old one in `refresh_token_file` (written beside
+/// it, synced, then renamed over it, mode 0600), so a restart does not present the revoked one.
+/// A token from `refresh_token_env` cannot be kept: said once, with what to do.
+fn keep_rotated(est: &Establishment, token: &str) {
+    let Some(path) = &est.refresh_token_file else {
+        if est.refresh_token_env.is_some() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(establishment = %est.code, "the bank rotated the refresh token: kept in memory only, since refresh_token_env cannot be rewritten (a restart would present the revoked one): use refresh_token_file");
+            });
+        }
+        return;
+    };
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = std::path::PathBuf::from(tmp);
+        let mut f = crate::files::create_private(&tmp)?;
+        f.write_all(token.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    match write() {
+        Ok(()) => {
+            tracing::info!(establishment = %est.code, file = %path.display(), "the bank rotated the refresh token: kept in the token file")
+        }
+        Err(e) => {
+            tracing::error!(establishment = %est.code, file = %path.display(), error = %e, "the bank rotated the refresh token and it cannot be kept in the token file: a restart would present the revoked one")
+        }
+    }
+}
+
 /// Token metadata worth keeping (never the token itself).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenEvent {
@@ -561,8 +595,11 @@ async fn token_exchange(
                     if grant == "refresh_token" {
                         g.refused = None;
                     }
-                    if let Some(rt) = &tr.refresh_token {
+                    if let Some(rt) = &tr.refresh_token
+                        && g.token.as_deref() != Some(rt.as_str())
+                    {
                         g.token = Some(rt.clone());
+                        keep_rotated(&t.est, rt);
                     }
                 }
                 t.tokens.lock().await.insert(

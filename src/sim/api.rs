@@ -236,14 +236,18 @@ pub async fn token(
                 accounts: Some(r.accounts.clone()),
                 pair: Some(r.pair),
             });
-            if let Some(stored) = bank.refresh.get_mut(rt) {
+            // Rotation (RFC 9700 4.14.2): each refresh answers a new refresh token and revokes
+            // the one used, so a client that forgets the new one is locked out at its restart.
+            let rotated = bank::new_token();
+            if let Some(mut stored) = bank.refresh.remove(rt) {
                 stored.access_token = access.clone();
+                bank.refresh.insert(rotated.clone(), stored);
             }
             token_json(TokenResponse {
                 access_token: access,
                 token_type: "Bearer".into(),
                 expires_in: Some(bank::ACCESS_TOKEN_S as u64),
-                refresh_token: Some(rt.clone()),
+                refresh_token: Some(rotated),
                 scope: Some(r.scope.join(" ")),
             })
         }

@@ -279,7 +279,8 @@ async fn refresh_token_grant_from_a_file() {
         .await
         .unwrap();
     let dir = tmp("refresh");
-    std::fs::write(dir.join("rt.txt"), v["refresh_token"].as_str().unwrap()).unwrap();
+    let first_rt = v["refresh_token"].as_str().unwrap().to_owned();
+    std::fs::write(dir.join("rt.txt"), &first_rt).unwrap();
     let probe = r#"
 [[probe]]
 name = "v142"
@@ -313,6 +314,38 @@ iban = "FR7613807008043001965405255"
     )
     .await;
     assert!(ok[0].get::<i64, _>(0) >= 2);
+
+    // The simulator rotates refresh tokens (the one used is revoked): the new one replaced the
+    // old in the token file, readable by its owner only (issue 13.10), so a restart refreshes
+    // with it rather than with the revoked one and probing goes on.
+    let kept = std::fs::read_to_string(dir.join("rt.txt")).unwrap();
+    assert_ne!(kept.trim(), first_rt);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("rt.txt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    run(&cfg, &db, "2500ms");
+    let refused = rows(
+        &db,
+        "SELECT COUNT(*) FROM token_metadata WHERE grant_type = 'refresh_token'",
+    )
+    .await;
+    assert_eq!(
+        refused[0].get::<i64, _>(0),
+        2,
+        "the restart's refresh was refused"
+    );
+    let ok_after = rows(
+        &db,
+        "SELECT COUNT(*) FROM observations WHERE service = 'cbpii' AND outcome = 'ok'",
+    )
+    .await;
+    assert!(ok_after[0].get::<i64, _>(0) >= ok[0].get::<i64, _>(0) + 2);
 }
 
 #[tokio::test]

@@ -287,6 +287,24 @@ async fn token_flows_refresh_and_revocation() {
     let v: Value = r.json().await.unwrap();
     let access2 = v["access_token"].as_str().unwrap().to_owned();
     assert_ne!(access2, access);
+    // Rotated: a new refresh token, and the one used is revoked.
+    let old_refresh = refresh;
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh, old_refresh);
+    let again: Value = c
+        .post(format!("{base}/stet/psd2/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &old_refresh),
+            ("client_id", "PSDFR-ACPR-12345"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["error"], "invalid_grant");
     assert_eq!(
         sim.funds(&c, "13807", V140, &access, &body(MARC_5255, "1"))
             .await
