@@ -127,19 +127,109 @@ pub async fn run(
     episodes.replay(&store, &ids, since_ms).await;
     let mut probe_errors = ProbeErrors::load(&store).await;
     let copies = OwnCopies::of(&cfg);
-    while let Some(o) = rx.recv().await {
+    let mut merge = Merge::new(Merge::wait_for(&cfg));
+    loop {
+        let due = merge.next_due_ms();
+        let wait = due.map(|d| {
+            let now = chrono::Utc::now().timestamp_millis();
+            std::time::Duration::from_millis(d.saturating_sub(now).max(0) as u64)
+        });
+        let open = tokio::select! {
+            o = rx.recv() => match o {
+                Some(o) => { merge.push(o); true }
+                None => false,
+            },
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => true,
+        };
         let now = chrono::Utc::now().timestamp_millis();
-        probe_errors.push(&store, &o, &ids, now).await;
-        if copies.is_copy(&o.obs) {
-            continue;
+        let ready = if open {
+            merge.release(now)
+        } else {
+            merge.drain()
+        };
+        for o in ready {
+            probe_errors.push(&store, &o, &ids, now).await;
+            if copies.is_copy(&o.obs) {
+                continue;
+            }
+            let counted = crate::period::counted(&o, &cfg.counting);
+            episodes.push(&store, &counted, &ids, now).await;
         }
-        let counted = crate::period::counted(&o, &cfg.counting);
-        episodes.push(&store, &counted, &ids, now).await;
+        if !open {
+            break;
+        }
     }
     episodes.stopped(&store, &ids).await;
     let _ = stop_tx.send(true);
     let _ = checks.await;
     let _ = delivery.await;
+}
+
+/// Probes and followed gateway logs merged into one order, the batch's (methodology 8): each
+/// source hands its observations over in (`received_at`, `request_id`) order, but a gateway logs a
+/// request when it ends and the follower holds its rows `hold_s` for that, so a TPP's request
+/// that began between two probes reaches the detector well after them. Every observation waits
+/// here until `hold_s` (plus the follower's poll and a second's slack) has passed since it began,
+/// then all go in order: a TPP's success between five probe failures breaks their run live as it
+/// does in `kpi`. Without `[[source]]` nothing waits; with one, probe alerts come `hold_s` later.
+struct Merge {
+    wait_ms: i64,
+    held: std::collections::BTreeMap<(i64, crate::domain::CompactString, u64), StoredObservation>,
+    arrivals: u64,
+}
+
+impl Merge {
+    /// How long observations wait: 0 without followed logs.
+    fn wait_for(cfg: &Config) -> std::time::Duration {
+        cfg.sources
+            .iter()
+            .map(|s| s.hold + s.poll + std::time::Duration::from_secs(1))
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn new(wait: std::time::Duration) -> Self {
+        Self {
+            wait_ms: wait.as_millis().min(i64::MAX as u128) as i64,
+            held: Default::default(),
+            arrivals: 0,
+        }
+    }
+
+    fn push(&mut self, o: StoredObservation) {
+        self.arrivals += 1;
+        let key = (
+            o.obs.received_at_ms,
+            o.obs.request_id.clone(),
+            self.arrivals,
+        );
+        self.held.insert(key, o);
+    }
+
+    /// When the earliest held observation is due (epoch ms).
+    fn next_due_ms(&self) -> Option<i64> {
+        self.held
+            .keys()
+            .next()
+            .map(|k| k.0.saturating_add(self.wait_ms))
+    }
+
+    /// What is due at `now_ms`, in order.
+    fn release(&mut self, now_ms: i64) -> Vec<StoredObservation> {
+        let mut out = Vec::new();
+        while let Some(e) = self.held.first_entry() {
+            if e.key().0.saturating_add(self.wait_ms) > now_ms {
+                break;
+            }
+            out.push(e.remove());
+        }
+        out
+    }
+
+    /// Everything, in order (the daemon stopped).
+    fn drain(&mut self) -> Vec<StoredObservation> {
+        std::mem::take(&mut self.held).into_values().collect()
+    }
 }
 
 /// One request counts once (methodology 1): a gateway's log line of one of this monitor's own
@@ -661,6 +751,32 @@ mod tests {
 
     // 2024-11-05T10:00:00Z
     const T0: i64 = 1_730_800_800_000;
+
+    #[test]
+    fn merged_sources_go_in_the_batch_order_once_the_gateway_had_its_time() {
+        // A wait of 3 s: probes at 0 and 2 s arrive first, a TPP's request that began at 1 s
+        // comes from the follower later; released at 3 s after each began, in time order.
+        let mut m = Merge::new(std::time::Duration::from_secs(3));
+        let o = |at: i64, id: &str| StoredObservation::from(obs(T0 + at, id, Interface::Api, None));
+        m.push(o(2_000, "p2"));
+        m.push(o(0, "p0"));
+        assert_eq!(m.next_due_ms(), Some(T0 + 3_000));
+        assert!(m.release(T0 + 2_999).is_empty());
+        m.push(o(1_000, "tpp1"));
+        m.push(o(1_000, "a-same-time")); // ties by request id, as the batch sorts
+        let ids = |v: Vec<StoredObservation>| -> Vec<String> {
+            v.iter().map(|o| o.obs.request_id.to_string()).collect()
+        };
+        assert_eq!(ids(m.release(T0 + 3_000)), ["p0"]);
+        assert_eq!(ids(m.release(T0 + 4_000)), ["a-same-time", "tpp1"]);
+        m.push(o(9_000, "late"));
+        assert_eq!(ids(m.drain()), ["p2", "late"]);
+        assert_eq!(m.next_due_ms(), None);
+        // Without followed logs nothing waits.
+        let mut m = Merge::new(std::time::Duration::ZERO);
+        m.push(o(5_000, "x"));
+        assert_eq!(ids(m.release(T0 + 5_000)), ["x"]);
+    }
 
     #[tokio::test]
     async fn the_fifth_failure_fires_and_the_next_reply_resolves() {

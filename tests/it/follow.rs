@@ -190,3 +190,101 @@ async fn a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_al
     assert_eq!(spans, [("kong".to_string(), t0, t0 + 22_000)]);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Probes and a followed log on one series are merged in the batch's order (issue 12.2, 12.4):
+/// a TPP's request that answered between the probes' failures breaks their run live as `kpi`
+/// does, so the alert names the episode `kpi` counts, id for id. Without the merge the probes'
+/// five failures reach the detector before the gateway's line (held `hold_s` by the follower)
+/// and the alert names an episode `kpi` does not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_followed_logs_alert_the_episode_kpi_counts() {
+    support::init();
+    let sim = crate::sim_support::Sim::start();
+    let d: PathBuf = tmp("follow-merge");
+    let port = support::free_port();
+    let hooks = webhook(port).await;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/gateways/kong-file-log.toml"),
+        d.join("kong.toml"),
+    )
+    .unwrap();
+    let cfg = d.join("p.toml");
+    // Scaled settings: 3 s time-out, 1 s bursts, a probe a second; the gateway's lines held 2 s.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[monitor]\nid = \"it-merge\"\ntimeout_s = 3\nburst_interval_s = 1\nheartbeat_s = 0.5\n\
+             [alerts]\ncheck_interval_s = 3600\n[[alerts.webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\n\
+             [[probe]]\nname = \"v142\"\nstep = \"funds-confirmation\"\nschedule = \"* * * * * *\"\n\
+             stet = \"1.4.2\"\niban = \"FR7613807008043001965405255\"\n\
+             [[source]]\nname = \"kong\"\npath = \"kong.log\"\nmapping = \"kong.toml\"\n\
+             hold_s = 2\npoll_s = 0.1\nfrom = \"start\"\n{}",
+            dispo::sim::pki::probe_establishment_toml("13807", sim.port, &sim.pki)
+        ),
+    )
+    .unwrap();
+    let (db, log) = (d.join("d.db"), d.join("kong.log"));
+    append(&log, "");
+    let run = run_for(&cfg, &db, "16s");
+    // The bank refuses connections for 8 s from a whole second on.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let t = (now / 1000 + 1) * 1000;
+    tokio::time::sleep(Duration::from_millis((t - now - 50).max(0) as u64)).await;
+    sim.set_faults(
+        serde_json::json!({"fault": [{"establishment": "13807", "interface": "api",
+        "kind": "refuse", "for_s": 8}]}),
+    )
+    .await;
+    // A TPP's request began 1.5 s in and was answered: between the second and third failures.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let tpp = kong(t + 1_500, "tpp-ok", 200).replace("PSDFR-ACPR-12345", "PSDFR-ACPR-99999");
+    append(&log, &tpp);
+    let out = tokio::task::spawn_blocking(move || run.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let k = crate::support::dispo_ok(&["kpi", "--format", "json", "--db", db.to_str().unwrap()]);
+    let k: Value = serde_json::from_slice(&k.stdout).unwrap();
+    let kpi_ids: Vec<String> = k["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["establishment"] == "13807" && e["interface"] == "api")
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let fired: Vec<String> = hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["event"] == "firing" && v["kind"] == "interface_down")
+        .map(|v| v["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kpi_ids.len(), 1, "{k}");
+    assert_eq!(fired, kpi_ids);
+    // And that episode began after the TPP's answer.
+    let begun = dispo::store::Store::open(&db).await.unwrap();
+    let first_fail: i64 = sqlx::query_scalar(
+        "SELECT MIN(received_at) FROM observations WHERE source = 'probe' AND outcome = 'no_reply' \
+         AND interface = 'api'",
+    )
+    .fetch_one(begun.pool())
+    .await
+    .unwrap();
+    assert!(
+        first_fail < t + 1_500,
+        "the first failure came after the TPP's answer"
+    );
+    assert!(
+        !kpi_ids[0].ends_with(&format!(
+            "{}",
+            chrono::DateTime::from_timestamp_millis(first_fail)
+                .unwrap()
+                .format("%Y%m%dT%H%M%S%.3fZ")
+        )),
+        "the episode starts at the first failure, before the TPP's answer: nothing to tell apart"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
