@@ -51,6 +51,9 @@ pub enum Event {
 struct Open {
     file: File,
     pos: Position,
+    /// Inside a line longer than a whole read: its first read went out as one (over-long) line;
+    /// the rest of it is skipped up to its end, not numbered as lines of its own.
+    in_long_line: bool,
 }
 
 /// A followed path.
@@ -229,6 +232,7 @@ fn open_at(p: &Path, offset: u64, line: u64) -> std::io::Result<Option<Open>> {
     file.seek(SeekFrom::Start(offset))?;
     let mut o = Open {
         file,
+        in_long_line: false,
         pos: Position {
             dev: m.dev(),
             ino: m.ino(),
@@ -251,6 +255,23 @@ fn read_lines(cur: &mut Open, ev: &mut Vec<Event>, to_end: bool) -> std::io::Res
         .take(MAX_READ as u64)
         .read_to_end(&mut buf)?;
     let full = buf.len() == MAX_READ;
+    if cur.in_long_line {
+        // The rest of an over-long line: consumed, not handed on (it was refused whole).
+        let rest = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                cur.in_long_line = false;
+                i + 1
+            }
+            None => buf.len(),
+        };
+        cur.pos.offset += rest as u64;
+        update_fingerprint(cur)?;
+        // More of it, or the lines after it, may be there already: read on.
+        if full || !cur.in_long_line {
+            return read_lines(cur, ev, to_end);
+        }
+        return Ok(());
+    }
     let take = match buf.iter().rposition(|b| *b == b'\n') {
         Some(i) => i + 1,
         // A line longer than a whole read, or the last line of a finished file.
@@ -267,6 +288,9 @@ fn read_lines(cur: &mut Open, ev: &mut Vec<Event>, to_end: bool) -> std::io::Res
     cur.pos.line += buf.iter().filter(|b| **b == b'\n').count() as u64;
     if !buf.ends_with(b"\n") {
         cur.pos.line += 1;
+        // A whole read without a line end: a line longer than the parser takes; what follows
+        // up to its end belongs to it.
+        cur.in_long_line = full;
     }
     update_fingerprint(cur)?;
     ev.push(Event::Lines {
@@ -444,6 +468,25 @@ mod tests {
         let (l, o) = drain(&mut t);
         assert_eq!(texts(&l), ["rewritten-long-line", "more"]);
         assert_eq!(o.len(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_read_is_one_line_and_the_next_keeps_its_number() {
+        let d = tmp("long");
+        let p = d.join("access.log");
+        let mut t = Tail::new(p.clone(), None, true);
+        // Line 2 is 9 MiB (over two whole reads of 4 MiB); line 3 follows it.
+        let long = "x".repeat(9 << 20);
+        append(&p, &format!("a\n{long}\nc\n"));
+        let (l, _) = drain(&mut t);
+        let shown: Vec<(u64, usize)> = l.iter().map(|(n, s)| (*n, s.len())).collect();
+        // Line 2 goes on as its first read only (the parser refuses it as over-long); its
+        // other 5 MiB are not taken for lines 3 and 4.
+        assert_eq!(shown, [(1, 1), (2, MAX_READ), (3, 1)]);
+        assert_eq!(l[2].1, "c");
+        append(&p, "d\n");
+        assert_eq!(drain(&mut t).0, [(4, "d".to_string())]);
         let _ = std::fs::remove_dir_all(&d);
     }
 
