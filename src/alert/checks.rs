@@ -184,16 +184,21 @@ pub fn refresh_token_alert(
 /// establishment at a time: a check holds one establishment's weeks in memory, never the whole
 /// bank's (the daemon stays small over a database of millions of rows). The establishments are
 /// those the store's coverage names (monitor runs, imported and followed logs).
+/// `only`: just these establishments (`None`: every one the coverage names).
 async fn figures(
     store: &Store,
     settings: &Settings,
     period: Period,
+    only: Option<&[crate::domain::EstablishmentCode]>,
 ) -> Result<Option<engine::Kpis>, CheckError> {
     let now = chrono::Utc::now().timestamp_millis();
     let (from, to) = engine::load_range(period, settings);
     let coverage = store.coverage(from, to, now).await?;
-    let mut codes: Vec<crate::domain::EstablishmentCode> =
-        coverage.iter().filter_map(|c| c.establishment).collect();
+    let mut codes: Vec<crate::domain::EstablishmentCode> = coverage
+        .iter()
+        .filter_map(|c| c.establishment)
+        .filter(|c| only.is_none_or(|o| o.contains(c)))
+        .collect();
     codes.sort();
     codes.dedup();
     // Coverage recorded before it was kept per series names no establishment: read all at once.
@@ -242,7 +247,7 @@ pub async fn weekly_watch(
         from: last_monday,
         to: this_monday,
     };
-    let Some(k) = figures(store, settings, period).await? else {
+    let Some(k) = figures(store, settings, period, None).await? else {
         return Ok(());
     };
     let current: Vec<Alert> = k
@@ -309,7 +314,15 @@ pub async fn unjustified_fallback(
         from: yesterday,
         to: today + chrono::Duration::days(1),
     };
-    let current: Vec<Alert> = match figures(store, settings, period).await? {
+    // Only where TPPs used the fallback in those days (gateway logs): with probes alone there
+    // is no TPP fallback use, and nothing is loaded (this runs every `check_interval_s`).
+    let from_ms = time::day_start_ms(settings.tz, yesterday);
+    let to_ms = time::day_start_ms(settings.tz, today + chrono::Duration::days(1));
+    let used = store.fallback_users(from_ms, to_ms).await?;
+    if used.is_empty() {
+        return resolve_earlier_fallback(store, yesterday, ids, now).await;
+    }
+    let current: Vec<Alert> = match figures(store, settings, period, Some(&used)).await? {
         Some(k) => k
             .fallback
             .iter()
@@ -321,6 +334,16 @@ pub async fn unjustified_fallback(
     for alert in &current {
         store.raise_alert(alert, ids, now).await?;
     }
+    resolve_earlier_fallback(store, yesterday, ids, now).await
+}
+
+/// Resolves the fallback alerts of days before `yesterday`.
+async fn resolve_earlier_fallback(
+    store: &Store,
+    yesterday: chrono::NaiveDate,
+    ids: &[String],
+    now: i64,
+) -> Result<(), CheckError> {
     let since = yesterday.to_string();
     store
         .resolve_firing_except(

@@ -179,6 +179,31 @@ impl Store {
         })
     }
 
+    /// Establishments whose fallback access TPPs used (gateway log rows) in `[from_ms, to_ms)`:
+    /// the only ones with fallback use to judge.
+    pub async fn fallback_users(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<EstablishmentCode>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT establishment FROM observations WHERE received_at >= ? \
+             AND received_at < ? AND interface = 'fallback' AND source = 'log'",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|c| {
+                c.parse().map_err(|source| StoreError::BadRow {
+                    row: format!("establishment {c}"),
+                    source,
+                })
+            })
+            .collect()
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
