@@ -153,6 +153,7 @@ impl Durable {
                 );
             }
             Err(e) => {
+                self.health.add_failure();
                 self.replay_wait = (self.replay_wait * 2).min(MAX_REPLAY_WAIT);
                 self.next_replay = Instant::now() + self.replay_wait;
                 tracing::debug!(error = %e, "the spill journal cannot be replayed yet");

@@ -515,7 +515,7 @@ async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing()
     let mut child = support::spawn_run(
         &cfg,
         &db,
-        &["--duration", "8s", "--metrics-listen", &metrics],
+        &["--duration", "16s", "--metrics-listen", &metrics],
     );
     let scrape = || async {
         reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -525,8 +525,9 @@ async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing()
             .await
             .ok()
     };
-    // Refused: observations wait, failures count, nothing was ever written.
-    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    // Refused: observations go to the spill journal (issue 13.14), failures count (the first
+    // insert, then each replay tried 1 s, 2 s, 4 s ... later).
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
     let text = loop {
         if let Some(t) = scrape().await
             && metric(&t, "dispo_store_write_failures_total").unwrap_or(0.0) >= 2.0
@@ -540,27 +541,28 @@ async fn a_database_that_refuses_writes_shows_in_the_metrics_and_loses_nothing()
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
-        metric(&text, "dispo_observations_unwritten").unwrap() > 0.0,
+        metric(&text, "dispo_observations_spilled").unwrap() > 0.0,
         "{text}"
     );
-    assert_eq!(metric(&text, "dispo_last_write_timestamp_seconds"), None);
+    // Nothing waits in memory: the journal took it.
+    assert_eq!(metric(&text, "dispo_observations_unwritten"), Some(0.0));
 
-    // The disk is freed: the held observations land, the gauge returns to 0.
+    // The disk is freed: the journal is replayed at its next try, the gauge returns to 0.
     let freed_at = chrono::Utc::now().timestamp_millis();
     sqlx::query("DROP TRIGGER refuse")
         .execute(store.pool())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
     let text = loop {
         if let Some(t) = scrape().await
-            && metric(&t, "dispo_observations_unwritten") == Some(0.0)
+            && metric(&t, "dispo_observations_spilled") == Some(0.0)
         {
             break t;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "observations still held"
+            "observations still in the journal"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
