@@ -7,7 +7,7 @@
 //! results it cannot keep: that time is not covered, since the heartbeats cannot be kept either.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,6 +37,9 @@ pub struct Durable {
     spill: Spill,
     health: WriterHealth,
     stalled: Arc<AtomicBool>,
+    /// While a batch is being kept: when it was taken (epoch ms; 0 when idle). A heartbeat
+    /// never claims later than that, so it never covers observations not yet kept.
+    busy_since: Arc<AtomicI64>,
     /// Whether lines wait in the journal (new batches go there until it is replayed, so the
     /// database is tried once per replay wait, not once per batch). Shared with [`Beats`].
     spilling: Arc<AtomicBool>,
@@ -53,6 +56,7 @@ impl Durable {
             spill,
             health,
             stalled: Arc::new(AtomicBool::new(false)),
+            busy_since: Arc::new(AtomicI64::new(0)),
             next_replay: Instant::now(),
             replay_wait: FIRST_REPLAY_WAIT,
         }
@@ -69,6 +73,14 @@ impl Durable {
 
     /// Keeps `obs` in the database or the journal; waits, retrying, only while both refuse.
     pub async fn keep(&mut self, obs: &[StoredObservation]) -> Kept {
+        self.busy_since
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Release);
+        let kept = self.keep_now(obs).await;
+        self.busy_since.store(0, Ordering::Release);
+        kept
+    }
+
+    async fn keep_now(&mut self, obs: &[StoredObservation]) -> Kept {
         let mut attempt = 0u32;
         loop {
             if self.spilling() && Instant::now() >= self.next_replay {
@@ -115,6 +127,7 @@ impl Durable {
     /// What the heartbeat loop uses, without waiting for a batch being kept.
     pub fn beats(&self) -> Beats {
         Beats {
+            busy_since: self.busy_since.clone(),
             store: self.store.clone(),
             spill: self.spill.clone(),
             spilling: self.spilling.clone(),
@@ -165,6 +178,7 @@ impl Durable {
 /// Records the monitor's heartbeats: in the database, or in the journal while the database
 /// refuses writes, so the coverage of the observations spilled meanwhile is not lost.
 pub struct Beats {
+    busy_since: Arc<AtomicI64>,
     store: Store,
     spill: Spill,
     spilling: Arc<AtomicBool>,
@@ -172,6 +186,10 @@ pub struct Beats {
 
 impl Beats {
     pub async fn beat(&self, run: i64, at_ms: i64) {
+        // Not past what is kept: while a batch waits (for a locked database, say), a heartbeat
+        // at "now" would, after a kill -9, cover observations that were never kept.
+        let busy = self.busy_since.load(Ordering::Acquire);
+        let at_ms = if busy > 0 { at_ms.min(busy) } else { at_ms };
         if !self.spilling.load(Ordering::Acquire) {
             // Bounded like a batch: a lock held elsewhere must not hold up the heartbeats.
             match tokio::time::timeout(DB_WAIT, self.store.beat(run, at_ms)).await {

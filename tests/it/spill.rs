@@ -184,4 +184,18 @@ async fn a_journal_left_by_a_killed_monitor_is_replayed_at_the_next_start() {
         first_run_beat >= from + 3_000 && first_run_beat > beat0.min(from),
         "the killed run's last heartbeat {first_run_beat} (lock from {from})"
     );
+    // And never past what was kept: a heartbeat ahead of the observations waiting for the lock
+    // would cover, after the kill, requests that were never recorded (a probe a second).
+    let last_obs: i64 =
+        sqlx::query("SELECT MAX(received_at) FROM observations WHERE received_at < ?")
+            .bind(killed)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert!(
+        first_run_beat <= last_obs + 2_000,
+        "the killed run's coverage ends {} ms after its last kept observation",
+        first_run_beat - last_obs
+    );
 }
