@@ -200,11 +200,30 @@ impl Spill {
             if text.trim().is_empty() {
                 continue;
             }
-            let line: Line = serde_json::from_str(&text).map_err(|e| SpillError::BadLine {
-                path: shown.clone(),
-                line: n,
-                why: e.to_string(),
-            })?;
+            let line: Line = match serde_json::from_str(&text) {
+                Ok(l) => l,
+                // The last line, cut short by a crash or a power cut during its append: it was
+                // never acknowledged (the batch stayed in memory, then was lost with the process),
+                // so there is nothing of it to keep.
+                Err(_) if !text.ends_with('\n') => {
+                    tracing::warn!(path = %shown, line = n, "the spill journal's last line is incomplete (cut by a crash): left out");
+                    break;
+                }
+                Err(e) => {
+                    // What came before it goes in, as the message says.
+                    if !chunk.is_empty() {
+                        store
+                            .insert_observations_within(std::mem::take(&mut chunk), wait)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    return Err(SpillError::BadLine {
+                        path: shown.clone(),
+                        line: n,
+                        why: e.to_string(),
+                    });
+                }
+            };
             match line {
                 Line::Observation {
                     obs,
@@ -367,5 +386,25 @@ mod tests {
         let e = spill.replay(&store, WAIT).await.unwrap_err().to_string();
         assert!(e.contains("bad line 2"), "{e}");
         assert!(spill.pending());
+        // The line before it is in the database, as the message says.
+        assert_eq!(store.load_observations(0, 10_000, &[]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_last_line_cut_by_a_crash_is_left_out_and_the_rest_replayed() {
+        let dir = dir("torn");
+        let db = dir.join("s.db");
+        let store = Store::open(&db).await.unwrap();
+        let spill = Spill::beside(&db);
+        spill.append(&[obs(2_000, "a"), obs(3_000, "b")]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(spill.path())
+            .unwrap()
+            .write_all(b"{\"kind\":\"observation\",\"recei")
+            .unwrap();
+        let r = spill.replay(&store, WAIT).await.unwrap();
+        assert_eq!(r.observations, 2);
+        assert!(!spill.pending());
     }
 }
