@@ -88,6 +88,17 @@ impl Bounds {
             "--max-id-chars",
         )?;
         too_long("tpp", o.tpp.as_deref(), self.max_id_chars, "--max-id-chars")?;
+        too_long(
+            "error_code",
+            o.error_code.as_deref(),
+            self.max_id_chars,
+            "--max-id-chars",
+        )?;
+        // Identifiers with control characters (a NUL that hides the rest, a line break that
+        // forges log lines or e-mail headers) are no identifiers.
+        control("request_id", Some(&o.request_id))?;
+        control("tpp", o.tpp.as_deref())?;
+        control("error_code", o.error_code.as_deref())?;
         self.check_time(o.received_at_ms)?;
         match o.latency_ms {
             Some(l) => self.check_latency(l),
@@ -153,6 +164,16 @@ fn too_long(field: &str, v: Option<&str>, max: usize, flag: &str) -> Result<(), 
     }
 }
 
+fn control(field: &str, v: Option<&str>) -> Result<(), String> {
+    match v.and_then(|t| t.chars().find(|c| c.is_control())) {
+        Some(c) => Err(format!(
+            "{field} holds a control character (U+{:04X}): not an identifier",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
 /// An instant for a message, even one chrono cannot represent.
 fn instant(ms: i64) -> String {
     match DateTime::from_timestamp_millis(ms) {
@@ -206,6 +227,18 @@ mod tests {
             request_id: rid.into(),
             outcome: crate::domain::Outcome::Ok,
         };
+        // Control characters: a NUL hiding the rest, a line break forging log lines.
+        let e = b.check(&obs("r1", Some("VICTIM\u{0}EVIL"))).unwrap_err();
+        assert!(e.contains("tpp holds a control character (U+0000)"), "{e}");
+        let e = b.check(&obs("r1\nBcc: x", None)).unwrap_err();
+        assert!(
+            e.contains("request_id holds a control character (U+000A)"),
+            "{e}"
+        );
+        let mut coded = obs("r1", None);
+        coded.error_code = Some("C".repeat(201).into());
+        let e = b.check(&coded).unwrap_err();
+        assert!(e.contains("error_code is 201 characters long"), "{e}");
         let long = "é".repeat(201);
         assert_eq!(
             b.check(&obs(&"é".repeat(200), Some(&"x".repeat(200)))),

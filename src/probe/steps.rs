@@ -244,7 +244,7 @@ fn observation(
             tpp: Some(t.est.client_id.as_str().into()),
             status,
             latency_ms: latency,
-            error_code: error_code.map(Into::into),
+            error_code: error_code.map(|c| bank_code(&c).into()),
             request_id: rid.into(),
             outcome,
         },
@@ -272,6 +272,22 @@ fn body_cut(r: &Reply, outcome: Outcome, text: Option<String>) -> (Outcome, Opti
         Outcome::AspspError => (outcome, Some(why)),
         _ => (Outcome::Unexpected, Some(why)),
     }
+}
+
+/// Longest error code kept from a bank's answer: STET codes have 4 characters, OAuth error
+/// names about 20; a hostile answer's megabyte "code" must not fill the database.
+const MAX_BANK_CODE_CHARS: usize = 35;
+
+/// An error code as the bank gave it, without control characters, cut to
+/// [`MAX_BANK_CODE_CHARS`] (then ending in `…`).
+fn bank_code(c: &str) -> String {
+    let clean: String = c.chars().filter(|ch| !ch.is_control()).collect();
+    if clean.chars().count() <= MAX_BANK_CODE_CHARS {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(MAX_BANK_CODE_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// The STET/CFONB code and message of an error answer, if its body is a STET error.
@@ -888,6 +904,15 @@ fn fingerprint(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bank_error_code_is_cut_and_cleaned() {
+        assert_eq!(bank_code("INTS"), "INTS");
+        assert_eq!(bank_code("invalid_grant\r\n"), "invalid_grant");
+        let huge = bank_code(&"C".repeat(900_000));
+        assert_eq!(huge.chars().count(), 35);
+        assert!(huge.ends_with("C…"));
+    }
 
     #[test]
     fn answers_are_checked_against_the_known_result() {
