@@ -4,8 +4,11 @@
 use std::fs::File;
 use std::path::Path;
 
-/// Creates (or truncates) `path` with mode 0600; an existing file is made 0600 too.
+/// Creates (or truncates) `path` with mode 0600; an existing file is made 0600 too. A symbolic
+/// link there is refused: planted in a shared directory, it would have dispo overwrite (and
+/// make private) whatever file it points to.
 pub fn create_private(path: &Path) -> std::io::Result<File> {
+    refuse_symlink(path)?;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -18,6 +21,17 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(f)
+}
+
+/// An error if `path` is a symbolic link.
+pub fn refuse_symlink(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::other(format!(
+            "{} is a symbolic link: dispo does not write through one (remove it, or name another file)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Makes the directory `path` reachable by its owner only (0700): the files in it cannot be
@@ -49,6 +63,10 @@ mod tests {
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p), 0o600);
         assert_eq!(std::fs::read(&p).unwrap(), b"");
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = super::create_private(&link).unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
         super::make_dir_private(&d).unwrap();
         assert_eq!(mode(&d), 0o700);
         let _ = std::fs::remove_dir_all(&d);

@@ -129,7 +129,7 @@ fn verify(dir: PathBuf, cert: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     for (line, path) in &v.outside {
         println!(
-            "REFUSED  manifest line {line}: {path:?} leads out of the pack (absolute or ..): not read"
+            "REFUSED  manifest line {line}: {path:?} leads out of the pack (absolute, .. or a symbolic link): not read"
         );
     }
     if v.is_intact() && sealed_ok {

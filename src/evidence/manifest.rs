@@ -97,6 +97,9 @@ pub struct Signer {
     pub issuer: String,
     pub serial_hex: String,
     pub not_after_ms: i64,
+    /// SHA-256 of the certificate (DER), as `openssl x509 -fingerprint -sha256` shows it: what
+    /// tells two certificates with the same names apart.
+    pub fingerprint: String,
 }
 
 impl std::fmt::Display for Signer {
@@ -107,14 +110,25 @@ impl std::fmt::Display for Signer {
         }
         write!(
             f,
-            ", certificate serial {} issued by {}",
-            self.serial_hex, self.issuer
+            ", certificate serial {} issued by {}, SHA-256 fingerprint {}",
+            self.serial_hex, self.issuer, self.fingerprint
         )
     }
 }
 
-fn signer_of(info: &crate::stet::certs::CertInfo) -> Signer {
+/// The SHA-256 fingerprint of a DER certificate, `AB:CD:...`.
+fn fingerprint(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn signer_of(info: &crate::stet::certs::CertInfo, der: &[u8]) -> Signer {
     Signer {
+        fingerprint: fingerprint(der),
         subject: info.subject_dn.clone(),
         organization_identifier: info.organization_identifier.clone(),
         issuer: info.issuer_dn.clone(),
@@ -186,7 +200,7 @@ pub fn seal(dir: &Path, key: &Path, cert: &Path) -> Result<Signer, EvidenceError
         })
         .collect();
     write(SIGNER_CERT, pem.as_bytes())?;
-    Ok(signer_of(&info))
+    Ok(signer_of(&info, chain[0].as_ref()))
 }
 
 fn verify_signature(
@@ -230,21 +244,40 @@ pub fn check_seal(dir: &Path, expected: Option<&Path>) -> Seal {
         };
     };
     let cert_path = expected.map_or_else(|| dir.join(SIGNER_CERT), Path::to_path_buf);
-    let info = match certs::read_certs(&cert_path)
-        .map_err(|e| e.to_string())
-        .and_then(|c| certs::cert_info(&c[0]).map_err(|e| e.to_string()))
-    {
+    let read = |p: &Path| {
+        certs::read_certs(p)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let der = c[0].as_ref().to_vec();
+                certs::cert_info(&c[0])
+                    .map(|i| (i, der))
+                    .map_err(|e| e.to_string())
+            })
+    };
+    let (info, der) = match read(&cert_path) {
         Ok(i) => i,
         Err(e) => return Seal::Invalid(format!("cannot read the signer's certificate: {e}")),
     };
+    // The certificate given is not the one the pack carries: said plainly, whatever the names
+    // in them (anyone can make a certificate with the bank's names).
+    if expected.is_some()
+        && let Ok((_, in_pack)) = read(&dir.join(SIGNER_CERT))
+        && in_pack != der
+    {
+        return Seal::Invalid(format!(
+            "the pack carries another certificate than the one given (SHA-256 fingerprint {} in the pack, {} given): it was not sealed with the bank's key",
+            fingerprint(&in_pack),
+            fingerprint(&der)
+        ));
+    }
     let Ok(manifest) = std::fs::read(dir.join(MANIFEST)) else {
         return Seal::Invalid(format!("no {MANIFEST}"));
     };
     match verify_signature(&info, &manifest, &sig) {
-        Ok(()) => Seal::Valid(signer_of(&info)),
+        Ok(()) => Seal::Valid(signer_of(&info, &der)),
         Err(_) => Seal::Invalid(format!(
             "{SIGNATURE} does not match {MANIFEST} under the key of {} (the manifest was changed after it was signed, or signed by another key)",
-            signer_of(&info)
+            signer_of(&info, &der)
         )),
     }
 }
@@ -303,6 +336,15 @@ pub enum VerifyError {
 }
 
 /// Checks every file of `dir` against its manifest.
+/// Whether `name` (relative, `/`-separated) passes through a symbolic link under `dir`.
+fn through_symlink(dir: &Path, name: &str) -> bool {
+    let mut p = dir.to_path_buf();
+    name.split('/').any(|part| {
+        p.push(part);
+        std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
+    })
+}
+
 pub fn verify(dir: &Path) -> Result<Verification, VerifyError> {
     let mpath = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&mpath).map_err(|source| VerifyError::NoManifest {
@@ -328,6 +370,21 @@ pub fn verify(dir: &Path) -> Result<Verification, VerifyError> {
             }
             None => v.malformed.push((i + 1, line.to_owned())),
         }
+    }
+    // A symbolic link inside the pack leads out of it as surely as `..` does: refused, and
+    // what it points to never read.
+    let linked: Vec<String> = listed
+        .keys()
+        .filter(|n| through_symlink(dir, n))
+        .cloned()
+        .collect();
+    for name in linked {
+        listed.remove(&name);
+        let line = text
+            .lines()
+            .position(|l| l.ends_with(name.as_str()))
+            .map_or(0, |i| i + 1);
+        v.outside.push((line, name));
     }
     for (name, want) in &listed {
         let p = dir.join(name);
@@ -377,6 +434,21 @@ mod tests {
         let v = verify(&dir).unwrap();
         assert_eq!(v.altered, vec!["a.txt".to_string()]);
         assert_eq!(v.extra, vec!["b.txt".to_string()]);
+        // A file replaced by a symbolic link to a copy outside the pack is refused, not read.
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(dir.join("b.txt")).unwrap();
+            std::fs::write(dir.join("a.txt"), "abc").unwrap();
+            let outside = dir.with_extension("outside");
+            std::fs::write(&outside, "abc").unwrap();
+            std::fs::remove_file(dir.join("a.txt")).unwrap();
+            std::os::unix::fs::symlink(&outside, dir.join("a.txt")).unwrap();
+            let v = verify(&dir).unwrap();
+            assert!(!v.is_intact());
+            assert_eq!(v.outside, vec![(1, "a.txt".to_string())]);
+            assert!(v.ok.is_empty());
+            let _ = std::fs::remove_file(&outside);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -141,6 +141,7 @@ impl Spill {
         if buf.is_empty() {
             return Ok(());
         }
+        crate::files::refuse_symlink(&self.path).map_err(err)?;
         let mut o = std::fs::OpenOptions::new();
         o.append(true).create(true);
         #[cfg(unix)]
@@ -387,7 +388,10 @@ mod tests {
         assert!(e.contains("bad line 2"), "{e}");
         assert!(spill.pending());
         // The line before it is in the database, as the message says.
-        assert_eq!(store.load_observations(0, 10_000, &[]).await.unwrap().len(), 1);
+        assert_eq!(
+            store.load_observations(0, 10_000, &[]).await.unwrap().len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -359,7 +359,20 @@ fn a_sealed_pack_shows_tampering_even_with_a_recomputed_manifest() {
     let (code, out) = verify(None);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("SEALED by"), "{out}");
+    // The two certificates carry the same names: only the fingerprint tells them apart.
+    let fp_other = out.clone();
     let (code, out) = verify(Some(&pki.qseal_cert));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("SEAL INVALID"), "{out}");
+    assert!(
+        out.contains("SEAL INVALID")
+            && out.contains("carries another certificate than the one given"),
+        "{out}"
+    );
+    let fp = |t: &str| {
+        t.split("SHA-256 fingerprint ")
+            .nth(1)
+            .map(|r| r[..95].to_owned())
+    };
+    assert!(fp(&fp_other).is_some(), "{fp_other}");
+    assert!(out.contains(&fp(&fp_other).unwrap()), "{out}");
 }
