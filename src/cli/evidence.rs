@@ -255,12 +255,7 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         None => load_settings(a.settings.as_ref(), a.tz)?,
     };
-    if !db.exists() {
-        anyhow::bail!("database {} does not exist", db.display());
-    }
-    let store = Store::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open_existing(&db).await?;
     let req = PackRequest {
         selection,
         establishment: a.establishment,

@@ -59,13 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (input, period) = match (&args.db, &args.input) {
         (Some(db), _) => {
-            if !db.exists() {
-                bail!(
-                    "database {} does not exist (create it with `dispo run` or `dispo import`)",
-                    db.display()
-                );
-            }
-            let store = Store::open(db).await?;
+            let store = Store::open_existing(db).await?;
             let period = match given {
                 Some(p) => p,
                 None => match store.observation_span().await? {
@@ -82,7 +76,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, Some(csv)) => {
             let now = chrono::Utc::now().timestamp_millis();
-            let (input, span) = period::from_csv(csv, &settings, now)?;
+            // Resolved, so that its messages say where dispo looked.
+            let csv = std::path::absolute(csv).unwrap_or_else(|_| csv.clone());
+            let (input, span) = period::from_csv(&csv, &settings, now)?;
             let period = match (given, span) {
                 (Some(p), _) => p,
                 (None, Some(span)) => period::period_of_span(span, &settings),

@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             store
                 .record_monitor_run("synth", &series, from_ms, to_ms, "synthetic")
                 .await?;
+            store.close().await;
             println!("{added} synthetic observations added to {}", db.display());
         }
         (None, None) => bail!("give --out FILE.csv or --db FILE"),

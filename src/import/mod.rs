@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
@@ -111,6 +111,8 @@ pub struct ImportOptions {
     pub rejects_path: PathBuf,
     /// How many refused lines the summary keeps to show.
     pub show_rejects: usize,
+    /// Set (by Ctrl-C) to stop after the batch being written: what landed is summed up.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// What happened to one input.
@@ -189,6 +191,8 @@ pub enum ImportError {
     Store(#[from] StoreError),
     #[error("the reader thread stopped unexpectedly")]
     Thread,
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// An import that stopped: what landed before, and why it stopped.
@@ -379,6 +383,10 @@ async fn import_one(
     // Spans of the rows that landed (whole batches).
     let mut landed = LogSpans::default();
     while let Some(Msg::Batch(batch, spans)) = rx.recv().await {
+        if opts.interrupted.load(Ordering::Relaxed) {
+            insert_error = Some(ImportError::Interrupted);
+            break;
+        }
         let n = batch.len() as u64;
         match store.insert_observations(batch).await {
             Ok(added) => {
@@ -424,6 +432,14 @@ async fn import_one(
         debug_assert_eq!(file.added + file.already_present, file.rows);
     }
     match insert_error {
+        // Stopped by the operator: the batches that landed are covered, as they would be.
+        Some(ImportError::Interrupted) => {
+            if let Err(se) = record_spans(store, input, &landed).await {
+                tracing::warn!(input = %input.name(), error = %se, "log coverage not recorded");
+            }
+            file.rows = file.added + file.already_present;
+            Err((sink, ImportError::Interrupted))
+        }
         // The database is failing: re-running the import records the whole file's spans.
         Some(e) => Err((sink, e)),
         None => match record_spans(store, input, &landed).await {

@@ -11,6 +11,7 @@ mod import;
 mod kpi;
 mod live;
 mod offline;
+mod operator;
 mod probe;
 mod report;
 mod rev2;
