@@ -4,6 +4,7 @@
 mod alert;
 mod bounded;
 mod demo;
+mod deploy;
 mod evidence;
 mod follow;
 mod hostile;
