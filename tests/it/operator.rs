@@ -587,3 +587,60 @@ fn metrics_listen_takes_a_port_alone() {
     assert!(t.contains(&format!("0.0.0.0:{port}")), "{t}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn why_a_probe_fails_is_logged_once_per_change() {
+    let sim = Sim::start_with(Some(
+        "[[fault]]\nestablishment = \"13807\"\ninterface = \"api\"\nkind = \"error503\"\nafter_s = 0\nfor_s = 600\n",
+    ));
+    let d = tmp_dir("operator", "reason");
+    let mut toml = String::from("[monitor]\nid = \"reason\"\nburst_interval_s = 0.2\n");
+    toml.push_str(&dispo::sim::pki::probe_establishment_toml(
+        "13807", sim.port, &sim.pki,
+    ));
+    toml.push_str("[[probe]]\nname = \"tok\"\nstep = \"token\"\nschedule = \"* * * * * *\"\n");
+    let cfg = d.join("r.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let db = d.join("r.db");
+    let o = Command::new(dispo_bin())
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--duration",
+            "3s",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let failing: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "probe failing")
+        .collect();
+    // Several failed requests (the schedule and a burst), one reason, said once.
+    assert_eq!(failing.len(), 1, "{err}");
+    assert_eq!(failing[0]["establishment"], "13807");
+    assert_eq!(failing[0]["probe"], "tok");
+    let reason = failing[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("aspsp_error (HTTP 503)"), "{reason}");
+    let o = Command::new(dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let k: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let requests: u64 = k["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["requests"].as_u64().unwrap())
+        .sum();
+    assert!(requests >= 3, "{requests} requests: {k}");
+    let _ = std::fs::remove_dir_all(&d);
+}
