@@ -179,6 +179,16 @@ fn seal_from_config(
             dir.join(p)
         }
     };
+    // As `dispo run` reads them: [defaults] fills the gaps, `{code}` and `${VAR}` expand.
+    let defaults = doc.get("defaults");
+    let value = |e: &toml::Value, key: &str, code: &str| -> Option<String> {
+        let raw = e
+            .get(key)
+            .or_else(|| defaults?.get(key))?
+            .as_str()?
+            .replace("{code}", code);
+        crate::config::expand_env(&raw, |n| std::env::var(n).ok()).ok()
+    };
     let mut found: Vec<(String, PathBuf, PathBuf)> = doc
         .get("establishment")
         .and_then(|v| v.as_array())
@@ -186,9 +196,9 @@ fn seal_from_config(
         .flatten()
         .filter_map(|e| {
             let code = e.get("code")?.as_str()?.to_owned();
-            let key = e.get("qseal_key")?.as_str()?;
-            let cert = e.get("qseal_cert")?.as_str()?;
-            Some((code, path(key), path(cert)))
+            let key = value(e, "qseal_key", &code)?;
+            let cert = value(e, "qseal_cert", &code)?;
+            Some((code, path(&key), path(&cert)))
         })
         .collect();
     if let Some(est) = est {
@@ -236,6 +246,9 @@ pub fn load_settings(
 }
 
 async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = a.establishment {
+        super::kpi::warn_unknown_codes([code], a.config.as_deref());
+    }
     let db =
         a.db.context("--db FILE is required (or use `dispo evidence verify DIR`)")?;
     let out = a

@@ -118,6 +118,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     // Whatever happened, what landed goes from the log into the database file.
     store.close().await;
+    let landed = match &result {
+        Ok(s) => s,
+        Err(f) => &f.landed,
+    };
+    super::kpi::warn_unknown_codes(
+        landed
+            .files
+            .iter()
+            .flat_map(|f| f.establishments.iter().copied()),
+        args.config.as_deref(),
+    );
     match result {
         Ok(summary) => {
             print_summary(&summary);

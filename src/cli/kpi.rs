@@ -134,17 +134,53 @@ pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<
 
 /// The `client_id` of every `[[establishment]]` of a probe configuration.
 fn monitor_client_ids(doc: &toml::Table) -> Vec<crate::domain::TppId> {
+    // An establishment without its own client_id has the one of [defaults].
+    let default = doc
+        .get("defaults")
+        .and_then(|d| d.get("client_id"))
+        .and_then(toml::Value::as_str);
     let mut ids: Vec<crate::domain::TppId> = doc
         .get("establishment")
         .and_then(toml::Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|e| e.get("client_id")?.as_str())
+        .filter_map(|e| e.get("client_id").and_then(toml::Value::as_str).or(default))
         .map(Into::into)
         .collect();
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// The establishment codes of a probe configuration (none without one), for
+/// [`crate::domain::unknown_code_warning`].
+pub fn configured_codes(config: Option<&Path>) -> Vec<crate::domain::EstablishmentCode> {
+    let Some(text) = config.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return Vec::new();
+    };
+    let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+        return Vec::new();
+    };
+    doc.get("establishment")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("code")?.as_str()?.parse().ok())
+        .collect()
+}
+
+/// Warns, once each, about the codes [`crate::domain::unknown_code_warning`] finds unknown.
+pub fn warn_unknown_codes(
+    codes: impl IntoIterator<Item = crate::domain::EstablishmentCode>,
+    config: Option<&Path>,
+) {
+    let configured = configured_codes(config);
+    let codes: std::collections::BTreeSet<_> = codes.into_iter().collect();
+    for c in codes {
+        if let Some(w) = crate::domain::unknown_code_warning(c, &configured) {
+            tracing::warn!("{w}");
+        }
+    }
 }
 
 /// Shown for a figure nobody observed.

@@ -50,6 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| c.parse())
             .collect::<Result<Vec<_>, _>>()?
     } else {
+        super::kpi::warn_unknown_codes(args.establishments.iter().copied(), None);
         args.establishments
     };
     let (from_ms, to_ms) = (

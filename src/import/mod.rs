@@ -126,6 +126,9 @@ pub struct FileSummary {
     /// Rows the store already had (or that repeat within the input).
     pub already_present: u64,
     pub rejected: u64,
+    /// The establishments of its rows (checked against the bank's list after the import).
+    #[serde(skip)]
+    pub establishments: std::collections::BTreeSet<crate::domain::EstablishmentCode>,
 }
 
 /// A refused line with the input it came from.
@@ -388,6 +391,14 @@ async fn import_one(
             break;
         }
         let n = batch.len() as u64;
+        // Rows arrive in runs of one establishment: a set insert only when it changes.
+        let mut last = None;
+        for o in &batch {
+            if last != Some(o.obs.establishment) {
+                last = Some(o.obs.establishment);
+                file.establishments.insert(o.obs.establishment);
+            }
+        }
         match store.insert_observations(batch).await {
             Ok(added) => {
                 file.added += added;

@@ -644,3 +644,118 @@ fn why_a_probe_fails_is_logged_once_per_change() {
     assert!(requests >= 3, "{requests} requests: {k}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn establishment_codes_are_checked_the_same_way_everywhere() {
+    let d = tmp_dir("operator", "codes");
+    let db = d.join("c.db");
+    let csv = d.join("o.csv");
+    std::fs::write(
+        &csv,
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n\
+         2026-07-10T08:00:00.000Z,13807,api,cbpii,log,T,200,100,,a1\n\
+         2026-07-10T08:00:01.000Z,99999,api,cbpii,log,T,200,100,,a2\n\
+         2026-07-10T08:00:02.000Z,99999,api,cbpii,log,T,200,100,,a3\n",
+    )
+    .unwrap();
+    let warning = "establishment 99999 is neither a Banque Populaire code nor in the configuration";
+    let o = Command::new(dispo_bin())
+        .args(["import", "--db"])
+        .arg(&db)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(t.matches(warning).count(), 1, "{t}");
+    assert!(!t.contains("establishment 13807 is"), "{t}");
+    // With a configuration that names it, 99999 is expected.
+    let cfg = d.join("p.toml");
+    std::fs::write(&cfg, "[[establishment]]\ncode = \"99999\"\n").unwrap();
+    let o = Command::new(dispo_bin())
+        .args(["import", "--config"])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&db)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!text(&o).contains(warning), "{}", text(&o));
+
+    let o = Command::new(dispo_bin())
+        .args([
+            "synth",
+            "--observations",
+            "10",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-02",
+            "--establishments",
+            "99999",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(text(&o).matches(warning).count(), 1, "{}", text(&o));
+    let o = Command::new(dispo_bin())
+        .args(["evidence", "--db"])
+        .arg(&db)
+        .args([
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-02",
+            "--establishment",
+            "99999",
+            "--out",
+        ])
+        .arg(d.join("pack"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&o).matches(warning).count(), 1, "{}", text(&o));
+    // Not five digits: refused by every command with the same words.
+    for args in [
+        vec![
+            "synth",
+            "--observations",
+            "1",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-02",
+            "--establishments",
+            "9999",
+            "--out",
+            "x.csv",
+        ],
+        vec![
+            "evidence",
+            "--db",
+            "x.db",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-02",
+            "--establishment",
+            "9999",
+            "--out",
+            "p",
+        ],
+    ] {
+        let o = Command::new(dispo_bin())
+            .current_dir(&d)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains("establishment code \"9999\" is not 5 digits"),
+            "{}",
+            text(&o)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
