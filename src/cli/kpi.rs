@@ -57,6 +57,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             p.to
         );
     }
+    // Any synthetic observation read (`dispo synth`): every output says so.
+    let mut synthetic = false;
     let (input, period) = match (&args.db, &args.input) {
         (Some(db), _) => {
             let store = Store::open_existing(db).await?;
@@ -72,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let now = chrono::Utc::now().timestamp_millis();
             let data = period::load(&store, period, &settings, &[], now).await?;
+            synthetic = data.synthetic;
             (data.input, period)
         }
         (None, Some(csv)) => {
@@ -94,10 +97,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &engine::json::to_json(&kpis))?;
+            let mut json = engine::json::to_json(&kpis);
+            if let Some(o) = json.as_object_mut() {
+                o.insert("synthetic".into(), synthetic.into());
+            }
+            serde_json::to_writer_pretty(&mut out, &json)?;
             writeln!(out)?;
         }
-        OutputFormat::Table => write_table(&mut out, &kpis)?,
+        OutputFormat::Table => {
+            if synthetic {
+                writeln!(
+                    out,
+                    "SYNTHETIC DATA (dispo synth): these figures describe no real measurement.\n"
+                )?;
+            }
+            write_table(&mut out, &kpis)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -759,3 +759,101 @@ fn establishment_codes_are_checked_the_same_way_everywhere() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn synthetic_data_says_so_everywhere_and_spans_the_period() {
+    let d = tmp_dir("operator", "synthetic");
+    let db = d.join("s.db");
+    let o = Command::new(dispo_bin())
+        .args([
+            "synth",
+            "--observations",
+            "100",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-10-01",
+            "--establishments",
+            "13807",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = Command::new(dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let k: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(k["synthetic"], true);
+    // A hundred observations over a quarter reach its last month.
+    let september = k["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["date"].as_str().unwrap().starts_with("2026-09") && d["requests"].as_u64() > Some(0)
+        })
+        .count();
+    assert!(september > 0, "no observation in September");
+    let o = Command::new(dispo_bin())
+        .args(["kpi", "--format", "table", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with(
+            "SYNTHETIC DATA (dispo synth): these figures describe no real measurement."
+        ),
+        "{}",
+        text(&o)
+    );
+    let pack = d.join("pack");
+    let o = Command::new(dispo_bin())
+        .args([
+            "evidence",
+            "--lang",
+            "en",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-08",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--out")
+        .arg(&pack)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let summary = std::fs::read_to_string(pack.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("SYNTHETIC DATA (dispo synth): this pack describes no real measurement."),
+        "{summary}"
+    );
+    // Real observations: not flagged.
+    let real = d.join("r.db");
+    let csv = d.join("o.csv");
+    std::fs::write(
+        &csv,
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n\
+         2026-07-10T08:00:00.000Z,13807,api,cbpii,log,T,200,100,,a1\n",
+    )
+    .unwrap();
+    Command::new(dispo_bin())
+        .args(["import", "--db"])
+        .arg(&real)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let o = Command::new(dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&real)
+        .output()
+        .unwrap();
+    let k: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(k["synthetic"], false);
+    let _ = std::fs::remove_dir_all(&d);
+}
