@@ -385,7 +385,21 @@ async fn import_one(
     let mut insert_error = None;
     // Spans of the rows that landed (whole batches).
     let mut landed = LogSpans::default();
-    while let Some(Msg::Batch(batch, spans)) = rx.recv().await {
+    loop {
+        // Ctrl-C is looked at between batches, and while waiting for one (a stalled stdin).
+        let next = tokio::select! {
+            m = rx.recv() => m,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if opts.interrupted.load(Ordering::Relaxed) {
+                    insert_error = Some(ImportError::Interrupted);
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(Msg::Batch(batch, spans)) = next else {
+            break;
+        };
         if opts.interrupted.load(Ordering::Relaxed) {
             insert_error = Some(ImportError::Interrupted);
             break;
@@ -413,6 +427,18 @@ async fn import_one(
     }
     // Closing the channel stops the reader if the database failed.
     drop(rx);
+    if matches!(insert_error, Some(ImportError::Interrupted)) {
+        // The reader may be blocked on its input: not waited for (the process ends). The rows
+        // that landed are covered, as they would be.
+        if let Err(se) = record_spans(store, input, &landed).await {
+            tracing::warn!(input = %input.name(), error = %se, "log coverage not recorded");
+        }
+        file.rows = file.added + file.already_present;
+        return Err((
+            RejectSink::new(opts.rejects_path.clone(), 0),
+            ImportError::Interrupted,
+        ));
+    }
     let joined = tokio::task::spawn_blocking(move || reader.join())
         .await
         .ok()
@@ -443,14 +469,6 @@ async fn import_one(
         debug_assert_eq!(file.added + file.already_present, file.rows);
     }
     match insert_error {
-        // Stopped by the operator: the batches that landed are covered, as they would be.
-        Some(ImportError::Interrupted) => {
-            if let Err(se) = record_spans(store, input, &landed).await {
-                tracing::warn!(input = %input.name(), error = %se, "log coverage not recorded");
-            }
-            file.rows = file.added + file.already_present;
-            Err((sink, ImportError::Interrupted))
-        }
         // The database is failing: re-running the import records the whole file's spans.
         Some(e) => Err((sink, e)),
         None => match record_spans(store, input, &landed).await {

@@ -857,3 +857,63 @@ fn synthetic_data_says_so_everywhere_and_spans_the_period() {
     assert_eq!(k["synthetic"], false);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn ctrl_c_during_an_import_sums_up_what_landed_and_exits_130() {
+    use std::io::Write as _;
+    let d = tmp_dir("operator", "sigint");
+    let db = d.join("i.db");
+    let mut child = Command::new(dispo_bin())
+        .args(["import", "--batch-rows", "1000", "--db"])
+        .arg(&db)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut rows = String::from(
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n",
+    );
+    for i in 0..5000 {
+        rows.push_str(&format!(
+            "2026-07-01T08:{:02}:{:02}.{:03}Z,13807,api,cbpii,log,T,200,100,,r{i}\n",
+            i / 3600 % 60,
+            i / 60 % 60,
+            i % 1000
+        ));
+    }
+    stdin.write_all(rows.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The input stays open (a follow-up that never comes): five batches land, then Ctrl-C.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let k = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert!(
+        t.contains("imported 5000 rows") && t.contains("5000 added"),
+        "{t}"
+    );
+    assert!(t.contains("import interrupted: 5000 rows committed"), "{t}");
+    let o = Command::new(dispo_bin())
+        .args(["kpi", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let k: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let requests: u64 = k["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 5000);
+    let _ = std::fs::remove_dir_all(&d);
+}
