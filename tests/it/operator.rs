@@ -917,3 +917,53 @@ fn ctrl_c_during_an_import_sums_up_what_landed_and_exits_130() {
     assert_eq!(requests, 5000);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn report_does_not_overwrite_a_publication_unless_forced() {
+    let d = tmp_dir("operator", "report-force");
+    let db = d.join("r.db");
+    let csv = d.join("o.csv");
+    std::fs::write(
+        &csv,
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id\n\
+         2026-07-04T10:00:00.000Z,13807,api,cbpii,log,T,200,100,,a1\n",
+    )
+    .unwrap();
+    Command::new(dispo_bin())
+        .args(["import", "--db"])
+        .arg(&db)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let out = d.join("pub");
+    let report = |force: bool| {
+        let mut c = Command::new(dispo_bin());
+        c.args([
+            "report",
+            "--from",
+            "2026-07-04",
+            "--to",
+            "2026-07-05",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out);
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    let o = report(false);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = report(false);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let want = format!(
+        "error: {} already holds a publication: give --force to replace it, or another --out",
+        out.join("2026-07-04_2026-07-05").display()
+    );
+    assert_eq!(text(&o).trim(), want);
+    let o = report(true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
