@@ -26,6 +26,11 @@ fn main() -> ExitCode {
     match rt.block_on(dispo::cli::dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) if dispo::cli::is_broken_pipe(&e) => ExitCode::from(exit::OK),
+        Err(e) if e.downcast_ref::<dispo::cli::UsageError>().is_some() => {
+            // As clap says its own: the message, then how to get help.
+            eprintln!("error: {e}\n\nFor more information, try '--help'.");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
             if json {
                 // The log stack gets the reason as one more JSON line.

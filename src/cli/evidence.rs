@@ -249,16 +249,17 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = a.establishment {
         super::kpi::warn_unknown_codes([code], a.config.as_deref());
     }
-    let db =
-        a.db.context("--db FILE is required (or use `dispo evidence verify DIR`)")?;
-    let out = a
-        .out
-        .context("--out DIR is required: where to write the pack")?;
+    let Some(db) = a.db else {
+        super::usage!("--db FILE is required (or use `dispo evidence verify DIR`)");
+    };
+    let Some(out) = a.out else {
+        super::usage!("--out DIR is required: where to write the pack");
+    };
     let selection = match (a.episode, a.from, a.to) {
         (Some(id), _, _) => Selection::Episode(id.parse::<EpisodeId>()?),
         (None, Some(from), Some(to)) => Selection::Period { from, to },
         _ => {
-            anyhow::bail!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
+            super::usage!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
         }
     };
     let settings = match &a.config {

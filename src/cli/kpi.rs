@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = given
         && p.to <= p.from
     {
-        bail!(
+        super::usage!(
             "--from {} must come before --to {} (--to is exclusive)",
             p.from,
             p.to
@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             (input, period)
         }
-        (None, None) => bail!("give --db FILE or --input FILE.csv"),
+        (None, None) => super::usage!("give --db FILE or --input FILE.csv"),
     };
     let kpis = engine::compute(&input, period, &settings)?;
     let mut out = std::io::stdout().lock();

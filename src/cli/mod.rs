@@ -133,6 +133,20 @@ fn write_stdout(buf: &[u8]) -> std::io::Result<()> {
     out.flush()
 }
 
+/// A command line clap cannot judge alone (`--from` after `--to`, neither `--db` nor `--input`):
+/// exits 2 like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Returns early with a [`UsageError`].
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new($crate::cli::UsageError(format!($($t)*))))
+    };
+}
+pub(crate) use usage;
+
 /// Whether an error is a write to a closed pipe (`dispo kpi | head -1`): the reader has what
 /// it wanted, so the command ends quietly.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -207,6 +207,37 @@ fn exit_codes_follow_one_table() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Usage errors dispo finds itself: 2 as well, said the same way.
+    for args in [
+        vec!["kpi"],
+        vec![
+            "kpi",
+            "--input",
+            "x.csv",
+            "--from",
+            "2026-07-02",
+            "--to",
+            "2026-07-01",
+        ],
+        vec![
+            "synth",
+            "--observations",
+            "1",
+            "--from",
+            "2026-07-01",
+            "--to",
+            "2026-07-02",
+        ],
+        vec!["evidence", "--db", "x.db", "--out", "p"],
+    ] {
+        let o = Command::new(dispo_bin()).args(&args).output().unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(
+            t.starts_with("error: ") && t.contains("For more information, try '--help'."),
+            "{t}"
+        );
+    }
     // A closed pipe ends the command quietly, with 0 (as `cat` would).
     let d = tmp_dir("operator", "pipe");
     let csv = d.join("o.csv");
