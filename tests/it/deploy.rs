@@ -294,6 +294,7 @@ fn the_grafana_dashboard_asks_only_for_exported_metrics() {
         "dispo_observations_unwritten",
         "dispo_store_write_failures_total",
         "dispo_last_write_timestamp_seconds",
+        "dispo_observations_spilled",
     ] {
         assert!(used.contains(want), "the dashboard does not show {want}");
     }
