@@ -57,6 +57,7 @@ fn main() {
             batch_rows: import::DEFAULT_BATCH_ROWS,
             rejects_path: base.join("rejects.jsonl"),
             show_rejects: 0,
+            interrupted: Default::default(),
         };
         let t = Instant::now();
         let s = import::import(

@@ -172,6 +172,21 @@ pub fn known_establishment(code: &str) -> Option<&'static KnownEstablishment> {
     KNOWN_ESTABLISHMENTS.iter().find(|e| e.code == code)
 }
 
+/// The one check of a well-formed code every command makes (`import`, `synth`, `evidence
+/// --establishment`): a warning when it is neither one of the bank's codes nor one of
+/// `configured` (a typo would otherwise become a phantom establishment in every figure).
+pub fn unknown_code_warning(
+    code: EstablishmentCode,
+    configured: &[EstablishmentCode],
+) -> Option<String> {
+    if known_establishment(code.as_str()).is_some() || configured.contains(&code) {
+        return None;
+    }
+    Some(format!(
+        "establishment {code} is neither a Banque Populaire code nor in the configuration: a typo? (its figures are counted apart)"
+    ))
+}
+
 /// An IBAN whose ISO 13616 mod-97 checksum holds. Stored without spaces, upper case.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

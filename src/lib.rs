@@ -25,6 +25,7 @@
 //! - [`evidence`]: evidence packs with SHA-256 manifests.
 //! - [`escape`]: data made harmless for CSV, Slack and Markdown.
 //! - [`files`]: files and directories readable by their owner only.
+//! - [`messages`]: error messages with one cause, said once.
 //! - [`sim`]: the embedded Banque Populaire STET sandbox with fault injection.
 //! - [`cli`]: one file per subcommand.
 
@@ -39,6 +40,7 @@ pub mod evidence;
 pub mod files;
 pub mod follow;
 pub mod import;
+pub mod messages;
 pub mod metrics;
 pub mod period;
 pub mod probe;

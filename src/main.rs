@@ -4,11 +4,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use dispo::cli::exit;
 
 fn main() -> ExitCode {
     dispo::install_crypto_provider();
+    quiet_on_closed_pipe();
+    // Usage errors exit 2 (clap's own code), `--help` and `--version` 0.
     let cli = dispo::cli::Cli::parse();
-    dispo::cli::init_logging(cli.verbose);
+    let json = cli.log_format == dispo::cli::LogFormat::Json;
+    dispo::cli::init_logging(cli.verbose, cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,14 +20,44 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::ERROR);
         }
     };
     match rt.block_on(dispo::cli::dispatch(cli.command)) {
         Ok(code) => code,
+        Err(e) if dispo::cli::is_broken_pipe(&e) => ExitCode::from(exit::OK),
+        Err(e) if e.downcast_ref::<dispo::cli::UsageError>().is_some() => {
+            // As clap says its own: the message, then how to get help.
+            eprintln!("error: {e}\n\nFor more information, try '--help'.");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if json {
+                // The log stack gets the reason as one more JSON line.
+                tracing::error!(error = %dispo::messages::one_line(&e), "dispo stopped");
+            } else {
+                eprintln!("error: {}", dispo::messages::one_line(&e));
+            }
+            ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// `println!` panics when stdout is a closed pipe (`dispo kpi | head -1`); the reader has had
+/// what it wanted, so that one panic ends the process quietly with 0, as `cat` would. Every
+/// other panic keeps the default report.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(exit::OK.into());
+        }
+        default(info);
+    }));
 }

@@ -36,6 +36,9 @@ pub struct Synth {
     pending: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, usize, bool)>>,
     /// Position on the main timeline.
     j: u64,
+    /// Time of the next main-timeline row: what is left of the period spread over the rows left,
+    /// so that burst rows never leave the end of the period empty.
+    cursor: f64,
 }
 
 impl Synth {
@@ -54,6 +57,7 @@ impl Synth {
                 .collect(),
             pending: Default::default(),
             j: 0,
+            cursor: spec.from_ms as f64,
             spec,
         }
     }
@@ -84,7 +88,7 @@ impl Iterator for Synth {
         }
         let i = self.i;
         self.i += 1;
-        let main_t = self.spec.from_ms + (self.j as f64 * self.step_ms) as i64;
+        let main_t = self.cursor as i64;
         // A burst row due first (a monitor confirming an outage, then the reply that ends it).
         if let Some(std::cmp::Reverse((t, _, e, fail))) = self.pending.peek().copied()
             && t <= main_t
@@ -93,6 +97,9 @@ impl Iterator for Synth {
             return Some(self.burst_row(i, t, e, fail));
         }
         self.j += 1;
+        // Rows left, this one included (> 0: checked above).
+        let left = (self.spec.observations - i) as f64;
+        self.cursor += (self.spec.to_ms as f64 - self.cursor) / left;
         let t = main_t;
         let e = (i % self.spec.establishments.len() as u64) as usize;
         let est = self.spec.establishments[e];
@@ -249,5 +256,25 @@ mod tests {
         // Request ids are unique (imports are keyed on them).
         let ids: std::collections::BTreeSet<_> = a.iter().map(|o| &o.obs.request_id).collect();
         assert_eq!(ids.len(), a.len());
+    }
+
+    #[test]
+    fn a_small_count_still_spans_the_whole_period() {
+        // 100 rows over a quarter: outage bursts used to eat the count, ending in July.
+        let from_ms = 1_719_784_800_000; // 2024-07-01T00:00+02:00
+        let to_ms = 1_727_733_600_000; // 2024-10-01T00:00+02:00
+        let rows: Vec<_> = Synth::new(SynthSpec {
+            observations: 100,
+            from_ms,
+            to_ms,
+            establishments: vec!["13807".parse().unwrap()],
+            seed: 42,
+        })
+        .collect();
+        assert_eq!(rows.len(), 100);
+        let last = rows.last().unwrap().obs.received_at_ms;
+        // The last row within the last tenth of the period.
+        assert!(last > to_ms - (to_ms - from_ms) / 10, "{last}");
+        assert!(last < to_ms);
     }
 }

@@ -179,6 +179,16 @@ fn seal_from_config(
             dir.join(p)
         }
     };
+    // As `dispo run` reads them: [defaults] fills the gaps, `{code}` and `${VAR}` expand.
+    let defaults = doc.get("defaults");
+    let value = |e: &toml::Value, key: &str, code: &str| -> Option<String> {
+        let raw = e
+            .get(key)
+            .or_else(|| defaults?.get(key))?
+            .as_str()?
+            .replace("{code}", code);
+        crate::config::expand_env(&raw, |n| std::env::var(n).ok()).ok()
+    };
     let mut found: Vec<(String, PathBuf, PathBuf)> = doc
         .get("establishment")
         .and_then(|v| v.as_array())
@@ -186,9 +196,9 @@ fn seal_from_config(
         .flatten()
         .filter_map(|e| {
             let code = e.get("code")?.as_str()?.to_owned();
-            let key = e.get("qseal_key")?.as_str()?;
-            let cert = e.get("qseal_cert")?.as_str()?;
-            Some((code, path(key), path(cert)))
+            let key = value(e, "qseal_key", &code)?;
+            let cert = value(e, "qseal_cert", &code)?;
+            Some((code, path(&key), path(&cert)))
         })
         .collect();
     if let Some(est) = est {
@@ -236,16 +246,20 @@ pub fn load_settings(
 }
 
 async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
-    let db =
-        a.db.context("--db FILE is required (or use `dispo evidence verify DIR`)")?;
-    let out = a
-        .out
-        .context("--out DIR is required: where to write the pack")?;
+    if let Some(code) = a.establishment {
+        super::kpi::warn_unknown_codes([code], a.config.as_deref());
+    }
+    let Some(db) = a.db else {
+        super::usage!("--db FILE is required (or use `dispo evidence verify DIR`)");
+    };
+    let Some(out) = a.out else {
+        super::usage!("--out DIR is required: where to write the pack");
+    };
     let selection = match (a.episode, a.from, a.to) {
         (Some(id), _, _) => Selection::Episode(id.parse::<EpisodeId>()?),
         (None, Some(from), Some(to)) => Selection::Period { from, to },
         _ => {
-            anyhow::bail!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
+            super::usage!("say which episodes: --episode ID, or --from YYYY-MM-DD --to YYYY-MM-DD")
         }
     };
     let settings = match &a.config {
@@ -255,12 +269,7 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         None => load_settings(a.settings.as_ref(), a.tz)?,
     };
-    if !db.exists() {
-        anyhow::bail!("database {} does not exist", db.display());
-    }
-    let store = Store::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open_existing(&db).await?;
     let req = PackRequest {
         selection,
         establishment: a.establishment,

@@ -1,8 +1,9 @@
 //! `dispo import`: loads observation CSVs or gateway JSON lines into the database.
 //!
-//! Exit status: 0 when every line imported (or was already present), 2 when some lines were
+//! Exit status: 0 when every line imported (or was already present), 3 when some lines were
 //! refused (the rest imported; see the rejects file), 1 on an error that stopped the import
-//! (what landed before is reported; re-running is safe). `--config` gives the counting policy
+//! (what landed before is reported; re-running is safe), 130 when Ctrl-C stopped it (after the
+//! batch being written, with the summary of what landed); 2 stays clap's usage errors. `--config` gives the counting policy
 //! the bounds take (`[counting] max_latency_s`).
 
 use std::io::IsTerminal;
@@ -19,9 +20,10 @@ use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit status: 0 every line imported or already present; 2 some lines refused \
+    after_help = "Exit status: 0 every line imported or already present; 3 some lines refused \
 (the rest imported; see the rejects file); 1 an error stopped the import (whole batches that \
-landed stay; re-running is safe)."
+landed stay; re-running is safe); 130 interrupted by Ctrl-C (the summary says what landed); \
+2 a usage error."
 )]
 pub struct Args {
     /// The SQLite database (created if missing).
@@ -96,18 +98,54 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         batch_rows: args.batch_rows,
         rejects_path,
         show_rejects: args.show_rejects,
+        interrupted: Default::default(),
     };
+    // The first Ctrl-C stops after the batch being written and sums up; a second one ends at once.
+    let flag = opts.interrupted.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "interrupted: stopping after the batch being written (Ctrl-C again to quit now)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(super::exit::INTERRUPTED.into());
+            }
+        }
+    });
     let bar = progress_bar();
     let result = import::import_with_bounds(&store, &inputs, &opts, bounds, &bar).await;
     bar.finish_and_clear();
+    // Whatever happened, what landed goes from the log into the database file.
+    store.close().await;
+    let landed = match &result {
+        Ok(s) => s,
+        Err(f) => &f.landed,
+    };
+    super::kpi::warn_unknown_codes(
+        landed
+            .files
+            .iter()
+            .flat_map(|f| f.establishments.iter().copied()),
+        args.config.as_deref(),
+    );
     match result {
         Ok(summary) => {
             print_summary(&summary);
             Ok(if summary.rejected() > 0 {
-                ExitCode::from(2)
+                ExitCode::from(super::exit::SOME_REFUSED)
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Err(failure) if matches!(failure.error, import::ImportError::Interrupted) => {
+            print_summary(&failure.landed);
+            eprintln!(
+                "import interrupted: {} rows committed (whole batches); re-running the same \
+                 command is safe: rows already present are skipped",
+                failure.landed.added()
+            );
+            Ok(ExitCode::from(super::exit::INTERRUPTED))
         }
         Err(failure) => {
             print_summary(&failure.landed);

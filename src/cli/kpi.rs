@@ -51,21 +51,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = given
         && p.to <= p.from
     {
-        bail!(
+        super::usage!(
             "--from {} must come before --to {} (--to is exclusive)",
             p.from,
             p.to
         );
     }
+    // Any synthetic observation read (`dispo synth`): every output says so.
+    let mut synthetic = false;
     let (input, period) = match (&args.db, &args.input) {
         (Some(db), _) => {
-            if !db.exists() {
-                bail!(
-                    "database {} does not exist (create it with `dispo run` or `dispo import`)",
-                    db.display()
-                );
-            }
-            let store = Store::open(db).await?;
+            let store = Store::open_existing(db).await?;
             let period = match given {
                 Some(p) => p,
                 None => match store.observation_span().await? {
@@ -78,11 +74,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let now = chrono::Utc::now().timestamp_millis();
             let data = period::load(&store, period, &settings, &[], now).await?;
+            synthetic = data.synthetic;
             (data.input, period)
         }
         (None, Some(csv)) => {
             let now = chrono::Utc::now().timestamp_millis();
-            let (input, span) = period::from_csv(csv, &settings, now)?;
+            // Resolved, so that its messages say where dispo looked.
+            let csv = std::path::absolute(csv).unwrap_or_else(|_| csv.clone());
+            let (input, span) = period::from_csv(&csv, &settings, now)?;
             let period = match (given, span) {
                 (Some(p), _) => p,
                 (None, Some(span)) => period::period_of_span(span, &settings),
@@ -92,16 +91,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             (input, period)
         }
-        (None, None) => bail!("give --db FILE or --input FILE.csv"),
+        (None, None) => super::usage!("give --db FILE or --input FILE.csv"),
     };
     let kpis = engine::compute(&input, period, &settings)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &engine::json::to_json(&kpis))?;
+            let mut json = engine::json::to_json(&kpis);
+            if let Some(o) = json.as_object_mut() {
+                o.insert("synthetic".into(), synthetic.into());
+            }
+            serde_json::to_writer_pretty(&mut out, &json)?;
             writeln!(out)?;
         }
-        OutputFormat::Table => write_table(&mut out, &kpis)?,
+        OutputFormat::Table => {
+            if synthetic {
+                writeln!(
+                    out,
+                    "SYNTHETIC DATA (dispo synth): these figures describe no real measurement.\n"
+                )?;
+            }
+            write_table(&mut out, &kpis)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -138,17 +149,53 @@ pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<
 
 /// The `client_id` of every `[[establishment]]` of a probe configuration.
 fn monitor_client_ids(doc: &toml::Table) -> Vec<crate::domain::TppId> {
+    // An establishment without its own client_id has the one of [defaults].
+    let default = doc
+        .get("defaults")
+        .and_then(|d| d.get("client_id"))
+        .and_then(toml::Value::as_str);
     let mut ids: Vec<crate::domain::TppId> = doc
         .get("establishment")
         .and_then(toml::Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|e| e.get("client_id")?.as_str())
+        .filter_map(|e| e.get("client_id").and_then(toml::Value::as_str).or(default))
         .map(Into::into)
         .collect();
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// The establishment codes of a probe configuration (none without one), for
+/// [`crate::domain::unknown_code_warning`].
+pub fn configured_codes(config: Option<&Path>) -> Vec<crate::domain::EstablishmentCode> {
+    let Some(text) = config.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return Vec::new();
+    };
+    let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+        return Vec::new();
+    };
+    doc.get("establishment")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("code")?.as_str()?.parse().ok())
+        .collect()
+}
+
+/// Warns, once each, about the codes [`crate::domain::unknown_code_warning`] finds unknown.
+pub fn warn_unknown_codes(
+    codes: impl IntoIterator<Item = crate::domain::EstablishmentCode>,
+    config: Option<&Path>,
+) {
+    let configured = configured_codes(config);
+    let codes: std::collections::BTreeSet<_> = codes.into_iter().collect();
+    for c in codes {
+        if let Some(w) = crate::domain::unknown_code_warning(c, &configured) {
+            tracing::warn!("{w}");
+        }
+    }
 }
 
 /// Shown for a figure nobody observed.

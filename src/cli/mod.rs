@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod backup;
 pub mod check_config;
 pub mod demo;
 pub mod evidence;
@@ -22,6 +23,9 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines as text, or as JSON lines for a log stack (Loki, Elasticsearch, journald).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,6 +50,46 @@ pub enum Command {
     Synth(synth::Args),
     /// Show the whole product in one command against the embedded simulator
     Demo(demo::Args),
+    /// Copy the database into one consistent file, safe while `dispo run` writes
+    Backup(backup::Args),
+    /// Print a shell completion script (bash, zsh, fish) on stdout
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `dispo manpage > dispo.1`
+    Manpage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell: `dispo completions bash > /etc/bash_completion.d/dispo`.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The exit codes every command keeps (the README's table).
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// An error stopped the command (its message says which and why).
+    pub const ERROR: u8 = 1;
+    /// The command line is wrong (clap's usage errors).
+    pub const USAGE: u8 = 2;
+    /// `dispo import`: some lines were refused, the others imported.
+    pub const SOME_REFUSED: u8 = 3;
+    /// Interrupted by Ctrl-C (SIGINT), after saying what was done.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -59,11 +103,73 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evidence(a) => evidence::run(a).await,
         Command::Synth(a) => synth::run(a).await,
         Command::Demo(a) => demo::run(a).await,
+        Command::Backup(a) => backup::run(a).await,
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let shell = match a.shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "dispo", &mut buf);
+            write_stdout(&buf)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut buf)?;
+            write_stdout(&buf)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
+fn write_stdout(buf: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(buf)?;
+    out.flush()
+}
+
+/// A command line clap cannot judge alone (`--from` after `--to`, neither `--db` nor `--input`):
+/// exits 2 like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Returns early with a [`UsageError`].
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new($crate::cli::UsageError(format!($($t)*))))
+    };
+}
+pub(crate) use usage;
+
+/// Whether an error is a write to a closed pipe (`dispo kpi | head -1`): the reader has what
+/// it wanted, so the command ends quietly.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            // serde_json keeps the I/O error inside, out of the chain.
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+    })
+}
+
+/// A path as messages show it: absolute, so "no such file" says where dispo looked.
+pub fn shown_path(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_owned())
+        .display()
+        .to_string()
+}
+
 /// Logs go to stderr as structured fields; stdout stays for the command's own output.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "info,sqlx::query=error",
@@ -71,11 +177,20 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // One JSON object a line: time, level, target, the fields and the message.
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

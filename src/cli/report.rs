@@ -47,6 +47,9 @@ pub struct Args {
     /// With --exemption: accept a period shorter than three months (marked in the dossier).
     #[arg(long, requires = "exemption")]
     pub allow_short_period: bool,
+    /// Replace the publication already in `<out>/<period>/` (refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -92,6 +95,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             files.len()
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    // A publication already made is not replaced unless asked (as evidence refuses its folder).
+    let dir = args.out.join(&label);
+    if !args.force && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+        bail!(
+            "{} already holds a publication: give --force to replace it, or another --out",
+            super::shown_path(&dir)
+        );
     }
     let req = ReportRequest {
         period,

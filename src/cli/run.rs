@@ -20,9 +20,23 @@ pub struct Args {
     /// Stop after this long (`90s`, `2m`, `1h`); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; `:9464` is every
+    /// interface).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `HOST:PORT`, or `:PORT` for every interface (as Prometheus exporters write it).
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_owned(),
+    };
+    full.parse().map_err(|_| {
+        format!(
+            "{s:?} is not an address: give HOST:PORT (127.0.0.1:9464) or :PORT (every interface)"
+        )
+    })
 }
 
 /// `90s`, `2m`, `1h`, `500ms` or a number of seconds.
@@ -70,9 +84,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    // One `dispo run` per monitor id and database (held until the process ends).
+    let _lock = crate::store::lock_monitor(&args.db, &cfg.monitor.id)?;
     let store = Store::open(&args.db)
         .await
         .with_context(|| format!("database {}", args.db.display()))?;
+    tracing::info!(
+        config = %super::shown_path(&args.config),
+        db = %super::shown_path(&args.db),
+        monitor = %cfg.monitor.id,
+        establishments = cfg.establishments.len(),
+        probes = cfg.probes.len(),
+        sources = cfg.sources.len(),
+        "dispo run starting"
+    );
+    let a = &cfg.alerts;
+    if a.webhook.is_empty() && a.slack.is_empty() && a.alertmanager.is_empty() && a.email.is_empty()
+    {
+        tracing::warn!(
+            config = %super::shown_path(&args.config),
+            "no alert channel configured ([alerts] webhook, slack, alertmanager or email): outages are recorded but nobody is told"
+        );
+    }
     // Observations reach their observers in order, none lost (`probe::order`).
     let mut observers = crate::probe::order::Observers::default();
     let since = chrono::Utc::now().timestamp_millis();
@@ -124,7 +157,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::select! { _ = super::shutdown_signal() => {}, _ = until => {} }
         daemon::RunSummary::default()
     } else {
-        daemon::run(cfg, store, opts, observers, super::shutdown_signal()).await?
+        daemon::run(
+            cfg,
+            store.clone(),
+            opts,
+            observers,
+            super::shutdown_signal(),
+        )
+        .await?
     };
     if let Some(f) = following {
         println!("{} gateway log rows followed", f.stop().await);
@@ -133,6 +173,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
     }
+    // The log written back into the database file: a copy of `dispo.db` alone is complete.
+    store.close().await;
     println!(
         "{} observations recorded in {}",
         summary.observations_written,
@@ -144,6 +186,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::parse_duration;
+
+    #[test]
+    fn a_listen_address_may_leave_the_host_out() {
+        use super::parse_listen;
+        assert_eq!(parse_listen(":9464").unwrap().to_string(), "0.0.0.0:9464");
+        assert_eq!(
+            parse_listen("127.0.0.1:9464").unwrap().to_string(),
+            "127.0.0.1:9464"
+        );
+        assert!(parse_listen("9464").is_err());
+    }
 
     #[test]
     fn durations_out_of_range_are_refused() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::NaiveDate;
 
 use crate::domain::{EstablishmentCode, Interface, SEED_ESTABLISHMENT_CODES};
@@ -37,7 +37,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.to <= args.from {
-        bail!(
+        super::usage!(
             "--from {} must come before --to {} (--to is exclusive)",
             args.from,
             args.to
@@ -50,6 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| c.parse())
             .collect::<Result<Vec<_>, _>>()?
     } else {
+        super::kpi::warn_unknown_codes(args.establishments.iter().copied(), None);
         args.establishments
     };
     let (from_ms, to_ms) = (
@@ -97,9 +98,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             store
                 .record_monitor_run("synth", &series, from_ms, to_ms, "synthetic")
                 .await?;
+            store.close().await;
             println!("{added} synthetic observations added to {}", db.display());
         }
-        (None, None) => bail!("give --out FILE.csv or --db FILE"),
+        (None, None) => super::usage!("give --out FILE.csv or --db FILE"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,7 @@
 //! ```
 
 pub mod cron;
+pub mod print;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,10 @@ pub struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = if self.warning { "warning" } else { "error" };
+        // Line 0: the file as a whole (it cannot be read).
+        if self.line == 0 {
+            return write!(f, "{}: {kind}: {}", self.file.display(), self.message);
+        }
         write!(
             f,
             "{}:{}: {kind}: {}",
@@ -87,8 +92,12 @@ pub struct ConfigErrors(pub Vec<Problem>);
 struct RawFile {
     #[serde(default)]
     monitor: RawMonitor,
+    /// Keys shared by every establishment (each may override them); `{code}` in a value
+    /// stands for the establishment's code.
     #[serde(default)]
-    establishment: Vec<RawEstablishment>,
+    defaults: Option<RawEstablishment>,
+    #[serde(default)]
+    establishment: Vec<Spanned<RawEstablishment>>,
     #[serde(default)]
     probe: Vec<RawProbe>,
     #[serde(default)]
@@ -124,9 +133,32 @@ struct RawMonitor {
     canary: Option<Vec<Spanned<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An `[[establishment]]` table, or the `[defaults]` table its missing keys come from.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEstablishment {
+    code: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    psu_url: Option<Spanned<String>>,
+    resolve: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    qwac_cert: Option<Spanned<String>>,
+    qwac_key: Option<Spanned<String>>,
+    qseal_cert: Option<Spanned<String>>,
+    qseal_key: Option<Spanned<String>>,
+    key_id: Option<Spanned<String>>,
+    signed_headers: Option<Vec<String>>,
+    psu_ip_address: Option<Spanned<String>>,
+    refresh_token_file: Option<Spanned<String>>,
+    refresh_token_env: Option<Spanned<String>>,
+}
+
+/// An establishment once `[defaults]` filled its gaps and `${VAR}` / `{code}` were expanded:
+/// the keys every establishment needs are there.
+#[derive(Debug)]
+struct EstablishmentFields {
     code: Spanned<String>,
     name: Option<String>,
     base_url: Spanned<String>,
@@ -142,7 +174,7 @@ struct RawEstablishment {
     signed_headers: Option<Vec<String>>,
     psu_ip_address: Option<String>,
     refresh_token_file: Option<Spanned<String>>,
-    refresh_token_env: Option<String>,
+    refresh_token_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +318,53 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Expands `${NAME}` and `${NAME:-default}` with `lookup`; `$$` is a literal `$`. A `$` not
+/// followed by `{` or `$` stays as it is.
+pub fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let Some(end) = r.find('}') else {
+                return Err(format!("{s:?}: ${{ without its closing }}"));
+            };
+            let inner = &r[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(format!(
+                    "{s:?}: ${{{inner}}} is not an environment variable name"
+                ));
+            }
+            match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!(
+                        "{s:?}: the environment variable {name} is not set (or give a default: ${{{name}:-...}})"
+                    ));
+                }
+            }
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Loads and validates a configuration; `Err` lists every error (and the warnings).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_at(path, chrono::Utc::now().timestamp_millis())
@@ -299,16 +378,25 @@ pub fn load_at(path: &Path, now_ms: i64) -> Result<Config, ConfigErrors> {
         message,
         warning: false,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors(vec![problem(1, format!("cannot read the file: {e}"))]))?;
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![Problem {
+            file: shown.clone(),
+            line: 0,
+            message: format!("cannot read it: {}", crate::messages::io_reason(&e)),
+            warning: false,
+        }])
+    })?;
     let raw: RawFile = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(1);
         ConfigErrors(vec![problem(line, e.message().trim().to_owned())])
     })?;
+    // Paths in the file are relative to it; messages show them resolved.
+    let dir = shown.parent().unwrap_or(Path::new(".")).to_owned();
     let mut v = Validator {
         text: &text,
         path,
-        dir: path.parent().unwrap_or(Path::new(".")),
+        dir: &dir,
         problems: Vec::new(),
         now_ms,
     };
@@ -337,7 +425,7 @@ impl Validator<'_> {
         self.problems.push(Problem {
             file: self.path.into(),
             line,
-            message: message.into(),
+            message: crate::messages::without_os_error(&message.into()),
             warning: false,
         });
     }
@@ -346,7 +434,7 @@ impl Validator<'_> {
         self.problems.push(Problem {
             file: self.path.into(),
             line,
-            message: message.into(),
+            message: crate::messages::without_os_error(&message.into()),
             warning: true,
         });
     }
@@ -480,6 +568,152 @@ impl Validator<'_> {
         }
     }
 
+    /// Expands `${VAR}` (and `${VAR:-default}`) in a value from the environment, and `{code}`
+    /// with the establishment's code; an unset variable is an error at the value's line.
+    fn expand(&mut self, v: Spanned<String>, code: Option<&str>) -> Spanned<String> {
+        let span = v.span();
+        let text = match code {
+            Some(c) => v.get_ref().replace("{code}", c),
+            None => v.get_ref().clone(),
+        };
+        match expand_env(&text, |name| std::env::var(name).ok()) {
+            Ok(x) => Spanned::new(span, x),
+            Err(e) => {
+                self.err(&v, e);
+                Spanned::new(span, text)
+            }
+        }
+    }
+
+    /// `[defaults]` with `${VAR}` expanded once (so an unset variable is said once); `true`
+    /// when a value did not expand.
+    fn expand_defaults(&mut self, mut d: RawEstablishment) -> (RawEstablishment, bool) {
+        let before = self.problems.len();
+        for f in [
+            &mut d.base_url,
+            &mut d.psu_url,
+            &mut d.resolve,
+            &mut d.ca,
+            &mut d.client_id,
+            &mut d.qwac_cert,
+            &mut d.qwac_key,
+            &mut d.qseal_cert,
+            &mut d.qseal_key,
+            &mut d.key_id,
+            &mut d.psu_ip_address,
+            &mut d.refresh_token_file,
+            &mut d.refresh_token_env,
+        ] {
+            if let Some(v) = f.take() {
+                *f = Some(self.expand(v, None));
+            }
+        }
+        let failed = self.problems.len() > before;
+        (d, failed)
+    }
+
+    /// One `[[establishment]]` with the gaps filled from `[defaults]` and values expanded;
+    /// `None` (with an error at the table) when a key it needs is in neither.
+    fn fill(
+        &mut self,
+        table: Spanned<RawEstablishment>,
+        d: &RawEstablishment,
+        defaults_failed: bool,
+    ) -> Option<EstablishmentFields> {
+        let table_span = table.span();
+        let e = table.into_inner();
+        let errors_before = self.problems.len();
+        let Some(code) = e.code else {
+            self.err(
+                &Spanned::new(table_span, ()),
+                "this [[establishment]] has no code",
+            );
+            return None;
+        };
+        let c = code.get_ref().clone();
+        let mut missing = Vec::new();
+        // Its own values are expanded here; those of [defaults] were once, only {code} remains.
+        let pick = |this: Option<Spanned<String>>,
+                    default: &Option<Spanned<String>>,
+                    v: &mut Self|
+         -> Option<Spanned<String>> {
+            match this {
+                Some(x) => Some(v.expand(x, Some(&c))),
+                None => default
+                    .as_ref()
+                    .map(|x| Spanned::new(x.span(), x.get_ref().replace("{code}", &c))),
+            }
+        };
+        let base_url = pick(e.base_url, &d.base_url, self);
+        let psu_url = pick(e.psu_url, &d.psu_url, self);
+        let resolve = pick(e.resolve, &d.resolve, self);
+        let ca = pick(e.ca, &d.ca, self);
+        let client_id = pick(e.client_id, &d.client_id, self);
+        let qwac_cert = pick(e.qwac_cert, &d.qwac_cert, self);
+        let qwac_key = pick(e.qwac_key, &d.qwac_key, self);
+        let qseal_cert = pick(e.qseal_cert, &d.qseal_cert, self);
+        let qseal_key = pick(e.qseal_key, &d.qseal_key, self);
+        let key_id = pick(e.key_id, &d.key_id, self);
+        let psu_ip_address = pick(e.psu_ip_address, &d.psu_ip_address, self);
+        let refresh_token_file = pick(e.refresh_token_file, &d.refresh_token_file, self);
+        let refresh_token_env = pick(e.refresh_token_env, &d.refresh_token_env, self);
+        for (key, v) in [
+            ("base_url", &base_url),
+            ("ca", &ca),
+            ("client_id", &client_id),
+            ("qwac_cert", &qwac_cert),
+            ("qwac_key", &qwac_key),
+            ("qseal_key", &qseal_key),
+        ] {
+            if v.is_none() {
+                missing.push(key);
+            }
+        }
+        if !missing.is_empty() {
+            self.err(
+                &code,
+                format!(
+                    "establishment {c} has no {} (give it here or in [defaults])",
+                    missing.join(", ")
+                ),
+            );
+            return None;
+        }
+        if let Some(env) = &refresh_token_env
+            && std::env::var_os(env.get_ref()).is_none_or(|v| v.is_empty())
+        {
+            self.err(
+                env,
+                format!(
+                    "refresh_token_env {}: that environment variable is not set here (dispo run would have no refresh token for {c})",
+                    env.get_ref()
+                ),
+            );
+        }
+        if self.problems.len() > errors_before || defaults_failed {
+            // A value that did not expand would only add "cannot read .../${X}/..." errors.
+            return None;
+        }
+        Some(EstablishmentFields {
+            name: e.name.map(|n| self.expand(n, Some(&c)).into_inner()),
+            code,
+            base_url: base_url?,
+            psu_url,
+            resolve,
+            ca: ca?,
+            client_id: client_id?.into_inner(),
+            qwac_cert: qwac_cert?,
+            qwac_key: qwac_key?,
+            qseal_cert,
+            qseal_key: qseal_key?,
+            key_id: key_id.map(Spanned::into_inner),
+            signed_headers: e.signed_headers.or_else(|| d.signed_headers.clone()),
+            psu_ip_address: psu_ip_address.map(Spanned::into_inner),
+            refresh_token_file,
+            refresh_token_env,
+        })
+    }
+
     fn validate(&mut self, raw: RawFile) -> Option<Config> {
         let m = raw.monitor;
         let schedule_tz = match &m.schedule_tz {
@@ -546,7 +780,24 @@ impl Validator<'_> {
         }
 
         let mut establishments = Vec::new();
-        for e in raw.establishment {
+        let (defaults, defaults_failed) = self.expand_defaults(raw.defaults.unwrap_or_default());
+        for at in ["code", "name"] {
+            let given = if at == "code" {
+                defaults.code.as_ref()
+            } else {
+                defaults.name.as_ref()
+            };
+            if let Some(v) = given {
+                self.err(
+                    v,
+                    format!("{at} is per establishment: it has no place in [defaults]"),
+                );
+            }
+        }
+        for table in raw.establishment {
+            let Some(e) = self.fill(table, &defaults, defaults_failed) else {
+                continue;
+            };
             let code = match e.code.get_ref().parse::<EstablishmentCode>() {
                 Ok(c) if known_establishment(c.as_str()).is_some() => Some(c),
                 Ok(_) => {
@@ -620,8 +871,9 @@ impl Validator<'_> {
                     self.err(
                         &e.qwac_cert,
                         format!(
-                            "client_id {} differs from the QWAC's organization identifier {:?}",
-                            e.client_id, q.1.organization_identifier
+                            "client_id {} differs from the QWAC's organization identifier {}",
+                            e.client_id,
+                            q.1.organization_identifier.as_deref().unwrap_or("(none)")
                         ),
                     );
                 }
@@ -660,7 +912,7 @@ impl Validator<'_> {
             let host = base.host_str().unwrap_or_default().to_owned();
             let port = base.port_or_known_default().unwrap_or(443);
             establishments.push(Establishment {
-                name: e.name.unwrap_or_else(|| {
+                name: e.name.clone().unwrap_or_else(|| {
                     known_establishment(code.as_str())
                         .map(|k| k.short.to_owned())
                         .unwrap_or_default()
@@ -680,12 +932,13 @@ impl Validator<'_> {
                 signed_headers: e.signed_headers.unwrap_or_default(),
                 psu_ip_address: e.psu_ip_address,
                 refresh_token_file,
-                refresh_token_env: e.refresh_token_env,
+                refresh_token_env: e.refresh_token_env.map(Spanned::into_inner),
                 cert_not_after_ms: not_after,
             });
         }
 
         let mut probes = Vec::new();
+        let mut names: Vec<Spanned<String>> = Vec::new();
         for p in raw.probe {
             let schedule = match cron::parse(p.schedule.get_ref()) {
                 Ok(s) => Some(s),
@@ -764,6 +1017,20 @@ impl Validator<'_> {
                     );
                 }
             }
+            if let Some(first) = names
+                .iter()
+                .find(|n: &&Spanned<String>| n.get_ref() == p.name.get_ref())
+            {
+                let line = line_of(self.text, first.span().start);
+                self.err(
+                    &p.name,
+                    format!(
+                        "probe name {:?} is already used at line {line}: names identify probes in the database and the alerts",
+                        p.name.get_ref()
+                    ),
+                );
+            }
+            names.push(p.name.clone());
             if let (Some(step), Some(schedule)) = (step, schedule) {
                 probes.push(Probe {
                     name: p.name.get_ref().clone(),
@@ -776,6 +1043,7 @@ impl Validator<'_> {
             }
         }
         let counting = raw.counting.unwrap_or_default();
+        self.counting(&counting);
         let sources = self.sources(raw.source);
         Some(Config {
             path: self.path.to_owned(),
@@ -787,6 +1055,54 @@ impl Validator<'_> {
             sources,
             warnings: Vec::new(),
         })
+    }
+
+    /// The `[counting]` settings: what the engine would refuse later (a target of 150 %), and a
+    /// maintenance window that ends before it starts for more than 12 hours (read as running
+    /// into the next day: more likely start and end swapped). The line is the key's.
+    fn counting(&mut self, c: &Settings) {
+        let at = |v: &Self, key: &str| {
+            let offset = v
+                .text
+                .lines()
+                .scan(0usize, |off, l| {
+                    let here = *off;
+                    *off += l.len() + 1;
+                    Some((here, l))
+                })
+                .find(|(_, l)| {
+                    let t = l.trim_start();
+                    t.strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+                .or_else(|| v.text.find("[counting").map(|i| (i, "")))
+                .map(|(o, _)| o)
+                .unwrap_or(0);
+            Spanned::new(offset..offset, ())
+        };
+        if let Err(crate::engine::EngineError::Setting { name, why }) =
+            crate::engine::check_settings(c)
+        {
+            let key = name.rsplit('.').next().unwrap_or(name);
+            let here = at(self, key);
+            self.err(&here, format!("[counting] {name} {why}"));
+        }
+        for w in &c.maintenance {
+            if w.end < w.start {
+                let hours =
+                    (w.end - w.start + chrono::Duration::days(1)).num_minutes() as f64 / 60.0;
+                let here = at(self, "maintenance");
+                let what = format!(
+                    "[counting] maintenance {:?} {}-{} ends before it starts: read as {hours:.1} h running into the next day",
+                    w.weekday, w.start, w.end
+                );
+                if hours > 12.0 {
+                    self.err(&here, format!("{what}; start and end swapped? (an overnight window over 12 h is refused)"));
+                } else {
+                    self.warn(&here, what);
+                }
+            }
+        }
     }
 
     /// The `[[source]]` tables: gateway logs to follow.
@@ -1007,5 +1323,43 @@ mod source_tests {
         .to_string();
         assert!(e.contains(":4: error: canary \"ftp://x.example/\""), "{e}");
         assert!(e.contains(":5: error: canary \"not a url\""), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod expand_tests {
+    use super::expand_env;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "KEYS" => Some("/etc/dispo".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_expand_with_defaults_and_escapes() {
+        assert_eq!(
+            expand_env("${KEYS}/qwac.pem", env).unwrap(),
+            "/etc/dispo/qwac.pem"
+        );
+        assert_eq!(expand_env("${NOPE:-/srv/k}/a", env).unwrap(), "/srv/k/a");
+        assert_eq!(expand_env("${EMPTY:-d}", env).unwrap(), "d");
+        assert_eq!(expand_env("$$5 and $x", env).unwrap(), "$5 and $x");
+        assert_eq!(
+            expand_env("${NOPE}/a", env).unwrap_err(),
+            "\"${NOPE}/a\": the environment variable NOPE is not set (or give a default: ${NOPE:-...})"
+        );
+        assert!(
+            expand_env("${KEYS", env)
+                .unwrap_err()
+                .contains("without its closing")
+        );
+        assert!(
+            expand_env("${1X}", env)
+                .unwrap_err()
+                .contains("not an environment variable name")
+        );
     }
 }

@@ -646,6 +646,19 @@ fn in_range<'a, 'b>(sorted: &'b [&'a Observation], from: i64, to: i64) -> &'b [&
     &sorted[a..b.max(a)]
 }
 
+/// The settings alone, checked as [`compute`] would (for `dispo check-config`).
+pub fn check_settings(settings: &Settings) -> Result<(), EngineError> {
+    let day = NaiveDate::from_ymd_opt(2000, 1, 3).expect("a valid date");
+    let next = day.succ_opt().expect("a valid date");
+    validate(
+        Period {
+            from: day,
+            to: next,
+        },
+        settings,
+    )
+}
+
 fn validate(period: Period, settings: &Settings) -> Result<(), EngineError> {
     if period.to <= period.from {
         return Err(EngineError::EmptyPeriod {

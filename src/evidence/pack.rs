@@ -70,7 +70,8 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
         (_, Some(e)) => vec![*e],
         _ => Vec::new(),
     };
-    let (kpis, episodes) = match &req.selection {
+    // `synthetic`: any synthetic observation read (`dispo synth`): the summary says so first.
+    let (kpis, episodes, synthetic) = match &req.selection {
         Selection::Episode(id) => {
             let (_, last) = store
                 .observation_span()
@@ -82,10 +83,12 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
             let from = local_date(id.start_ms, tz) - chrono::Days::new(1);
             let data_end = local_date(last, tz) + chrono::Days::new(1);
             let mut days = 2u64;
-            let (kpis, found) = loop {
+            let (kpis, found, synthetic) = loop {
                 let to =
                     (from + chrono::Days::new(days)).min(data_end.max(from + chrono::Days::new(2)));
-                let (kpis, _) = compute(store, Period { from, to }, &req.settings, &filter).await?;
+                let (kpis, stored) =
+                    compute(store, Period { from, to }, &req.settings, &filter).await?;
+                let synthetic = stored.iter().any(|o| o.synthetic);
                 let found: Vec<Episode> = kpis
                     .episodes
                     .iter()
@@ -94,7 +97,7 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
                     .collect();
                 let still_open = found.iter().any(|e| e.open);
                 if !still_open || to >= data_end || days >= 32 {
-                    break (kpis, found);
+                    break (kpis, found, synthetic);
                 }
                 days *= 2;
             };
@@ -110,16 +113,17 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
                     near,
                 });
             }
-            (kpis, found)
+            (kpis, found, synthetic)
         }
         Selection::Period { from, to } => {
             let period = Period {
                 from: *from,
                 to: *to,
             };
-            let (kpis, _) = compute(store, period, &req.settings, &filter).await?;
+            let (kpis, stored) = compute(store, period, &req.settings, &filter).await?;
+            let synthetic = stored.iter().any(|o| o.synthetic);
             let eps = kpis.episodes.clone();
-            (kpis, eps)
+            (kpis, eps, synthetic)
         }
     };
 
@@ -143,11 +147,27 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
         let data_bytes: u64 = files.iter().map(|f| file_len(f)).sum();
         // Summaries state the pack's size; write them once, measure, and again if over the limit.
         let mut over = data_bytes > SIZE_LIMIT_BYTES;
-        let mut summary_files = write_summary(req, dir, &kpis, &episodes, &context, &files, over)?;
+        let mut summary_files = write_summary(
+            req,
+            dir,
+            &kpis,
+            &episodes,
+            &context,
+            &files,
+            Notes { over, synthetic },
+        )?;
         let total = |sf: &[PathBuf]| data_bytes + sf.iter().map(|f| file_len(f)).sum::<u64>();
         if !over && total(&summary_files) > SIZE_LIMIT_BYTES {
             over = true;
-            summary_files = write_summary(req, dir, &kpis, &episodes, &context, &files, over)?;
+            summary_files = write_summary(
+                req,
+                dir,
+                &kpis,
+                &episodes,
+                &context,
+                &files,
+                Notes { over, synthetic },
+            )?;
         }
         files.extend(summary_files);
         files.push(manifest::write(dir)?);
@@ -478,6 +498,13 @@ fn fmt_size(b: u64) -> String {
     }
 }
 
+/// What the summary warns about first: a pack over the size limit, synthetic data.
+#[derive(Debug, Clone, Copy)]
+struct Notes {
+    over: bool,
+    synthetic: bool,
+}
+
 fn write_summary(
     req: &PackRequest,
     dir: &Path,
@@ -485,8 +512,12 @@ fn write_summary(
     episodes: &[Episode],
     ctx: &[StoredObservation],
     data_files: &[PathBuf],
-    over_limit: bool,
+    notes: Notes,
 ) -> Result<Vec<PathBuf>, EvidenceError> {
+    let Notes {
+        over: over_limit,
+        synthetic,
+    } = notes;
     let l = req.lang;
     let s = &req.settings;
     let tz = s.tz;
@@ -497,6 +528,12 @@ fn write_summary(
         ),
         l.t("fr", "en"),
     );
+    if synthetic {
+        d.p(l.t(
+            "DONNÉES SYNTHÉTIQUES (dispo synth) : ce dossier ne décrit aucune mesure réelle.",
+            "SYNTHETIC DATA (dispo synth): this pack describes no real measurement.",
+        ));
+    }
     let generated = rfc3339(chrono::Utc::now().timestamp_millis());
     let selection = match &req.selection {
         Selection::Episode(id) => format!("{} {id}", l.t("épisode", "episode")),

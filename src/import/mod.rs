@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
@@ -111,6 +111,8 @@ pub struct ImportOptions {
     pub rejects_path: PathBuf,
     /// How many refused lines the summary keeps to show.
     pub show_rejects: usize,
+    /// Set (by Ctrl-C) to stop after the batch being written: what landed is summed up.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// What happened to one input.
@@ -124,6 +126,9 @@ pub struct FileSummary {
     /// Rows the store already had (or that repeat within the input).
     pub already_present: u64,
     pub rejected: u64,
+    /// The establishments of its rows (checked against the bank's list after the import).
+    #[serde(skip)]
+    pub establishments: std::collections::BTreeSet<crate::domain::EstablishmentCode>,
 }
 
 /// A refused line with the input it came from.
@@ -189,6 +194,8 @@ pub enum ImportError {
     Store(#[from] StoreError),
     #[error("the reader thread stopped unexpectedly")]
     Thread,
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// An import that stopped: what landed before, and why it stopped.
@@ -378,8 +385,34 @@ async fn import_one(
     let mut insert_error = None;
     // Spans of the rows that landed (whole batches).
     let mut landed = LogSpans::default();
-    while let Some(Msg::Batch(batch, spans)) = rx.recv().await {
+    loop {
+        // Ctrl-C is looked at between batches, and while waiting for one (a stalled stdin).
+        let next = tokio::select! {
+            m = rx.recv() => m,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if opts.interrupted.load(Ordering::Relaxed) {
+                    insert_error = Some(ImportError::Interrupted);
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(Msg::Batch(batch, spans)) = next else {
+            break;
+        };
+        if opts.interrupted.load(Ordering::Relaxed) {
+            insert_error = Some(ImportError::Interrupted);
+            break;
+        }
         let n = batch.len() as u64;
+        // Rows arrive in runs of one establishment: a set insert only when it changes.
+        let mut last = None;
+        for o in &batch {
+            if last != Some(o.obs.establishment) {
+                last = Some(o.obs.establishment);
+                file.establishments.insert(o.obs.establishment);
+            }
+        }
         match store.insert_observations(batch).await {
             Ok(added) => {
                 file.added += added;
@@ -394,6 +427,18 @@ async fn import_one(
     }
     // Closing the channel stops the reader if the database failed.
     drop(rx);
+    if matches!(insert_error, Some(ImportError::Interrupted)) {
+        // The reader may be blocked on its input: not waited for (the process ends). The rows
+        // that landed are covered, as they would be.
+        if let Err(se) = record_spans(store, input, &landed).await {
+            tracing::warn!(input = %input.name(), error = %se, "log coverage not recorded");
+        }
+        file.rows = file.added + file.already_present;
+        return Err((
+            RejectSink::new(opts.rejects_path.clone(), 0),
+            ImportError::Interrupted,
+        ));
+    }
     let joined = tokio::task::spawn_blocking(move || reader.join())
         .await
         .ok()

@@ -245,6 +245,7 @@ pub async fn run(
         seq: seq.clone(),
         stop: stop_rx.clone(),
         inflight: Default::default(),
+        reasons: Default::default(),
         timeout: cfg.monitor.timeout,
         bursts: cfg.monitor.burst_interval.map(|interval| {
             Bursts::new(Rule {
@@ -395,6 +396,9 @@ struct Ctx {
     connectivity: super::canary::Connectivity,
     /// Set while neither the database nor the spill journal takes observations.
     stalled: Arc<AtomicBool>,
+    /// Per establishment and probe, why its last run failed (`None`: it succeeded), so the log
+    /// says the reason once per change rather than only in the database.
+    reasons: std::sync::Mutex<BTreeMap<(String, String), Option<String>>>,
 }
 
 impl Ctx {
@@ -446,6 +450,7 @@ impl Ctx {
         // Before the bursts, the store and the observers see it: everything failing at once
         // with the canaries is the monitor's own error ([`super::canary`]).
         let r = self.connectivity.judge(r).await;
+        self.log_reason(&t, &p, &r);
         if let Some(b) = &self.bursts
             && let Action::Started(id) = b.finished(series, run, sent, r.outcome())
         {
@@ -453,6 +458,45 @@ impl Ctx {
             self.burst(t.clone(), p.clone(), series, id);
         }
         let _ = self.tx.send((ticket, r)).await;
+    }
+
+    /// Logs why a probe fails when the reason changes (`Connection refused`, `invalid peer
+    /// certificate: BadSignature`), and once when it succeeds again.
+    fn log_reason(&self, t: &Target, p: &Probe, r: &StepResult) {
+        let Some(last) = r.observations.last() else {
+            return;
+        };
+        if *self.stop.borrow() {
+            // "interrupted: the monitor stopped" is no news of the bank.
+            return;
+        }
+        let reason = (last.obs.outcome != Outcome::Ok).then(|| {
+            let mut why = last.obs.outcome.as_str().to_owned();
+            if let Some(s) = last.obs.status {
+                why.push_str(&format!(" (HTTP {s})"));
+            }
+            if let Some(text) = last.error_text.as_deref().filter(|x| !x.is_empty()) {
+                why.push_str(": ");
+                why.push_str(text);
+            }
+            why
+        });
+        let key = (t.est.code.to_string(), p.name.clone());
+        let mut reasons = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        let before = reasons.get(&key).cloned().flatten();
+        if before == reason {
+            return;
+        }
+        match &reason {
+            Some(why) => {
+                tracing::warn!(establishment = %t.est.code, probe = %p.name, reason = %why, "probe failing")
+            }
+            None if before.is_some() => {
+                tracing::info!(establishment = %t.est.code, probe = %p.name, "probe succeeds again")
+            }
+            None => {}
+        }
+        reasons.insert(key, reason);
     }
 
     /// Starts the sender of burst `id`: a request every interval, without waiting for the

@@ -116,6 +116,78 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Held while a `dispo run` probes under a monitor id on a database: a second one with the same
+/// id refuses to start (both would write heartbeats and probes under one name). An advisory
+/// lock on `<db>.<monitor id>.lock`, released by the kernel when the process ends, however it
+/// ends; the file holds the holder's pid for the message.
+#[derive(Debug)]
+pub struct MonitorLock {
+    _file: std::fs::File,
+}
+
+/// Why [`lock_monitor`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("monitor '{monitor}' already running (pid {pid}) on {db}")]
+    Running {
+        monitor: String,
+        pid: String,
+        db: String,
+    },
+    #[error("cannot take the lock {path}: {why}")]
+    Io { path: String, why: String },
+}
+
+/// Takes the lock of `monitor_id` on the database at `db`.
+pub fn lock_monitor(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockError> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let safe: String = monitor_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".{safe}.lock"));
+    let path = std::path::PathBuf::from(name);
+    let io = |e: std::io::Error| LockError::Io {
+        path: path.display().to_string(),
+        why: crate::messages::io_reason(&e),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            return Err(LockError::Running {
+                monitor: monitor_id.to_owned(),
+                pid: pid.trim().to_owned(),
+                db: std::path::absolute(db)
+                    .unwrap_or_else(|_| db.to_owned())
+                    .display()
+                    .to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    f.set_len(0).map_err(io)?;
+    f.rewind().map_err(io)?;
+    write!(f, "{}", std::process::id()).map_err(io)?;
+    f.flush().map_err(io)?;
+    Ok(MonitorLock { _file: f })
+}
+
 /// Runs of the migrations before `Store::open` reports their error.
 const MIGRATE_ATTEMPTS: u32 = 3;
 
@@ -211,6 +283,75 @@ impl Store {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Opens a database that must already exist: a missing, empty or non-SQLite file is
+    /// refused untouched (`dispo kpi --db notes.txt` must not turn it into a database).
+    pub async fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        let shown = std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string();
+        let raw = |why: String| StoreError::Raw {
+            path: shown.clone(),
+            why,
+        };
+        let mut head = [0u8; 16];
+        let read = std::fs::File::open(path).and_then(|mut f| {
+            use std::io::Read as _;
+            let mut n = 0;
+            while n < head.len() {
+                match f.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            Ok(n)
+        });
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(raw(
+                "does not exist (create it with `dispo run`, `dispo import` or `dispo synth`)"
+                    .into(),
+            )),
+            Err(e) => Err(raw(crate::messages::io_reason(&e))),
+            Ok(0) => Err(raw("is empty: not a dispo database".into())),
+            Ok(n) if n < 16 || &head != b"SQLite format 3\0" => {
+                Err(raw("is not a SQLite database".into()))
+            }
+            Ok(_) => Self::open(path).await,
+        }
+    }
+
+    /// Writes the write-ahead log back into the database file and closes every connection, so
+    /// the `.db` file alone holds everything (a copy of it is a backup; `-wal` and `-shm` are
+    /// removed). Called when a command that wrote ends; other holders of the pool see it closed.
+    pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(db = %self.path.display(), error = %e, "checkpoint at exit failed");
+        }
+        self.pool.close().await;
+    }
+
+    /// A consistent copy of the database into `to` (`VACUUM INTO`), safe while `dispo run`
+    /// writes; `to` must not exist.
+    pub async fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        let target = to.to_str().ok_or_else(|| StoreError::Raw {
+            path: to.display().to_string(),
+            why: "the path is not UTF-8".into(),
+        })?;
+        // Private like the database (SQLite fills an empty file).
+        create_private(to).map_err(|e| StoreError::Raw {
+            path: to.display().to_string(),
+            why: crate::messages::io_reason(&e),
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Inserts observations in one transaction; rows already present (same request id, time and

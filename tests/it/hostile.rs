@@ -154,6 +154,8 @@ fn report_writes_all_its_files_or_none() {
                 "2024-07-05",
                 "--out",
                 out.to_str().unwrap(),
+                // Replacing the earlier publication is what is tried here.
+                "--force",
             ],
             None,
         )

@@ -183,7 +183,7 @@ fn bad_lines_are_counted_shown_and_kept() {
         None,
     );
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("3 added, 0 already present, 4 rejected"),
         "{out}"
@@ -343,7 +343,7 @@ fn json_lines_through_a_mapping() {
         None,
     );
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("4 added, 0 already present, 2 rejected"),
         "{out}"
@@ -530,7 +530,7 @@ fn each_imported_file_records_its_log_span_per_series() {
     )
     .unwrap();
     let (code, out, err) = import_files(&db, &[], &[&a]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("5 added, 0 already present, 2 rejected"),
         "{out}"
@@ -586,7 +586,7 @@ fn each_imported_file_records_its_log_span_per_series() {
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     // Re-importing a.csv adds no row but records its spans again (unioned, so harmless).
     let (code, out, err) = import_files(&db, &[], &[&a]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("0 added, 5 already present, 2 rejected"),
         "{out}"
@@ -658,7 +658,7 @@ fn local_times_in_the_autumn_fold_follow_the_order_of_the_file() {
         &["--format", "jsonl", "--mapping", m],
         &[f1.as_path(), f2.as_path()],
     );
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("7 added, 0 already present, 3 rejected"),
         "{out}"
@@ -727,7 +727,7 @@ fn an_imported_outcome_must_agree_with_the_status() {
     )
     .unwrap();
     let (code, out, err) = import_files(&db, &[], &[&f]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("4 added, 0 already present, 4 rejected"),
         "{out}"
@@ -786,7 +786,7 @@ fn implausible_latencies_and_times_are_refused() {
     // Default policy: max_latency_s = 3600.
     let db = d.join("default.db");
     let (code, out, err) = import_files(&db, &[], &[&f]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("3 added, 0 already present, 5 rejected"),
         "{out}"
@@ -815,7 +815,7 @@ fn implausible_latencies_and_times_are_refused() {
     std::fs::write(&cfg, "[counting]\nmax_latency_s = 60\n").unwrap();
     let db = d.join("strict.db");
     let (code, out, err) = import_files(&db, &["--config", cfg.to_str().unwrap()], &[&f]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("2 added, 0 already present, 6 rejected"),
         "{out}"
@@ -841,7 +841,7 @@ fn implausible_latencies_and_times_are_refused() {
     let db = d.join("jsonl.db");
     let m = mapping.to_str().unwrap();
     let (code, out, err) = import_files(&db, &["--format", "jsonl", "--mapping", m], &[&j]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(3), "{out}{err}");
     assert!(
         summary_line(&out).ends_with("1 added, 0 already present, 2 rejected"),
         "{out}"
@@ -922,7 +922,7 @@ fn kong_file_log_lines_map_without_a_script() {
     let gave_up = r#"{"request":{"method":"GET","uri":"/stet/psd2/v1/accounts","headers":{"host":"www.13807.live.api.89c3.com","x-request-id":"k3"}},"response":{"status":499,"size":0},"latencies":{"kong":0,"proxy":29990,"request":30000},"started_at":1796198402000}"#;
     let other_host = r#"{"request":{"method":"GET","uri":"/status","headers":{"host":"admin.bank.example","x-request-id":"k4"}},"response":{"status":200},"latencies":{"request":1},"started_at":1796198403000}"#;
     let (code, out, rows) = import_gateway("kong-file-log.toml", &[ok, err, gave_up, other_host]);
-    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(code, Some(3), "{out}");
     assert!(
         out.contains("3 added, 0 already present, 1 rejected"),
         "{out}"

@@ -4,6 +4,7 @@
 mod alert;
 mod bounded;
 mod demo;
+mod deploy;
 mod evidence;
 mod follow;
 mod hostile;
@@ -11,6 +12,7 @@ mod import;
 mod kpi;
 mod live;
 mod offline;
+mod operator;
 mod probe;
 mod report;
 mod rev2;
