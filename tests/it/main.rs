@@ -3,6 +3,7 @@
 
 mod alert;
 mod bounded;
+mod cdp;
 mod demo;
 mod evidence;
 mod follow;
@@ -17,4 +18,5 @@ mod rev2;
 mod sim;
 mod sim_support;
 mod spill;
+mod status;
 mod support;
