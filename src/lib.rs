@@ -23,6 +23,7 @@
 //! - [`import`]: observation CSV and gateway log import.
 //! - [`follow`]: gateway logs followed live by `dispo run` (`[[source]]`), like `tail -F`.
 //! - [`evidence`]: evidence packs with SHA-256 manifests.
+//! - [`status`]: the public status page (HTML, JSON, Atom) of `dispo run --http-listen` and `dispo status`.
 //! - [`escape`]: data made harmless for CSV, Slack and Markdown.
 //! - [`files`]: files and directories readable by their owner only.
 //! - [`messages`]: error messages with one cause, said once.
@@ -46,6 +47,7 @@ pub mod period;
 pub mod probe;
 pub mod report;
 pub mod sim;
+pub mod status;
 pub mod stet;
 pub mod store;
 pub mod synth;

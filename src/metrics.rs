@@ -306,13 +306,9 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Serves `/metrics` on `addr` until `stop`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Metrics,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
+/// `/metrics` alone, to serve beside other routes (`dispo run --http-listen`).
+pub fn router(metrics: Metrics) -> axum::Router {
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let m = metrics.clone();
@@ -326,7 +322,15 @@ pub async fn serve(
                 )
             }
         }),
-    );
+    )
+}
+
+/// Serves `app` (`/metrics`, and `/health` from `dispo run`) on `listener` until `stop`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;

@@ -14,6 +14,7 @@ pub mod kpi;
 pub mod report;
 pub mod run;
 pub mod simulate;
+pub mod status;
 pub mod synth;
 
 /// Watch a bank's PSD2 dedicated interface and publish how available and fast it was.
@@ -48,6 +49,8 @@ pub enum Command {
     Evidence(evidence::Args),
     /// Generate deterministic synthetic observations for benchmarks and demos
     Synth(synth::Args),
+    /// Write the status page once (HTML, JSON or Atom) from a database
+    Status(status::Args),
     /// Show the whole product in one command against the embedded simulator
     Demo(demo::Args),
     /// Copy the database into one consistent file, safe while `dispo run` writes
@@ -102,6 +105,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::run(a).await,
         Command::Evidence(a) => evidence::run(a).await,
         Command::Synth(a) => synth::run(a).await,
+        Command::Status(a) => status::run(a).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Backup(a) => backup::run(a).await,
         Command::Completions(a) => {

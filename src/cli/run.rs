@@ -24,6 +24,13 @@ pub struct Args {
     /// interface).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the status page on this address: `/` (HTML, French; `?lang=en`), `/status.json`,
+    /// `/feed.atom`, `/health` and `/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// How often the served status page refreshes itself.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub status_refresh: Duration,
 }
 
 /// `HOST:PORT`, or `:PORT` for every interface (as Prometheus exporters write it).
@@ -119,10 +126,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         since,
     ))];
     let health = daemon::WriterHealth::default();
-    if let Some(addr) = args.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    // Bound before probing starts, so a taken port stops the command at once.
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        )),
+        None => None,
+    };
+    let http_listener = match args.http_listen {
+        Some(addr) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the status page"))?,
+        )),
+        None => None,
+    };
+    if metrics_listener.is_some() || http_listener.is_some() {
         let metrics = crate::metrics::Metrics::new(&cfg).watching(health.clone());
         let mut rx = observers.subscribe();
         let m = metrics.clone();
@@ -131,12 +154,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 m.observe(&o);
             }
         }));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve(listener, metrics, stop_rx).await {
-                tracing::error!(error = %e, "metrics server stopped");
-            }
-        }));
-        tracing::info!(%addr, "metrics on /metrics");
+        let check = crate::status::http::HealthCheck {
+            store: store.clone(),
+            writer: Some(health.clone()),
+            probes: !cfg.probes.is_empty(),
+        };
+        let mut serve = |listener, app, what: &'static str| {
+            let stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, app, stop).await {
+                    tracing::error!(error = %e, "{what} server stopped");
+                }
+            }));
+        };
+        if let Some((addr, listener)) = metrics_listener {
+            let app = crate::metrics::router(metrics.clone()).merge(check.clone().router());
+            serve(listener, app, "metrics");
+            tracing::info!(%addr, "metrics on /metrics, readiness on /health");
+        }
+        if let Some((addr, listener)) = http_listener {
+            let page = crate::status::service::StatusService::new(
+                store.clone(),
+                crate::status::Scope::of_config(&cfg),
+                crate::status::service::Ttl::default(),
+                Some(args.status_refresh.as_secs().max(1)),
+            );
+            let app = crate::status::http::router(page)
+                .merge(crate::metrics::router(metrics))
+                .merge(check.router());
+            serve(listener, app, "status page");
+            tracing::info!(%addr, "status page on /, /status.json, /feed.atom; /health, /metrics");
+        }
     }
     let opts = RunOptions {
         duration: args.duration,

@@ -3,6 +3,7 @@
 
 mod alert;
 mod bounded;
+mod cdp;
 mod demo;
 mod deploy;
 mod evidence;
@@ -19,4 +20,5 @@ mod rev2;
 mod sim;
 mod sim_support;
 mod spill;
+mod status;
 mod support;

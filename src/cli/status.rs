@@ -1,0 +1,123 @@
+//! `dispo status`: the status page once, from a database, as HTML (default), JSON or Atom,
+//! to a file or stdout. The same page `dispo run --http-listen` serves, without its refresh.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::domain::{EstablishmentCode, Interface};
+use crate::report::Lang;
+use crate::status::{Scope, service};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Json,
+    Atom,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The SQLite database written by `dispo run` / `dispo import`.
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+    /// A probe configuration: its establishments (names, probed interfaces) and its
+    /// `[counting]` table (policies, maintenance calendar).
+    #[arg(long, value_name = "PROBES.toml")]
+    pub config: Option<PathBuf>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Language (French by default).
+    #[arg(long, value_enum, default_value_t = Lang::Fr)]
+    pub lang: Lang,
+    #[arg(long, value_enum, default_value_t = Format::Html)]
+    pub format: Format,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.db.exists() {
+        bail!(
+            "database {} does not exist (create it with `dispo run` or `dispo import`)",
+            args.db.display()
+        );
+    }
+    let scope = match &args.config {
+        Some(path) => scope_of_file(path)?,
+        None => Scope::default(),
+    };
+    let store = Store::open(&args.db)
+        .await
+        .with_context(|| format!("database {}", args.db.display()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let page = service::once(&store, &scope, now).await?;
+    let json = crate::status::json::to_json(&page);
+    let text = match args.format {
+        Format::Html => crate::status::html::render(
+            &page,
+            args.lang,
+            json["revision"].as_str().unwrap_or_default(),
+        ),
+        Format::Json => format!("{json:#}\n"),
+        Format::Atom => crate::status::atom::render(&page, args.lang),
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a probe configuration says of the page, read leniently: the counting settings, the
+/// establishments with their names, and the interface each probe observes. The certificates
+/// and keys it names need not be on this machine.
+fn scope_of_file(path: &Path) -> anyhow::Result<Scope> {
+    let settings = super::kpi::load_settings(Some(path), None)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let list = |key: &str| -> Vec<toml::Table> {
+        doc.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_table().cloned()).collect())
+            .unwrap_or_default()
+    };
+    let mut establishments = Vec::new();
+    for e in list("establishment") {
+        let code = e.get("code").and_then(|v| v.as_str()).unwrap_or_default();
+        let code: EstablishmentCode = code.parse().with_context(|| {
+            format!("{}: an [[establishment]] has no valid code", path.display())
+        })?;
+        let name = e.get("name").and_then(|v| v.as_str()).unwrap_or_default();
+        establishments.push((code, name.to_owned()));
+    }
+    let mut series = BTreeSet::new();
+    for p in list("probe") {
+        let iface = match p.get("step").and_then(|v| v.as_str()) {
+            Some("fallback") => Interface::Fallback,
+            Some("psu") => Interface::PsuWeb,
+            _ => Interface::Api,
+        };
+        let only: Vec<&str> = p
+            .get("establishments")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        for (code, _) in &establishments {
+            if only.is_empty() || only.contains(&code.as_str()) {
+                series.insert((*code, iface));
+            }
+        }
+    }
+    Ok(Scope {
+        establishments,
+        series,
+        settings,
+    })
+}
