@@ -75,8 +75,8 @@ pub struct BuildArgs {
     /// Time zone of local days (overrides the settings file).
     #[arg(long)]
     pub tz: Option<chrono_tz::Tz>,
-    /// Minutes of observations kept before and after each episode.
-    #[arg(long, default_value_t = 10)]
+    /// Minutes of observations kept before and after each episode (0 to 10 080: a week).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=10_080))]
     pub context_minutes: i64,
     /// The pack's directory (created; must be new or empty).
     #[arg(long)]

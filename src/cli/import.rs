@@ -55,9 +55,10 @@ pub struct Args {
     #[arg(long, default_value_t = crate::import::bounds::DEFAULT_MAX_ERROR_TEXT_CHARS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_error_text_chars: u64,
-    /// Rows per transaction.
-    #[arg(long, default_value_t = import::DEFAULT_BATCH_ROWS)]
-    pub batch_rows: usize,
+    /// Rows per transaction (1 to 1 000 000: a batch is held in memory).
+    #[arg(long, default_value_t = import::DEFAULT_BATCH_ROWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_rows: u64,
     /// How many refused lines to print.
     #[arg(long, default_value_t = 10)]
     pub show_rejects: usize,
@@ -95,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ImportOptions {
         format: args.format,
         mapping,
-        batch_rows: args.batch_rows,
+        batch_rows: args.batch_rows as usize,
         rejects_path,
         show_rejects: args.show_rejects,
         interrupted: Default::default(),

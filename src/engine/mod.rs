@@ -689,8 +689,11 @@ fn validate(period: Period, settings: &Settings) -> Result<(), EngineError> {
             "must be from 1 ms to one hour (Art. 33(1): 30 000)",
         );
     }
-    if settings.fallback_grace_s < 0 {
-        return bad("fallback_grace_s", "must not be negative");
+    if !(0..=86_400).contains(&settings.fallback_grace_s) {
+        return bad(
+            "fallback_grace_s",
+            "must be from 0 to 86 400 seconds (a day)",
+        );
     }
     if !(0..=366).contains(&settings.lookback_days) {
         return bad("lookback_days", "must be from 0 to 366 days");

@@ -610,6 +610,14 @@ fn settings_that_would_count_nothing_are_refused() {
         })
         .contains("window_ms")
     );
+    // A grace past a day overflowed once multiplied into milliseconds.
+    assert!(
+        bad(Settings {
+            fallback_grace_s: 92_233_720_368_547_758,
+            ..Settings::default()
+        })
+        .contains("fallback_grace_s")
+    );
     // 1900 to 9999: refused before any memory is spent.
     let long = Period {
         from: date("1900-01-01"),

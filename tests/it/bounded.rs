@@ -200,3 +200,37 @@ fn import_lines_and_fields_are_bounded() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Flags that size memory or multiply into milliseconds are refused at the command line, not
+/// turned into a panic or an allocation failure (outside review).
+#[test]
+fn huge_numeric_flags_are_usage_errors() {
+    let dir = support::tmp_dir("bounded", "flags");
+    let db = dir.join("x.db");
+    let (code, out) = dispo(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "--batch-rows",
+        "18446744073709551615",
+        "/dev/null",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("is not in 1..=1000000"), "{out}");
+    let (code, out) = dispo(&[
+        "evidence",
+        "--db",
+        db.to_str().unwrap(),
+        "--context-minutes",
+        "9223372036854775807",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+        "--out",
+        dir.join("p").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("is not in 0..=10080"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
