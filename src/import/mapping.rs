@@ -608,6 +608,29 @@ fn truthy(v: &Value) -> bool {
 /// name holding `/organizationIdentifier=…` shows up as a second one there).
 pub fn organization_identifier(dn: &str) -> Result<Option<String>, String> {
     let avas = parse_dn(dn).map_err(|why| format!("certificate DN {dn:?}: {why}"))?;
+    if dn.trim_start().starts_with('/') {
+        // The one-line style cannot tell `O=Evil/organizationIdentifier=VICTIM` (one name) from
+        // a genuine identifier after an organization: never charged to anyone. The request
+        // still counts; its TPP is unknown.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!("certificate DNs in OpenSSL's one-line form (/C=FR/O=...) name no TPP: '/' is not escaped there, so an organization name could forge another TPP's identifier; log the RFC 4514 form (nginx: $ssl_client_s_dn)");
+        });
+        let ids = avas
+            .iter()
+            .filter(|(t, _)| {
+                let t = t.trim();
+                t.eq_ignore_ascii_case("organizationIdentifier") || t.ends_with("2.5.4.97")
+            })
+            .map(|(_, v)| v)
+            .collect::<std::collections::BTreeSet<_>>();
+        if ids.len() > 1 {
+            return Err(format!(
+                "certificate DN {dn:?} names two organization identifiers"
+            ));
+        }
+        return Ok(None);
+    }
     let mut found: Option<String> = None;
     for (ty, value) in avas {
         let ty = ty.trim();
@@ -839,10 +862,13 @@ timezone = "Europe/Paris"
         let ok = |s: &str| Ok(Some(s.to_owned()));
         // (DN as a gateway logs it, what it attributes)
         let table: &[(&str, Result<Option<String>, String>)] = &[
+            // OpenSSL's one-line form does not escape '/': `O=Evil/organizationIdentifier=X`
+            // may be one name, so it names no TPP (the request still counts).
             (
                 "/C=FR/O=TPP/organizationIdentifier=PSDFR-ACPR-1/CN=x",
-                ok("PSDFR-ACPR-1"),
+                Ok(None),
             ),
+            ("/C=GB/O=Evil/organizationIdentifier=VICTIM", Ok(None)),
             ("CN=x,2.5.4.97=PSDFR-ACPR-1,O=y", ok("PSDFR-ACPR-1")),
             (
                 "CN=x, ORGANIZATIONIDENTIFIER = PSDFR-ACPR-1",
