@@ -39,6 +39,12 @@ const TOKEN_KEYS: &[&str] = &[
     "subscription-key",
     "session",
     "sessionid",
+    "session-token",
+    "session_token",
+    "x-session-token",
+    "security-token",
+    "x-amz-security-token",
+    "sid",
     "session_id",
     "jsessionid",
     "phpsessid",
@@ -51,6 +57,8 @@ const PHRASE_KEYS: &[&str] = &[
     "passwd",
     "pwd",
     "passphrase",
+    "mot de passe",
+    "mdp",
     "client_secret",
     "secret",
     "cookie",
@@ -68,7 +76,10 @@ fn is_value_end(c: char) -> bool {
 /// Replaces secret values in `s`, and masks IBANs to their country, check digits and last four
 /// characters (`FR76 **** **** 5255`).
 pub fn redact(s: &str) -> String {
-    let mut out = redact_pem(s);
+    // A URL-encoded secret (`Bearer%20…`, `access_token%3D…`) is one once decoded: the text is
+    // scrubbed (and kept) decoded.
+    let decoded = percent_decoded(s);
+    let mut out = redact_pem(&decoded);
     out = redact_authorization(&out);
     out = redact_schemes(&out);
     out = redact_keys(&out);
@@ -76,22 +87,67 @@ pub fn redact(s: &str) -> String {
     mask_ibans(&out)
 }
 
-/// `Authorization: <scheme> <credentials>` (and `Proxy-Authorization`), whatever the scheme.
+/// `s` with `%XX` escapes undone (as UTF-8, lossy), when it has any.
+fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    if !b
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some())
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h * 16 + l);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `Authorization: <scheme> <credentials>` (and `Proxy-Authorization`), whatever the scheme:
+/// the credentials run to the end of the line (Digest and AWS put `, key=value` pairs there).
 fn redact_authorization(s: &str) -> String {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r#"(?i)\b((?:proxy-)?authorization["']?[ \t]*[:=][ \t]*["']?(?:[A-Za-z][A-Za-z0-9-]*[ \t]+)?)([^\s"',;&<>]+)"#,
+            r#"(?i)\b((?:proxy-)?authorization["']?[ \t]*[:=][ \t]*["']?)(?:([A-Za-z][A-Za-z0-9-]*)([ \t]+))?([^\r\n"'<>]+)"#,
         )
         .expect("valid pattern")
     });
-    RE.replace_all(s, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]))
-        .into_owned()
+    RE.replace_all(s, |c: &regex::Captures| {
+        let scheme = c.get(2).map_or("", |m| m.as_str());
+        let (sp, rest) = (c.get(3).map_or("", |m| m.as_str()), &c[4]);
+        // Schemes whose credentials are one token keep what follows it readable.
+        let one_token = ["bearer", "basic", "negotiate", "ntlm"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(scheme));
+        let tail = if one_token {
+            rest.find(|ch: char| ch.is_whitespace() || "\"',;&<>".contains(ch))
+                .map_or("", |e| &rest[e..])
+        } else {
+            ""
+        };
+        format!("{}{scheme}{sp}{REDACTED}{tail}", &c[1])
+    })
+    .into_owned()
 }
 
 /// `Bearer <token>` with any number of spaces; `Basic <base64 of user:password>`.
 fn redact_schemes(s: &str) -> String {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9\-._~+/]+=*)").expect("valid pattern")
+        Regex::new(r"(?i)\b(bearer|basic)(\s*[:=]\s*|\s+)([A-Za-z0-9\-._~+/]+=*)")
+            .expect("valid pattern")
     });
     RE.replace_all(s, |c: &regex::Captures| {
         let secret = c[1].eq_ignore_ascii_case("bearer") || is_basic_credentials(&c[3]);
@@ -200,31 +256,44 @@ fn redact_keys(s: &str) -> String {
 /// the check digits and the last four characters, never the account.
 fn mask_ibans(s: &str) -> String {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b").expect("valid pattern")
+        Regex::new(r"(?i)\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){11,30}\b").expect("valid pattern")
     });
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
-    for m in RE.find_iter(s) {
-        // The longest start of the match (ending before a space or at its end) that is an IBAN:
-        // an upper-case word after it ("... 185 INTS") is not part of it.
+    let mut at = 0;
+    while let Some(m) = RE.find_at(s, at) {
+        // The longest start of the match (ending before a space or dash, or at its end) that is
+        // an IBAN: an upper-case word after it ("... 185 INTS") is not part of it, nor is a
+        // second IBAN after "to".
         let text = m.as_str();
         let cuts = text
             .char_indices()
-            .filter(|(p, _)| text[*p..].starts_with(' '))
+            .filter(|(_, c)| matches!(c, ' ' | '-'))
             .map(|(p, _)| p)
             .chain([text.len()])
             .collect::<Vec<_>>();
         let found = cuts.iter().rev().find_map(|&cut| {
             text[..cut]
+                .replace('-', " ")
                 .parse::<crate::domain::Iban>()
                 .ok()
                 .map(|iban| (cut, iban))
         });
-        if let Some((cut, iban)) = found {
-            let a = iban.as_str();
-            out.push_str(&s[i..m.start()]);
-            out.push_str(&format!("{} **** **** {}", &a[..4], &a[a.len() - 4..]));
-            i = m.start() + cut;
+        match found {
+            Some((cut, iban)) => {
+                let a = iban.as_str();
+                out.push_str(&s[i..m.start()]);
+                out.push_str(&format!("{} **** **** {}", &a[..4], &a[a.len() - 4..]));
+                i = m.start() + cut;
+                at = i;
+            }
+            // Not an IBAN from here: one may start further on, inside this match.
+            None => {
+                at = m.start() + text.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        if at >= s.len() {
+            break;
         }
     }
     out.push_str(&s[i..]);
@@ -376,6 +445,41 @@ mod tests {
             ),
             ("INTERNAL_CODE: 17", "INTERNAL_CODE: 17"),
             ("code 404", "code 404"),
+            // Found by an outside review: a second IBAN after a first, grouped or dashed.
+            (
+                "from FR7630006000011234567890189 to FR76 1380 7008 0430 0196 5405 255",
+                "from FR76 **** **** 0189 to FR76 **** **** 5255",
+            ),
+            (
+                "FR76-1380-7008-0430-0196-5405-255 x",
+                "FR76 **** **** 5255 x",
+            ),
+            // Credentials after a comma, whatever the scheme.
+            (
+                "Proxy-Authorization: Digest username=a, response=SECRETO\nnext",
+                "Proxy-Authorization: Digest [redacted]\nnext",
+            ),
+            (
+                "Authorization: AWS4-HMAC-SHA256 Credential=AK/1, Signature=SECRETX",
+                "Authorization: AWS4-HMAC-SHA256 [redacted]",
+            ),
+            ("Bearer: SECRETZ1 x", "Bearer: [redacted] x"),
+            ("Bearer\nSEC9abc", "Bearer\n[redacted]"),
+            // URL-encoded: scrubbed once decoded.
+            ("h=Bearer%20SECRETQ1", "h=Bearer [redacted]"),
+            (
+                "u?access_token%3DSECRETR1&x=1",
+                "u?access_token=[redacted]&x=1",
+            ),
+            // French, and more names of session tokens.
+            ("mot de passe: SECRETY", "mot de passe: [redacted]"),
+            ("mdp=SEC19", "mdp=[redacted]"),
+            ("X-Session-Token: SEC21", "X-Session-Token: [redacted]"),
+            ("sid=SEC22;", "sid=[redacted];"),
+            (
+                "x-amz-security-token: SECRETV",
+                "x-amz-security-token: [redacted]",
+            ),
         ] {
             assert_eq!(redact(raw), want, "{raw:?}");
         }
