@@ -495,6 +495,18 @@ struct Counts {
     rejected: u64,
 }
 
+/// Text a batch may hold before it is handed over, whatever its row count.
+const BATCH_TEXT_BYTES: usize = 16 << 20;
+
+/// The text a row holds on the heap (ids, code, error text), roughly.
+fn text_bytes(o: &StoredObservation) -> usize {
+    o.obs.request_id.len()
+        + o.obs.tpp.as_ref().map_or(0, |t| t.len())
+        + o.obs.error_code.as_ref().map_or(0, |t| t.len())
+        + o.error_text.as_ref().map_or(0, String::len)
+        + o.probe_id.as_ref().map_or(0, String::len)
+}
+
 /// The reader thread: parse, batch, hand over; rejects go to the sink.
 fn read_rows(
     mut source: Box<dyn RowSource>,
@@ -507,7 +519,8 @@ fn read_rows(
 ) -> Result<Counts, (Counts, ImportError)> {
     let started = Instant::now();
     let mut c = Counts::default();
-    let mut batch = Vec::with_capacity(batch_rows);
+    let mut batch = Vec::with_capacity(batch_rows.min(4096));
+    let mut batch_text = 0usize;
     let mut spans = LogSpans::default();
     let closed = |c: Counts| (c, ImportError::Thread);
     loop {
@@ -526,10 +539,16 @@ fn read_rows(
         match row {
             Row::Obs(o) => {
                 spans.add(o.obs.establishment, o.obs.interface, o.obs.received_at_ms);
+                batch_text += text_bytes(&o);
                 batch.push(o);
                 c.rows += 1;
-                if batch.len() >= batch_rows {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_rows));
+                // Rows or text, whichever fills first: rows at their length limits (ids of
+                // 200 characters, error texts of 2 000) would make a row-counted batch hundreds
+                // of megabytes.
+                if batch.len() >= batch_rows || batch_text >= BATCH_TEXT_BYTES {
+                    batch_text = 0;
+                    let full =
+                        std::mem::replace(&mut batch, Vec::with_capacity(batch_rows.min(4096)));
                     let full_spans = std::mem::take(&mut spans);
                     tx.blocking_send(Msg::Batch(full, full_spans))
                         .map_err(|_| closed(c))?;
