@@ -105,7 +105,7 @@ fn july() -> (String, BTreeSet<String>) {
 }
 
 /// Every file under `dir`, skipping the folder `skip`.
-fn files(dir: &Path, skip: Option<&str>) -> Vec<PathBuf> {
+pub fn files(dir: &Path, skip: Option<&str>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -160,7 +160,7 @@ fn tokens(s: &str) -> BTreeSet<String> {
 }
 
 /// Fails on any TPP id, request id or watch level in a public file.
-fn assert_nothing_private(public: &[PathBuf], ids: &BTreeSet<String>, levels: &[&str]) {
+pub fn assert_nothing_private(public: &[PathBuf], ids: &BTreeSet<String>, levels: &[&str]) {
     let mut forbidden: BTreeSet<String> = ids.iter().map(|s| s.to_lowercase()).collect();
     forbidden.extend([TPP_A, TPP_B, TPP_FB].map(str::to_lowercase));
     let mut scanned = 0;
@@ -419,4 +419,28 @@ pub fn render_at_1280(page: &Path, dir: &Path) {
     );
     assert!(field("imgs").parse::<u32>().unwrap() >= 2, "{line}");
     assert_eq!(field("bad"), "", "images that did not load: {line}");
+}
+
+/// The private words a publication's annex holds: request ids of the episodes, TPP ids of the
+/// fallback use and usage tables, watch levels. None may show in a public file.
+pub fn assert_public_apart_from_annex(pub_dir: &Path, levels: &[&str]) {
+    let annex = pub_dir.join("annexe-acpr");
+    let mut private = BTreeSet::new();
+    for (file, cols) in [
+        ("episode-requests.csv", vec![2usize, 7]),
+        ("fallback-use.csv", vec![2]),
+    ] {
+        let mut r = ::csv::Reader::from_path(annex.join(file)).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            for c in &cols {
+                let v = rec[*c].trim();
+                if v.len() > 3 && v != "n.d." && !v.contains(' ') {
+                    private.insert(v.to_owned());
+                }
+            }
+        }
+    }
+    let public = files(pub_dir, Some("annexe-acpr"));
+    assert_nothing_private(&public, &private, levels);
 }
