@@ -1,6 +1,7 @@
 //! The supervisor's annex (methodology section 9), written beside the publication in
 //! `annexe-acpr/` and never linked from it: what the public must not see. Episodes with their
-//! five requests and the reply that closed them, the weekly Art. 33(7) watch with its levels,
+//! five requests and the reply that closed them, the weekly Art. 33(7) watch with its levels
+//! (and per establishment the weeks missed and the fallback's share of TPP requests),
 //! fallback use per TPP (justified or not), usage per service, coverage gaps, the settings, and a
 //! SHA-256 manifest as evidence packs carry (`dispo evidence verify` checks it).
 //!
@@ -305,7 +306,38 @@ pub fn write(
             .collect(),
     };
 
-    let tables = [episodes, requests, weeks, fallback, usage, gaps];
+    // Per establishment: the fallback's share of TPP requests and the weeks missed.
+    let summary = Table {
+        file: "summary",
+        sheet: l("Synthèse", "Summary"),
+        head: vec![
+            l("Établissement", "Establishment"),
+            l(
+                "Part de l'accès de secours dans les requêtes des prestataires (%)",
+                "Fallback share of provider requests (%)",
+            ),
+            l(
+                "Semaines manquées (art. 33(7))",
+                "Weeks missed (Art. 33(7))",
+            ),
+            l("Semaines jugées", "Weeks judged"),
+        ],
+        rows: p
+            .summary_rows()?
+            .into_iter()
+            .filter(|r| r.interface == Interface::Api)
+            .map(|r| {
+                let (missed, of) = r.weeks_missed.unwrap_or((0, 0));
+                vec![
+                    t(r.establishment),
+                    on(r.fallback_share_pct),
+                    n(missed as f64),
+                    n(of as f64),
+                ]
+            })
+            .collect(),
+    };
+    let tables = [summary, episodes, requests, weeks, fallback, usage, gaps];
     let mut files = Vec::new();
     for tb in &tables {
         let path = dir.join(format!("{}.csv", tb.file));

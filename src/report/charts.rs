@@ -112,6 +112,8 @@ pub struct Panel {
     pub from_zero: bool,
     /// At most this (uptime: 100).
     pub cap: Option<f64>,
+    /// At least this low, so that small multiples share one scale.
+    pub floor: Option<f64>,
     /// Shown when no series has a value.
     pub empty: String,
 }
@@ -183,6 +185,9 @@ fn draw_panel<DB: DrawingBackend>(
     }
     if p.from_zero {
         lo = 0.0;
+    }
+    if let Some(f) = p.floor {
+        lo = lo.min(f);
     }
     let pad = ((hi - lo) * 0.1).max(if p.from_zero { 1.0 } else { 0.05 });
     let y0 = if p.from_zero { 0.0 } else { lo - pad };
@@ -463,13 +468,21 @@ pub fn figures(
     };
     let nd = lang.t("n.d. : rien d'observé", "n.d.: nothing observed");
     let tz_note = format!(
-        "{} ({}) ; {}",
+        "{} ({}){}{}",
         lang.t("Heure locale", "Local time"),
         p.req.settings.tz.name(),
-        lang.t(
-            "un jour sans surveillance reste un vide (n.d.)",
-            "a day nobody watched stays a gap (n.d.)"
-        )
+        lang.t(" ; ", "; "),
+        if axis.hourly {
+            lang.t(
+                "une heure sans surveillance reste un vide (n.d.)",
+                "an hour nobody watched stays a gap (n.d.)",
+            )
+        } else {
+            lang.t(
+                "un jour sans surveillance reste un vide (n.d.)",
+                "a day nobody watched stays a gap (n.d.)",
+            )
+        }
     );
     let uptime_of = |v: &EstablishmentView<'_>, k: usize| -> Vec<Option<f64>> {
         match hourly {
@@ -487,21 +500,27 @@ pub fn figures(
     };
     let mut out = Vec::new();
     // The overview: one small panel per establishment, same scale.
+    let series: Vec<Vec<Option<f64>>> = views.iter().map(|v| uptime_of(v, 0)).collect();
+    let floor = series
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .fold(p.req.settings.targets.uptime_pct, f64::min);
     let overview_panels: Vec<Panel> = views
         .iter()
-        .map(|v| Panel {
+        .zip(series)
+        .map(|(v, series)| Panel {
             title: v.short.clone(),
             unit: "%".into(),
-            series: vec![(
-                lang.interface_short(Interface::Api).to_owned(),
-                uptime_of(v, 0),
-            )],
+            series: vec![(lang.interface_short(Interface::Api).to_owned(), series)],
             targets: vec![(
                 lang.dec(p.req.settings.targets.uptime_pct, 1) + " %",
                 p.req.settings.targets.uptime_pct,
             )],
             from_zero: false,
             cap: Some(100.0),
+            floor: Some(floor),
             empty: nd.into(),
         })
         .collect();
@@ -543,6 +562,7 @@ pub fn figures(
             targets: vec![uptime_target(p)],
             from_zero: false,
             cap: Some(100.0),
+            floor: None,
             empty: nd.into(),
         };
         let times = Panel {
@@ -592,6 +612,7 @@ pub fn figures(
             },
             from_zero: true,
             cap: None,
+            floor: None,
             empty: if axis.hourly {
                 lang.t(
                     "voir la moyenne du jour ci-dessus",
@@ -632,6 +653,7 @@ pub fn figures(
             )],
             from_zero: true,
             cap: None,
+            floor: None,
             empty: if axis.hourly {
                 lang.t("voir le taux du jour ci-dessus", "see the day's rate above")
                     .into()

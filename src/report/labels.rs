@@ -140,7 +140,8 @@ impl Lang {
         let last = p.to.pred_opt().unwrap_or(p.to);
         let q = (p.from.month() - 1) / 3 + 1;
         let quarter_end = p.from.checked_add_months(chrono::Months::new(3));
-        if p.from.day() == 1 && (p.from.month() - 1).is_multiple_of(3) && quarter_end == Some(p.to) {
+        if p.from.day() == 1 && (p.from.month() - 1).is_multiple_of(3) && quarter_end == Some(p.to)
+        {
             return format!("{}{q} {}", self.t("T", "Q"), p.from.year());
         }
         if last <= p.from {
@@ -191,42 +192,6 @@ impl Lang {
         } else {
             s.to_owned()
         }
-    }
-}
-
-impl Lang {
-    /// Column headers of the period summary (page and spreadsheet): the fixed ones, then an
-    /// average and a p95 column per service, the fallback share and the weekly targets.
-    pub fn summary_headers(self, services: &[crate::domain::Service]) -> Vec<String> {
-        let mut h: Vec<String> = self.summary_fixed_headers().map(String::from).to_vec();
-        for s in services {
-            h.push(format!("{} {s} (ms)", self.t("Temps moyen", "Average")));
-            h.push(format!("p95 {s} (ms)"));
-        }
-        h.push(self.t("Part du fallback (%)", "Fallback share (%)").into());
-        h.push(
-            self.t(
-                "Objectifs hebdomadaires (art. 33(7))",
-                "Weekly targets (Art. 33(7))",
-            )
-            .into(),
-        );
-        h
-    }
-
-    fn summary_fixed_headers(self) -> [&'static str; 10] {
-        [
-            self.t("Établissement", "Establishment"),
-            self.t("Interface", "Interface"),
-            self.t("Disponibilité (%)", "Uptime (%)"),
-            self.t("Indisponibilité (s)", "Downtime (s)"),
-            self.t("dont planifiée (s)", "of which planned (s)"),
-            self.t("Non surveillé (s)", "Unmonitored (s)"),
-            self.t("Requêtes", "Requests"),
-            self.t("Sans réponse", "No reply"),
-            self.t("Taux d'erreur (%)", "Error rate (%)"),
-            self.t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
-        ]
     }
 }
 

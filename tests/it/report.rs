@@ -145,6 +145,15 @@ fn the_publication_carries_the_engines_figures_everywhere() {
         episodes.contains("13807-api-20240701T080000.000Z") && episodes.contains("f1 f2 f3 f4 f5")
     );
 
+    // The annex's summary: 13807's fallback share of TPP requests is 1 fallback request of
+    // 8 API + 1 fallback = 11.11...%; its one week (W27) runs past the data's end (2 July): not
+    // judged, so 0 missed of 0.
+    let summary = std::fs::read_to_string(pub_dir.join("annexe-acpr/summary.csv")).unwrap();
+    assert!(
+        summary.contains(&format!("\n13807,{},0,0\n", 1.0 / 9.0 * 100.0)),
+        "{summary}"
+    );
+
     // The page: the same figures, no external request, accessible markup.
     let html = std::fs::read_to_string(pub_dir.join("index.html")).unwrap();
     assert!(
