@@ -96,6 +96,8 @@ pub fn write(
     let dir = dir.join(DIR);
     let io = |path: PathBuf| move |source| ReportError::Io { path, source };
     std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
+    // TPP ids and request ids: readable by the owner only, as evidence packs are.
+    crate::files::make_dir_private(&dir).map_err(io(dir.clone()))?;
     let lang = p.req.lang;
     let l = |fr: &'static str, en: &'static str| lang.t(fr, en).to_owned();
     let tz = p.req.settings.tz;

@@ -232,6 +232,12 @@ fn the_public_publication_shows_nothing_private_and_the_annex_keeps_it() {
     }
     // Episode times in Paris time with the offset: 08:00:00Z is 10:00 in July.
     assert!(annex_text.contains("02/07/2024 10:00:00 (UTC+02:00)"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&annex).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the annex is private");
+    }
     let verify = Command::new(support::dispo_bin())
         .args(["evidence", "verify"])
         .arg(&annex)
