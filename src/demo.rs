@@ -416,7 +416,7 @@ pub async fn run(
     match crate::report::generate(&store, &req).await {
         Ok(r) => {
             say(format!(
-                "publication of the demo day: {}/index.html (+ spreadsheet, charts, CSV)",
+                "publication of the demo day (provisional: the day is not over): {}/index.html (+ spreadsheet, charts, CSV; the supervisor's annex in annexe-acpr/)",
                 r.dir.display()
             ));
             outcome.report_files.extend(r.files);

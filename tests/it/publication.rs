@@ -450,3 +450,100 @@ pub fn assert_public_apart_from_annex(pub_dir: &Path, levels: &[&str]) {
     let public = files(pub_dir, Some("annexe-acpr"));
     assert_nothing_private(&public, &private, levels);
 }
+
+/// Usage is TPP traffic only (methodology section 6): a day of the monitor's own requests — its
+/// probes, and the same client id as the gateway logged it — and two successful calls of one TPP.
+/// The exemption dossier's "widely used" evidence and the annex's usage both say 2 calls by
+/// 1 TPP, not 1 442 calls by 2.
+#[test]
+fn usage_counts_tpp_traffic_only() {
+    support::init();
+    let dir = support::tmp_dir("publication", "usage");
+    let monitor = "PSDFR-ACPR-MONITOR";
+    let mut rows = vec![
+        "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id"
+            .to_owned(),
+    ];
+    // 1 July, Paris midnight to midnight (22:00Z to 22:00Z): a probe a minute (1 440), and its
+    // copy in the gateway's log under another request id every hour (24).
+    let start = chrono::DateTime::parse_from_rfc3339("2024-06-30T22:00:00Z").unwrap();
+    for m in 0..1440 {
+        let t = (start + chrono::Duration::minutes(m)).format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        rows.push(format!("{t},13807,api,cbpii,probe,{monitor},200,80,,p{m}"));
+        if m % 60 == 30 {
+            rows.push(format!("{t},13807,api,cbpii,log,{monitor},200,80,,g{m}"));
+        }
+    }
+    rows.push(format!(
+        "2024-07-01T08:00:01.000Z,13807,api,cbpii,log,{TPP_A},200,90,,t1"
+    ));
+    rows.push(format!(
+        "2024-07-01T09:00:01.000Z,13807,api,cbpii,log,{TPP_A},200,90,,t2"
+    ));
+    std::fs::write(dir.join("o.csv"), rows.join("\n") + "\n").unwrap();
+    let db = dir.join("d.db");
+    support::dispo_ok(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        dir.join("o.csv").to_str().unwrap(),
+    ]);
+    // The probe configuration names the monitor's client id.
+    let cfg = dir.join("probes.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[establishment]]\ncode = \"13807\"\nclient_id = \"{monitor}\"\n"),
+    )
+    .unwrap();
+    let (dbs, cfgs) = (db.to_str().unwrap(), cfg.to_str().unwrap());
+    let period = ["--from", "2024-07-01", "--to", "2024-07-02"];
+    let ex = dir.join("ex");
+    let mut args = vec![
+        "report",
+        "--db",
+        dbs,
+        "--config",
+        cfgs,
+        "--lang",
+        "en",
+        "--exemption",
+        "--allow-short-period",
+        "--out",
+        ex.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&period);
+    support::dispo_ok(&args);
+    let html =
+        std::fs::read_to_string(ex.join("exemption-2024-07-01_2024-07-02/exemption.html")).unwrap();
+    assert!(
+        html.contains("<td>Successful calls on the dedicated interface</td><td>2</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>Distinct TPPs on the dedicated interface</td><td>1</td>"));
+    let out = dir.join("pub");
+    let mut args = vec![
+        "report",
+        "--db",
+        dbs,
+        "--config",
+        cfgs,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&period);
+    support::dispo_ok(&args);
+    let usage =
+        std::fs::read_to_string(out.join("2024-07-01_2024-07-02/annexe-acpr/usage.csv")).unwrap();
+    assert!(
+        usage.contains(
+            "13807,Interface dédiée (API),confirmation de la disponibilité des fonds,2,1"
+        ),
+        "{usage}"
+    );
+    // The page: TPP requests on the dedicated interface that day are the TPP's two only.
+    let page = std::fs::read_to_string(out.join("2024-07-01_2024-07-02/index.html")).unwrap();
+    assert!(
+        page.contains("<td>2</td><td>0</td></tr>"),
+        "TPP requests of the day"
+    );
+}
