@@ -400,6 +400,10 @@ pub fn write(
         .to_owned(),
         format!("{} {}", lang.t("Produit le", "Generated"), p.generated_at),
     ];
+    // The same words in a text file, so that the annex's status shows without a spreadsheet.
+    let readme = dir.join(lang.t("LISEZ-MOI.txt", "README.txt"));
+    std::fs::write(&readme, about.join("\n") + "\n").map_err(io(readme.clone()))?;
+    files.push(readme);
     for (r, line) in about.iter().enumerate() {
         ws.write_string(r as u32, 0, line)?;
     }

@@ -96,6 +96,11 @@ fn the_demo_detects_the_scripted_outage_and_writes_its_outputs() {
         std::fs::read_to_string(svg).unwrap().contains("PROVISOIRE"),
         "a chart"
     );
+    let readme = std::fs::read_to_string(day.path().join("annexe-acpr/LISEZ-MOI.txt")).unwrap();
+    assert!(
+        readme.contains("provisoire") && readme.contains("NE PAS PUBLIER"),
+        "the annex"
+    );
     // Probes only on the dedicated interface: the monitor's own traffic is no provider
     // request (the TPP's three fallback requests at 14607 are).
     assert!(html.contains("par les sondes de la banque"));
