@@ -107,19 +107,41 @@ pub fn measured(p: &Publication) -> Vec<String> {
         }
         .to_owned(),
     );
-    out.push(
-        match st.probe_latency {
+    // How response time is taken, for the sources actually used.
+    let (probes, logs) = (
+        measured.iter().any(|m| m.probes),
+        measured.iter().any(|m| m.logs),
+    );
+    let mut how = Vec::new();
+    if probes {
+        how.push(match st.probe_latency {
             ProbeLatency::Request => lang.t(
-                "Temps de réponse : pour les sondes, de l'envoi de la requête au dernier octet de la réponse (établissement de la connexion exclu) ; pour les journaux, la durée journalisée par la passerelle. Moyenne des réponses réussies seulement.",
-                "Response time: for probes, from the request sent to the last byte of the reply (connection set-up excluded); for logs, the duration the gateway logged. Average over successful replies only.",
+                "pour les sondes, de l'envoi de la requête au dernier octet de la réponse (établissement de la connexion exclu)",
+                "for probes, from the request sent to the last byte of the reply (connection set-up excluded)",
             ),
             ProbeLatency::Total => lang.t(
-                "Temps de réponse : pour les sondes, de la résolution du nom au dernier octet de la réponse (établissement de la connexion inclus) ; pour les journaux, la durée journalisée par la passerelle. Moyenne des réponses réussies seulement.",
-                "Response time: for probes, from name resolution to the last byte of the reply (connection set-up included); for logs, the duration the gateway logged. Average over successful replies only.",
+                "pour les sondes, de la résolution du nom au dernier octet de la réponse (établissement de la connexion inclus)",
+                "for probes, from name resolution to the last byte of the reply (connection set-up included)",
             ),
-        }
-        .to_owned(),
-    );
+        });
+    }
+    if logs {
+        how.push(lang.t(
+            "pour les journaux, la durée journalisée par la passerelle",
+            "for logs, the duration the gateway logged",
+        ));
+    }
+    if !how.is_empty() {
+        out.push(format!(
+            "{} {}. {}",
+            lang.t("Temps de réponse :", "Response time:"),
+            how.join(lang.t(" ; ", "; ")),
+            lang.t(
+                "Moyenne des réponses réussies seulement.",
+                "Average over successful replies only."
+            )
+        ));
+    }
     out
 }
 

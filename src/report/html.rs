@@ -27,7 +27,7 @@ h1{font-size:1.55rem;margin:.2rem 0 .6rem}h2{margin-top:2.4rem;border-bottom:2px
 table{border-collapse:collapse;margin:.6rem 0;font-size:.82rem}caption{text-align:left;font-weight:600;padding:.3rem 0}\
 th,td{border:1px solid #c9d3dd;padding:.22rem .35rem;text-align:right;vertical-align:top}th[scope=row],td.l,th.l{text-align:left}thead th{background:#e8eef5;font-weight:600}\
 table.daily{width:100%;table-layout:fixed;font-size:.74rem}table.daily th{overflow-wrap:anywhere;hyphens:auto}table.daily thead th[scope=colgroup]{text-align:center;background:#d5e2ef}\
-table.daily tr:nth-child(even) td{background:#f6f8fa}td.nd{color:#6b7785}\
+table.daily col.day{width:6.6rem}table.daily tr:nth-child(even) td{background:#f6f8fa}td.nd{color:#6b7785}\
 .banner{background:#fff3cd;border:1px solid #e0b400;padding:.6rem 1rem;font-weight:600}\
 nav ul{columns:3;padding-left:1.2rem;margin:.4rem 0}nav li{break-inside:avoid}\
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #dde;display:block}figcaption{font-size:.85rem;color:#445}\
@@ -285,7 +285,7 @@ fn establishment(h: &mut String, p: &Publication, v: &EstablishmentView<'_>) {
     // The daily table: interfaces side by side.
     let _ = write!(
         h,
-        "<table class=\"daily\"><caption>{} {}</caption><thead><tr><th scope=\"col\" rowspan=\"2\" class=\"l\">{}</th>",
+        "<table class=\"daily\"><caption>{} {}</caption><colgroup><col class=\"day\"></colgroup><thead><tr><th scope=\"col\" rowspan=\"2\" class=\"l\">{}</th>",
         t("Chiffres quotidiens :", "Daily figures:"),
         esc(&v.name),
         t("Jour", "Day")
@@ -324,7 +324,7 @@ fn establishment(h: &mut String, p: &Publication, v: &EstablishmentView<'_>) {
                     h,
                     "<th scope=\"col\">{} {} (ms)</th>",
                     t("Temps moyen", "Avg. time"),
-                    esc(&lang.service(&s.service))
+                    esc(&lang.service_short(&s.service))
                 );
             }
         }

@@ -53,6 +53,17 @@ impl Lang {
         .to_owned()
     }
 
+    /// A service in one or two words, for narrow column headers.
+    pub fn service_short(self, s: &crate::domain::Service) -> String {
+        match s.as_str() {
+            "cbpii" => self.t("confirmation des fonds", "funds confirmation"),
+            "aisp" => self.t("information sur les comptes", "account information"),
+            "pisp" => self.t("initiation de paiement", "payment initiation"),
+            _ => return self.service(s),
+        }
+        .to_owned()
+    }
+
     /// A short interface name for narrow column headers.
     pub fn interface_short(self, i: crate::domain::Interface) -> &'static str {
         use crate::domain::Interface::*;

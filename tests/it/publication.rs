@@ -286,7 +286,7 @@ fn the_public_publication_shows_nothing_private_and_the_annex_keeps_it() {
     assert!(html.contains("<nav") && html.contains("href=\"#e16807\""));
     // Measured only through gateway logs: said so; a customer interface was measured.
     assert!(html.contains("journaux de la passerelle"));
-    assert!(!html.contains("sondes de la banque, qui"));
+    assert!(!html.contains("sondes"), "no probe was used");
     // Not provisional: Q3 2024 is over.
     assert!(!html.contains("PROVISOIRE"));
     let csv = std::fs::read_to_string(fr.join("dispo-2024-Q3-daily.csv")).unwrap();
