@@ -34,30 +34,34 @@ pub fn request_details(
     observations: &[Observation],
     kpis: &crate::engine::Kpis,
 ) -> HashMap<(String, String), RequestDetail> {
-    let mut wanted: HashMap<(String, String), ()> = HashMap::new();
-    for e in &kpis.episodes {
-        for id in e.request_ids.iter().chain(e.ended_by.iter()) {
-            wanted.insert((e.establishment.to_string(), id.clone()), ());
-        }
-    }
+    // A quarter holds millions of observations and the episodes name a few dozen requests:
+    // test the request id without allocating, build the key only for a match.
+    let wanted: std::collections::HashSet<(crate::domain::EstablishmentCode, &str)> = kpis
+        .episodes
+        .iter()
+        .flat_map(|e| {
+            e.request_ids
+                .iter()
+                .chain(e.ended_by.iter())
+                .map(move |id| (e.establishment, id.as_str()))
+        })
+        .collect();
     let mut out = HashMap::new();
     if wanted.is_empty() {
         return out;
     }
     for o in observations {
-        let key = (o.establishment.to_string(), o.request_id.to_string());
-        if wanted.contains_key(&key) && !out.contains_key(&key) {
-            out.insert(
-                key,
-                RequestDetail {
-                    at_ms: o.received_at_ms,
-                    status: o.status,
-                    latency_ms: o.latency_ms,
-                    error_code: o.error_code.as_ref().map(|c| c.to_string()),
-                    tpp: o.tpp.as_ref().map(|t| t.to_string()),
-                },
-            );
+        if !wanted.contains(&(o.establishment, o.request_id.as_str())) {
+            continue;
         }
+        out.entry((o.establishment.to_string(), o.request_id.to_string()))
+            .or_insert_with(|| RequestDetail {
+                at_ms: o.received_at_ms,
+                status: o.status,
+                latency_ms: o.latency_ms,
+                error_code: o.error_code.as_ref().map(|c| c.to_string()),
+                tpp: o.tpp.as_ref().map(|t| t.to_string()),
+            });
     }
     out
 }

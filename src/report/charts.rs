@@ -277,13 +277,19 @@ fn draw_panel<DB: DrawingBackend>(
             ))
             .map_err(e2s)?;
         let (px, py) = local(chart.backend_coord(&(x_end, *v)));
+        // Under the line when the line runs near the top (uptime near 100 %), above otherwise.
+        let (dy, vpos) = if *v > y0 + (y1 - y0) * 0.85 {
+            (3, VPos::Top)
+        } else {
+            (-3, VPos::Bottom)
+        };
         area.draw(&Text::new(
             label.clone(),
-            (px - 4, py - 3),
+            (px - 4, py + dy),
             ("sans-serif", 12)
                 .into_font()
                 .color(&TARGET)
-                .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                .pos(Pos::new(HPos::Right, vpos)),
         ))
         .map_err(e2s)?;
     }
