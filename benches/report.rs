@@ -30,10 +30,15 @@ async fn main() {
         .collect();
     ests.extend(["10548", "40978"].map(|c| c.parse::<dispo::domain::EstablishmentCode>().unwrap()));
     let store = Store::open(&dir.join("q.db")).await.unwrap();
+    let (from_ms, to_ms) = (
+        time::day_start_ms(tz, period.from),
+        time::day_start_ms(tz, period.to),
+    );
+    let spec_establishments = ests.clone();
     let spec = SynthSpec {
         observations: n,
-        from_ms: time::day_start_ms(tz, period.from),
-        to_ms: time::day_start_ms(tz, period.to),
+        from_ms,
+        to_ms,
         establishments: ests,
         seed: 3,
     };
@@ -48,6 +53,22 @@ async fn main() {
         }
     }
     store.insert_observations(batch).await.unwrap();
+    // Covered as `dispo synth` records it, so the publication counts every day (not n.d.).
+    let series: Vec<_> = spec_establishments
+        .iter()
+        .flat_map(|e| {
+            [
+                dispo::domain::Interface::Api,
+                dispo::domain::Interface::Fallback,
+                dispo::domain::Interface::PsuWeb,
+            ]
+            .map(|i| (*e, i))
+        })
+        .collect();
+    store
+        .record_monitor_run("synth", &series, from_ms, to_ms, "synthetic")
+        .await
+        .unwrap();
     drop(store);
     let store = Store::open(&dir.join("q.db")).await.unwrap();
     let rss0 = common::peak_rss_mb();

@@ -416,7 +416,7 @@ pub async fn run(
     match crate::report::generate(&store, &req).await {
         Ok(r) => {
             say(format!(
-                "publication of the demo day: {}/index.html (+ spreadsheet, charts, CSV)",
+                "publication of the demo day (provisional: the day is not over): {}/index.html (+ spreadsheet, charts, CSV; the supervisor's annex in annexe-acpr/)",
                 r.dir.display()
             ));
             outcome.report_files.extend(r.files);
@@ -442,6 +442,8 @@ pub async fn run(
                 .collect(),
             seed: 42,
         };
+        let (spec_establishments, spec_from, spec_to) =
+            (spec.establishments.clone(), spec.from_ms, spec.to_ms);
         say(format!(
             "filling {label} with 400 000 synthetic observations (marked synthetic in every output)..."
         ));
@@ -455,6 +457,15 @@ pub async fn run(
             }
         }
         qstore.insert_observations(batch).await?;
+        // The synthetic monitor covered its series over the whole quarter, as `dispo synth`
+        // records it: without coverage every day would be n.d.
+        let series: Vec<_> = spec_establishments
+            .iter()
+            .flat_map(|e| [Interface::Api, Interface::Fallback, Interface::PsuWeb].map(|i| (*e, i)))
+            .collect();
+        qstore
+            .record_monitor_run("synth", &series, spec_from, spec_to, "synthetic")
+            .await?;
         let req = crate::report::ReportRequest {
             period: qperiod,
             label,

@@ -88,7 +88,7 @@ pub async fn build(
         episodes(&kpis, lang),
         weeks(&kpis, lang),
     ];
-    let summary = summary(&kpis, &stored, from, to, short, lang);
+    let summary = summary(&kpis, &stored, settings, from, to, short, lang);
     // All the files or none (see `report::publish`).
     crate::report::publish::all_or_nothing(
         out_dir,
@@ -158,6 +158,7 @@ fn l10n(lang: Lang, fr: &str, en: &str) -> String {
 fn summary(
     kpis: &Kpis,
     stored: &[StoredObservation],
+    settings: &Settings,
     from: NaiveDate,
     to: NaiveDate,
     short: bool,
@@ -169,15 +170,21 @@ fn summary(
         .filter(|e| e.interface == Interface::Api)
         .count();
     let missed = kpis.weeks.iter().filter(|w| !w.misses.is_empty()).count();
-    let ok_calls = stored
-        .iter()
-        .filter(|o| o.obs.interface == Interface::Api && o.obs.outcome == Outcome::Ok)
-        .count();
-    let tpps: BTreeSet<&str> = stored
-        .iter()
-        .filter(|o| o.obs.interface == Interface::Api)
-        .filter_map(|o| o.obs.tpp.as_deref())
-        .collect();
+    // TPP traffic only (methodology section 6): the monitor's own calls are no evidence of use.
+    // And inside the period: the loaded rows also hold the look-back and whole weeks around it.
+    let (p_from, p_to) = (
+        crate::engine::time::day_start_ms(settings.tz, from),
+        crate::engine::time::day_start_ms(settings.tz, to),
+    );
+    let tpp_api = || {
+        stored.iter().filter(move |o| {
+            o.obs.interface == Interface::Api
+                && !settings.is_monitor(&o.obs)
+                && (p_from..p_to).contains(&o.obs.received_at_ms)
+        })
+    };
+    let ok_calls = tpp_api().filter(|o| o.obs.outcome == Outcome::Ok).count();
+    let tpps: BTreeSet<&str> = tpp_api().filter_map(|o| o.obs.tpp.as_deref()).collect();
     let mut rows = vec![
         vec![
             l10n(

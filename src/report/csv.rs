@@ -1,4 +1,6 @@
-//! The daily table as CSV, for those who compute their own. Deterministic: rows sorted, numbers
+//! The daily table as CSV, for those who compute their own: stable column names (documented in
+//! the README), each interface also named in words, and a `status` column (final, provisional,
+//! synthetic). Deterministic: rows sorted, numbers
 //! in their shortest exact form, so the same database and settings give the same bytes.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         "date",
         "establishment",
         "interface",
+        "interface_name",
         "seconds_in_day",
         "covered_s",
         "coverage_pct",
@@ -37,6 +40,9 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
         head.push(format!("avg_ms_{s}"));
         head.push(format!("p95_ms_{s}"));
     }
+    // Provisional while the period is not over; synthetic data says so (methodology section 9).
+    head.push("status".into());
+    let status = p.req.lang.status(p.provisional, p.synthetic);
     w.write_record(&head)
         .map_err(|e| io(std::io::Error::other(e)))?;
     for d in &p.kpis.days {
@@ -44,6 +50,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
             d.date.to_string(),
             csv_text(&d.establishment.to_string()).into_owned(),
             csv_text(&d.interface.to_string()).into_owned(),
+            p.req.lang.interface(d.interface).to_owned(),
             d.seconds_in_day.to_string(),
             d.covered_s.to_string(),
             d.coverage_pct.to_string(),
@@ -69,6 +76,7 @@ pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
                 }
             }
         }
+        r.push(status.clone());
         w.write_record(&r)
             .map_err(|e| io(std::io::Error::other(e)))?;
     }

@@ -35,38 +35,174 @@ impl Lang {
 }
 
 impl Lang {
-    /// Column headers of the period summary (page and spreadsheet): the fixed ones, then an
-    /// average and a p95 column per service, the fallback share and the weekly targets.
-    pub fn summary_headers(self, services: &[crate::domain::Service]) -> Vec<String> {
-        let mut h: Vec<String> = self.summary_fixed_headers().map(String::from).to_vec();
-        for s in services {
-            h.push(format!("{} {s} (ms)", self.t("Temps moyen", "Average")));
-            h.push(format!("p95 {s} (ms)"));
+    /// A service in words (GL 2.3 names for the dedicated interface's services).
+    pub fn service(self, s: &crate::domain::Service) -> String {
+        match s.as_str() {
+            "cbpii" => self.t(
+                "confirmation de la disponibilité des fonds",
+                "confirmation of the availability of funds",
+            ),
+            "aisp" => self.t("information sur les comptes", "account information"),
+            "pisp" => self.t("initiation de paiement", "payment initiation"),
+            "token" => self.t("obtention du jeton d'accès", "access token"),
+            "authorize" => self.t("autorisation du client", "customer authorisation"),
+            "psu_login" => self.t("connexion du client", "customer log-in"),
+            "fallback" => self.t("accès de secours", "fallback access"),
+            other => return other.replace('_', " "),
         }
-        h.push(self.t("Part du fallback (%)", "Fallback share (%)").into());
-        h.push(
-            self.t(
-                "Objectifs hebdomadaires (art. 33(7))",
-                "Weekly targets (Art. 33(7))",
-            )
-            .into(),
-        );
-        h
+        .to_owned()
     }
 
-    fn summary_fixed_headers(self) -> [&'static str; 10] {
-        [
-            self.t("Établissement", "Establishment"),
-            self.t("Interface", "Interface"),
-            self.t("Disponibilité (%)", "Uptime (%)"),
-            self.t("Indisponibilité (s)", "Downtime (s)"),
-            self.t("dont planifiée (s)", "of which planned (s)"),
-            self.t("Non surveillé (s)", "Unmonitored (s)"),
-            self.t("Requêtes", "Requests"),
-            self.t("Sans réponse", "No reply"),
-            self.t("Taux d'erreur (%)", "Error rate (%)"),
-            self.t("Épisodes art. 33(1)", "Art. 33(1) episodes"),
-        ]
+    /// A service in one or two words, for narrow column headers.
+    pub fn service_short(self, s: &crate::domain::Service) -> String {
+        match s.as_str() {
+            "cbpii" => self.t("confirmation des fonds", "funds confirmation"),
+            "aisp" => self.t("information sur les comptes", "account information"),
+            "pisp" => self.t("initiation de paiement", "payment initiation"),
+            _ => return self.service(s),
+        }
+        .to_owned()
+    }
+
+    /// A short interface name for narrow column headers.
+    pub fn interface_short(self, i: crate::domain::Interface) -> &'static str {
+        use crate::domain::Interface::*;
+        match i {
+            Api => self.t("Interface dédiée", "Dedicated interface"),
+            Fallback => self.t("Accès de secours", "Fallback access"),
+            PsuWeb => self.t("Banque en ligne", "Online banking"),
+            PsuApp => self.t("Application mobile", "Mobile app"),
+        }
+    }
+
+    pub fn yes_no(self, b: bool) -> &'static str {
+        if b {
+            self.t("oui", "yes")
+        } else {
+            self.t("non", "no")
+        }
+    }
+
+    pub fn month(self, m: u32) -> &'static str {
+        const FR: [&str; 12] = [
+            "janvier",
+            "février",
+            "mars",
+            "avril",
+            "mai",
+            "juin",
+            "juillet",
+            "août",
+            "septembre",
+            "octobre",
+            "novembre",
+            "décembre",
+        ];
+        const EN: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        let i = (m.clamp(1, 12) - 1) as usize;
+        match self {
+            Lang::Fr => FR[i],
+            Lang::En => EN[i],
+        }
+    }
+
+    /// A short month name for chart axes.
+    pub fn month_short(self, m: u32) -> &'static str {
+        const FR: [&str; 12] = [
+            "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
+            "nov.", "déc.",
+        ];
+        const EN: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let i = (m.clamp(1, 12) - 1) as usize;
+        match self {
+            Lang::Fr => FR[i],
+            Lang::En => EN[i],
+        }
+    }
+
+    /// A date in words: « 1 juillet 2024 », "1 July 2024".
+    pub fn long_date(self, d: chrono::NaiveDate) -> String {
+        use chrono::Datelike;
+        let day = match (self, d.day()) {
+            (Lang::Fr, 1) => "1er".to_owned(),
+            (_, n) => n.to_string(),
+        };
+        format!("{day} {} {}", self.month(d.month()), d.year())
+    }
+
+    /// How the bank names a period: « T3 2024 » (a calendar quarter), else the days it covers.
+    pub fn period_name(self, p: crate::engine::Period) -> String {
+        use chrono::Datelike;
+        let last = p.to.pred_opt().unwrap_or(p.to);
+        let q = (p.from.month() - 1) / 3 + 1;
+        let quarter_end = p.from.checked_add_months(chrono::Months::new(3));
+        if p.from.day() == 1 && (p.from.month() - 1).is_multiple_of(3) && quarter_end == Some(p.to)
+        {
+            return format!("{}{q} {}", self.t("T", "Q"), p.from.year());
+        }
+        if last <= p.from {
+            return self.long_date(p.from);
+        }
+        format!(
+            "{} {} {} {}",
+            self.t("du", "from"),
+            self.long_date(p.from),
+            self.t("au", "to"),
+            self.long_date(last)
+        )
+    }
+
+    /// An instant in local time with its offset: « 01/07/2024 10:00:00 (UTC+02:00) »,
+    /// "2024-07-01 10:00:00 (UTC+02:00)".
+    pub fn local_time(self, tz: chrono_tz::Tz, ms: i64) -> String {
+        let t = crate::engine::time::utc(ms).with_timezone(&tz);
+        match self {
+            Lang::Fr => t.format("%d/%m/%Y %H:%M:%S (UTC%:z)").to_string(),
+            Lang::En => t.format("%Y-%m-%d %H:%M:%S (UTC%:z)").to_string(),
+        }
+    }
+
+    /// A duration in words: « 1 h 05 min 12 s », "25 min 0 s", "60,2 s".
+    pub fn duration(self, secs: f64) -> String {
+        if secs < 60.0 {
+            return format!("{} s", self.dec(secs, 1));
+        }
+        let s = secs.round() as i64;
+        let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
+        if h > 0 {
+            format!("{h} h {m:02} min {s:02} s")
+        } else {
+            format!("{m} min {s:02} s")
+        }
+    }
+
+    /// Whether the figures are final: « provisoire » while the period is not over.
+    pub fn status(self, provisional: bool, synthetic: bool) -> String {
+        let s = if provisional {
+            self.t("provisoire", "provisional")
+        } else {
+            self.t("définitif", "final")
+        };
+        if synthetic {
+            format!("{}, {s}", self.t("synthétique", "synthetic"))
+        } else {
+            s.to_owned()
+        }
     }
 }
 
@@ -120,8 +256,9 @@ impl Lang {
                 actual_ms,
                 target_ms,
             } => format!(
-                "{} {service} {} ms > {} ms",
+                "{} {} {} ms > {} ms",
                 self.t("temps de réponse", "response time"),
+                self.service(service),
                 self.dec(*actual_ms, 1),
                 self.dec(*target_ms, 0)
             ),
@@ -180,7 +317,7 @@ impl Lang {
         parts.extend(
             t.avg_ms_by_service
                 .iter()
-                .map(|(s, ms)| format!("{s} ≤ {} ms", self.dec(*ms, 0))),
+                .map(|(s, ms)| format!("{} ≤ {} ms", self.service(s), self.dec(*ms, 0))),
         );
         parts.push(format!(
             "{} ≤ {} %",
@@ -282,7 +419,7 @@ mod tests {
         ];
         assert_eq!(
             Lang::Fr.misses(&m),
-            "disponibilité 99,4048 % < 99,50 % ; temps de réponse cbpii 412,2 ms > 300 ms ; \
+            "disponibilité 99,4048 % < 99,50 % ; temps de réponse confirmation de la disponibilité des fonds 412,2 ms > 300 ms ; \
              interface dédiée 99,9000 % < Banque en ligne (web) 100,0000 %"
         );
         assert_eq!(Lang::En.miss(&m[0]), "uptime 99.4048 % < 99.50 %");
@@ -301,7 +438,7 @@ mod tests {
         let t = Targets::default();
         assert_eq!(
             Lang::En.targets(&t),
-            "weekly uptime ≥ 99.50 %; average response time ≤ 750 ms; cbpii ≤ 300 ms; \
+            "weekly uptime ≥ 99.50 %; average response time ≤ 750 ms; confirmation of the availability of funds ≤ 300 ms; \
              error rate ≤ 0.50 %; dedicated interface at least as available as each customer interface"
         );
         let w = MaintenanceWindow {

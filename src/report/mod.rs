@@ -1,15 +1,21 @@
-//! The quarterly publication (issue 5): what the bank puts on its website each quarter and hands
-//! its supervisor. In: the store and a period. Every figure comes from the counting engine; the
-//! polars pipeline (`frames`) reshapes them. Out, in `<out>/<period>/`: a spreadsheet with native
-//! charts (`xlsx`), PNG and SVG charts (`charts`), a self-contained web page (`html`), and the
-//! daily table as CSV (`csv`).
+//! The quarterly publication: what the bank puts on its website each quarter, and apart from it
+//! what it gives its supervisor (methodology section 9). In: the store and a period. Every figure
+//! comes from the counting engine; the polars pipeline (`frames`) reshapes them and `view` lays
+//! them out establishment by establishment. Out, in `<out>/<period>/` (public): a spreadsheet
+//! with native charts (`xlsx`), PNG and SVG charts (`charts`), a self-contained web page
+//! (`html`), and the daily table as CSV (`csv`) — no TPP, request id or watch level in any of
+//! them; in `<out>/<period>/annexe-acpr/` (never linked from the page): the supervisor's annex
+//! (`annex`) with its SHA-256 manifest.
 
+pub mod annex;
 pub mod charts;
 pub mod csv;
+pub mod definitions;
 pub mod frames;
 pub mod html;
 pub mod labels;
 pub mod publish;
+pub mod view;
 pub mod xlsx;
 
 use std::collections::BTreeSet;
@@ -113,7 +119,10 @@ pub struct Publication {
     pub services: Vec<Service>,
     pub establishments: Vec<EstablishmentCode>,
     pub synthetic: bool,
+    /// The period is not over: every output says its figures are provisional.
+    pub provisional: bool,
     pub observations: usize,
+    /// Local time with its offset.
     pub generated_at: String,
 }
 
@@ -307,8 +316,10 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     let synthetic = loaded.synthetic;
     // The observations move into the engine rather than being copied (a quarter can hold
     // millions).
-    let input = loaded.input;
+    let mut input = loaded.input;
     let kpis = engine::compute(&input, req.period, &req.settings)?;
+    let details = annex::request_details(&input.observations, &kpis);
+    let coverage = std::mem::take(&mut input.coverage);
     drop(input);
     tracing::debug!(
         secs = started.elapsed().as_secs_f64(),
@@ -329,14 +340,17 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         services: services.into_iter().collect(),
         establishments: establishments.into_iter().collect(),
         synthetic,
+        // Not over until its last local day has ended.
+        provisional: now < to_ms,
         observations,
-        generated_at: chrono::Utc::now()
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M:%S %Z")
-            .to_string(),
+        generated_at: req.lang.local_time(tz, now),
         kpis,
         req: req.clone(),
     };
+    let views = publication.views()?;
+    // A one-day period is drawn by hour.
+    let hourly = (req.period.to - req.period.from == chrono::Duration::days(1))
+        .then(|| charts::Hourly::compute(&publication, &coverage));
     let dir = req.out.join(&req.label);
     // All the files or none: a later output failing (a cell the spreadsheet refuses) leaves no
     // half publication, and an earlier publication of the period stays as it was.
@@ -349,13 +363,19 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
             })?;
             let mut files = Vec::new();
             files.push(csv::write(&publication, tmp)?);
-            files.extend(charts::write_all(&publication, &tmp.join("charts"))?);
+            files.extend(charts::write_all(
+                &publication,
+                &views,
+                hourly.as_ref(),
+                &tmp.join("charts"),
+            )?);
             tracing::debug!(
                 secs = started.elapsed().as_secs_f64(),
                 "report: charts drawn"
             );
-            files.push(xlsx::write(&publication, tmp)?);
-            files.push(html::write(&publication, tmp)?);
+            files.push(xlsx::write(&publication, &views, tmp)?);
+            files.push(html::write(&publication, &views, tmp)?);
+            files.extend(annex::write(&publication, &details, tmp)?);
             Ok(files)
         },
         |path, source| ReportError::Io { path, source },

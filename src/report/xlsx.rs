@@ -1,481 +1,31 @@
-//! The publication as a spreadsheet (rust_xlsxwriter): Summary, Daily (formats, frozen header,
-//! filters, missed targets highlighted), Episodes, Weekly watch, Fallback, Methodology, and native
-//! Excel charts (daily uptime per interface, response time per service with targets, error rate,
-//! API versus fallback requests) drawn from a ChartData sheet.
+//! The public spreadsheet (rust_xlsxwriter): « Synthèse » (headline figures per establishment and
+//! interface), « Définitions » (the formula and GL 2.2-2.4 reference of every figure, what was
+//! measured, coverage, 23/25-hour days, the maintenance calendar as announced), then one sheet
+//! per establishment: its daily table with the dedicated and customer interfaces side by side,
+//! and its native charts. No TPP, request id or watch level: those are in the annex. Weekly
+//! targets are drawn as lines on the charts, never applied to daily cells.
 
 use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{
-    Chart, ChartType, Color, ConditionalFormatCell, ConditionalFormatCellRule, Format, FormatAlign,
+    Chart, ChartEmptyCells, ChartLine, ChartLineDashType, ChartType, Color, Format, FormatAlign,
     Workbook, Worksheet, XlsxError,
 };
 
-use super::charts::line_charts;
-use super::{Publication, ReportError, show_date};
-use crate::domain::known_establishment;
-use crate::engine::time::rfc3339;
-
-/// Where one chart's data sits on the ChartData sheet.
-struct Placed {
-    title: String,
-    date_col: u16,
-    series: Vec<(String, u16)>,
-    rows: u32,
-}
+use super::view::EstablishmentView;
+use super::{Publication, ReportError, definitions, show_date};
 
 fn fmt(num: &str) -> Format {
     Format::new().set_num_format(num)
 }
 
-fn header(ws: &mut Worksheet, row: u32, cols: &[&str]) -> Result<(), XlsxError> {
-    let bold = Format::new()
+fn header_format() -> Format {
+    Format::new()
         .set_bold()
         .set_background_color(Color::RGB(0xDDE6F0))
         .set_text_wrap()
-        .set_align(FormatAlign::Top);
-    for (c, h) in cols.iter().enumerate() {
-        ws.write_string_with_format(row, c as u16, *h, &bold)?;
-    }
-    Ok(())
-}
-
-pub fn write(p: &Publication, dir: &Path) -> Result<PathBuf, ReportError> {
-    let path = dir.join(p.file(".xlsx"));
-    let lang = p.req.lang;
-    let t = |fr: &'static str, en: &'static str| lang.t(fr, en);
-    let (pct, ms, secs, int) = (
-        fmt("0.0000\" %\""),
-        fmt("0.0\" ms\""),
-        fmt("0.000\" s\""),
-        fmt("0"),
-    );
-    let miss = Format::new()
-        .set_background_color(Color::RGB(0xFFC7CE))
-        .set_font_color(Color::RGB(0x9C0006));
-    let mut wb = Workbook::new();
-
-    // Summary.
-    let ws = wb.add_worksheet().set_name(t("Synthèse", "Summary"))?;
-    let title = Format::new().set_bold().set_font_size(14);
-    ws.write_string_with_format(
-        0,
-        0,
-        format!(
-            "{} {} — {} {} {} {}",
-            t(
-                "Statistiques de l'interface dédiée DSP2",
-                "PSD2 dedicated interface statistics"
-            ),
-            p.req.label,
-            t("du", "from"),
-            show_date(p.req.period.from, lang),
-            t("au", "to"),
-            show_date(p.req.period.to - chrono::Duration::days(1), lang)
-        ),
-        &title,
-    )?;
-    if p.synthetic {
-        ws.write_string_with_format(
-            1,
-            0,
-            t(
-                "DONNÉES SYNTHÉTIQUES — démonstration, pas des mesures réelles",
-                "SYNTHETIC DATA — a demonstration, not real measurements",
-            ),
-            &miss,
-        )?;
-    }
-    let heads = lang.summary_headers(&p.services);
-    header(ws, 3, &heads.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let rows = p.summary_rows()?;
-    for (r, x) in rows.iter().enumerate() {
-        let row = 4 + r as u32;
-        let name = known_establishment(&x.establishment)
-            .map(|k| format!("{} {}", x.establishment, k.short))
-            .unwrap_or_else(|| x.establishment.clone());
-        ws.write_string(row, 0, name)?;
-        ws.write_string(row, 1, lang.interface(x.interface))?;
-        let vals = [
-            x.uptime_pct,
-            Some(x.downtime_s),
-            Some(x.planned_s),
-            Some(x.unmonitored_s),
-            Some(x.requests),
-            Some(x.no_reply),
-            x.error_rate_pct,
-        ];
-        for (k, f) in [&pct, &secs, &secs, &secs, &int, &int, &pct]
-            .iter()
-            .enumerate()
-        {
-            write_opt(ws, row, 2 + k as u16, vals[k], f)?;
-        }
-        ws.write_number(row, 9, x.episodes as f64)?;
-        let mut c = 10u16;
-        for l in &x.latency {
-            if let Some((avg, p95)) = l {
-                ws.write_number_with_format(row, c, *avg, &ms)?;
-                ws.write_number_with_format(row, c + 1, *p95, &ms)?;
-            }
-            c += 2;
-        }
-        if let Some(share) = x.fallback_share_pct {
-            ws.write_number_with_format(row, c, share, &pct)?;
-        }
-        if let Some((missed, of)) = x.weeks_missed {
-            let words = lang.weeks_missed(missed, of);
-            if missed > 0 {
-                ws.write_string_with_format(row, c + 1, words, &miss)?;
-            } else {
-                ws.write_string(row, c + 1, words)?;
-            }
-        }
-    }
-    let last = 3 + rows.len() as u32;
-    ws.add_conditional_format(
-        4,
-        2,
-        last.max(4),
-        2,
-        &ConditionalFormatCell::new()
-            .set_rule(ConditionalFormatCellRule::LessThan(
-                p.req.settings.targets.uptime_pct,
-            ))
-            .set_format(&miss),
-    )?;
-    ws.set_column_width(0, 22)?;
-    ws.set_column_width(1, 28)?;
-    for c in 2..heads.len() as u16 {
-        ws.set_column_width(c, 15)?;
-    }
-    ws.set_column_width(heads.len() as u16 - 1, 26)?;
-
-    // Daily.
-    let ws = wb.add_worksheet().set_name(t("Quotidien", "Daily"))?;
-    let mut head: Vec<String> = [
-        t("Date", "Date"),
-        t("Établissement", "Establishment"),
-        t("Interface", "Interface"),
-        t("Durée du jour (s)", "Day length (s)"),
-        t("Indisponibilité (s)", "Downtime (s)"),
-        t("dont planifiée (s)", "of which planned (s)"),
-        t("Disponibilité (%)", "Uptime (%)"),
-        t("Non surveillé (s)", "Unmonitored (s)"),
-        t("Requêtes", "Requests"),
-        t("Sans réponse", "No reply"),
-        t("Taux d'erreur (%)", "Error rate (%)"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for svc in &p.services {
-        head.push(format!("{} {svc} (ms)", t("Moyenne", "Mean")));
-        head.push(format!("p95 {svc} (ms)"));
-    }
-    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
-    header(ws, 0, &head_refs)?;
-    let date_fmt = fmt("yyyy-mm-dd");
-    for (r, d) in p.kpis.days.iter().enumerate() {
-        let row = 1 + r as u32;
-        let naive = d.date.and_hms_opt(0, 0, 0).unwrap_or_default();
-        ws.write_datetime_with_format(row, 0, naive, &date_fmt)?;
-        ws.write_string(row, 1, d.establishment.as_str())?;
-        ws.write_string(row, 2, d.interface.as_str())?;
-        ws.write_number_with_format(row, 3, d.seconds_in_day as f64, &int)?;
-        ws.write_number_with_format(row, 4, d.downtime_s, &secs)?;
-        ws.write_number_with_format(row, 5, d.planned_downtime_s, &secs)?;
-        write_opt(ws, row, 6, d.uptime_pct, &pct)?;
-        ws.write_number_with_format(row, 7, d.unmonitored_s, &secs)?;
-        ws.write_number_with_format(row, 8, d.requests as f64, &int)?;
-        ws.write_number_with_format(row, 9, d.no_reply as f64, &int)?;
-        write_opt(ws, row, 10, d.error_rate_pct, &pct)?;
-        for (k, svc) in p.services.iter().enumerate() {
-            if let Some(l) = d.latency.get(svc) {
-                ws.write_number_with_format(row, 11 + 2 * k as u16, l.avg_ms, &ms)?;
-                ws.write_number_with_format(row, 12 + 2 * k as u16, l.p95_ms, &ms)?;
-            }
-        }
-    }
-    let last_row = p.kpis.days.len().max(1) as u32;
-    ws.set_freeze_panes(1, 0)?;
-    ws.autofilter(0, 0, last_row, (head.len() - 1) as u16)?;
-    let t_up = p.req.settings.targets.uptime_pct;
-    ws.add_conditional_format(
-        1,
-        6,
-        last_row,
-        6,
-        &ConditionalFormatCell::new()
-            .set_rule(ConditionalFormatCellRule::LessThan(t_up))
-            .set_format(&miss),
-    )?;
-    let t_err = p.req.settings.targets.error_rate_pct;
-    ws.add_conditional_format(
-        1,
-        10,
-        last_row,
-        10,
-        &ConditionalFormatCell::new()
-            .set_rule(ConditionalFormatCellRule::GreaterThan(t_err))
-            .set_format(&miss),
-    )?;
-    ws.set_column_width(0, 12)?;
-    for c in 1..head.len() as u16 {
-        ws.set_column_width(c, 14)?;
-    }
-
-    // Episodes.
-    let ws = wb.add_worksheet().set_name(t("Épisodes", "Episodes"))?;
-    header(
-        ws,
-        0,
-        &[
-            t("Identifiant", "Id"),
-            t("Établissement", "Establishment"),
-            t("Interface", "Interface"),
-            t("Début (UTC)", "Start (UTC)"),
-            t("Fin (UTC)", "End (UTC)"),
-            t("Durée (s)", "Duration (s)"),
-            t("dont planifiée (s)", "of which planned (s)"),
-            t("Ouvert", "Open"),
-            t("Les cinq requêtes", "The five requests"),
-            t("Fin constatée par", "Ended by"),
-            t("Surveillance interrompue", "Monitoring interrupted"),
-            t("Commencé avant la période", "Began before the period"),
-        ],
-    )?;
-    for (r, e) in p.kpis.episodes.iter().enumerate() {
-        let row = 1 + r as u32;
-        ws.write_string(row, 0, e.id())?;
-        ws.write_string(row, 1, e.establishment.as_str())?;
-        ws.write_string(row, 2, e.interface.as_str())?;
-        ws.write_string(row, 3, rfc3339(e.start_ms))?;
-        ws.write_string(row, 4, rfc3339(e.end_ms))?;
-        ws.write_number_with_format(row, 5, e.duration_s(), &secs)?;
-        ws.write_number_with_format(row, 6, e.planned_s, &secs)?;
-        ws.write_string(
-            row,
-            7,
-            if e.open {
-                t("oui", "yes")
-            } else {
-                t("non", "no")
-            },
-        )?;
-        ws.write_string(row, 8, e.request_ids.join(" "))?;
-        ws.write_string(row, 9, e.ended_by.clone().unwrap_or_default())?;
-        let yes_no = |b: bool| if b { t("oui", "yes") } else { t("non", "no") };
-        ws.write_string(row, 10, yes_no(e.cut))?;
-        ws.write_string(row, 11, yes_no(e.began_before_period))?;
-    }
-    ws.set_freeze_panes(1, 0)?;
-    ws.set_column_width(0, 34)?;
-
-    // Weekly watch.
-    let ws = wb
-        .add_worksheet()
-        .set_name(t("Suivi hebdomadaire", "Weekly watch"))?;
-    header(
-        ws,
-        0,
-        &[
-            t("Semaine", "Week"),
-            t("Établissement", "Establishment"),
-            t("Disponibilité (%)", "Uptime (%)"),
-            t("Taux d'erreur (%)", "Error rate (%)"),
-            t("Écarts", "Misses"),
-            t("Semaines consécutives", "Consecutive weeks"),
-            t("Niveau (art. 33(7))", "Level (Art. 33(7))"),
-        ],
-    )?;
-    for (r, w) in p.kpis.weeks.iter().enumerate() {
-        let row = 1 + r as u32;
-        ws.write_string(row, 0, &w.week)?;
-        ws.write_string(row, 1, w.establishment.as_str())?;
-        write_opt(ws, row, 2, w.uptime_pct, &pct)?;
-        write_opt(ws, row, 3, w.error_rate_pct, &pct)?;
-        ws.write_string(row, 4, lang.misses(&w.misses))?;
-        ws.write_number(row, 5, w.consecutive_missed as f64)?;
-        match w.level {
-            Some(l) => ws.write_string_with_format(row, 6, lang.level(l), &miss)?,
-            None => ws.write_string(row, 6, "")?,
-        };
-    }
-    ws.set_freeze_panes(1, 0)?;
-
-    // Fallback per TPP.
-    let ws = wb
-        .add_worksheet()
-        .set_name(t("Accès de secours", "Fallback use"))?;
-    header(
-        ws,
-        0,
-        &[
-            t("Date", "Date"),
-            t("Établissement", "Establishment"),
-            "TPP",
-            t("Justifiées", "Justified"),
-            t("Injustifiées", "Unjustified"),
-        ],
-    )?;
-    for (r, f) in p.kpis.fallback.iter().enumerate() {
-        let row = 1 + r as u32;
-        ws.write_datetime_with_format(
-            row,
-            0,
-            f.date.and_hms_opt(0, 0, 0).unwrap_or_default(),
-            &date_fmt,
-        )?;
-        ws.write_string(row, 1, f.establishment.as_str())?;
-        ws.write_string(row, 2, f.tpp.clone().unwrap_or_default())?;
-        ws.write_number(row, 3, f.justified as f64)?;
-        if f.unjustified > 0 {
-            ws.write_number_with_format(row, 4, f.unjustified as f64, &miss)?;
-        } else {
-            ws.write_number(row, 4, 0.0)?;
-        }
-    }
-    ws.set_freeze_panes(1, 0)?;
-
-    // Methodology.
-    let ws = wb
-        .add_worksheet()
-        .set_name(t("Méthodologie", "Methodology"))?;
-    let st = &p.req.settings;
-    let rows: Vec<(String, String)> = vec![
-        (
-            t("Période", "Period").into(),
-            format!(
-                "{} – {} ({})",
-                p.req.period.from,
-                p.req.period.to,
-                t("exclu", "exclusive")
-            ),
-        ),
-        (
-            t("Fuseau horaire des jours", "Time zone of the days").into(),
-            st.tz.name().into(),
-        ),
-        (
-            t("Indisponibilité", "Unavailability").into(),
-            format!(
-                "{} {} {} s {} (RTS 2018/389 art. 33(1), EBA/GL/2018/07 2.4)",
-                st.failures_to_down,
-                t(
-                    "échecs consécutifs, le dernier au plus",
-                    "consecutive failures, the last at most"
-                ),
-                st.window_ms as f64 / 1000.0,
-                t("après le premier", "after the first")
-            ),
-        ),
-        (
-            t(
-                "Erreurs 5xx / INTE / INTS comptées comme échecs",
-                "5xx / INTE / INTS count as failures",
-            )
-            .into(),
-            st.aspsp_error_is_failure.to_string(),
-        ),
-        (
-            t("Services comptés", "Counted services").into(),
-            st.counted_services
-                .as_ref()
-                .map(|v| {
-                    v.iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_else(|| t("tous", "all").into()),
-        ),
-        (
-            t("Maintenance planifiée", "Planned maintenance").into(),
-            lang.maintenance(&st.maintenance),
-        ),
-        (t("Cibles", "Targets").into(), lang.targets(&st.targets)),
-        (
-            t("Délai de grâce du fallback (s)", "Fallback grace (s)").into(),
-            st.fallback_grace_s.to_string(),
-        ),
-        (
-            t("Observations", "Observations").into(),
-            p.observations.to_string(),
-        ),
-        (
-            t("Données synthétiques", "Synthetic data").into(),
-            p.synthetic.to_string(),
-        ),
-        (
-            t("Version de dispo", "dispo version").into(),
-            env!("CARGO_PKG_VERSION").into(),
-        ),
-        (t("Produit le", "Generated").into(), p.generated_at.clone()),
-    ];
-    for (r, (k, v)) in rows.iter().enumerate() {
-        ws.write_string_with_format(r as u32, 0, k, &Format::new().set_bold())?;
-        ws.write_string(r as u32, 1, v)?;
-    }
-    ws.set_column_width(0, 44)?;
-    ws.set_column_width(1, 90)?;
-
-    // Chart data and native charts.
-    let charts = line_charts(p)?;
-    let data_name = "ChartData";
-    let ws = wb.add_worksheet().set_name(data_name)?;
-    let mut col = 0u16;
-    let mut placed: Vec<Placed> = Vec::new();
-    for c in &charts {
-        let n = c.dates.len() as u32;
-        ws.write_string(0, col, t("Date", "Date"))?;
-        for (i, d) in c.dates.iter().enumerate() {
-            ws.write_datetime_with_format(
-                1 + i as u32,
-                col,
-                d.and_hms_opt(0, 0, 0).unwrap_or_default(),
-                &date_fmt,
-            )?;
-        }
-        let date_col = col;
-        col += 1;
-        let mut series = Vec::new();
-        for (name, vals) in c.series.iter().map(|(n, v)| (n.clone(), v.clone())).chain(
-            c.targets
-                .iter()
-                .map(|(n, v)| (n.clone(), vec![Some(*v); c.dates.len()])),
-        ) {
-            ws.write_string(0, col, &name)?;
-            for (i, v) in vals.iter().enumerate() {
-                if let Some(v) = v {
-                    ws.write_number(1 + i as u32, col, *v)?;
-                }
-            }
-            series.push((name, col));
-            col += 1;
-        }
-        placed.push(Placed {
-            title: c.title.clone(),
-            date_col,
-            series,
-            rows: n,
-        });
-        col += 1;
-    }
-    let ws = wb.add_worksheet().set_name(t("Graphiques", "Charts"))?;
-    for (k, pc) in placed.iter().enumerate() {
-        let mut chart = Chart::new(ChartType::Line);
-        chart.title().set_name(&pc.title);
-        for (name, c) in &pc.series {
-            chart
-                .add_series()
-                .set_name(name.as_str())
-                .set_categories((data_name, 1, pc.date_col, pc.rows, pc.date_col))
-                .set_values((data_name, 1, *c, pc.rows, *c));
-        }
-        ws.insert_chart((k as u32) * 22, 0, &chart)?;
-    }
-    wb.save(&path)?;
-    Ok(path)
+        .set_align(FormatAlign::Top)
+        .set_border(rust_xlsxwriter::FormatBorder::Thin)
 }
 
 /// A figure, or "n.d." where nobody observed it (a blank would read as zero in a sum).
@@ -491,4 +41,388 @@ fn write_opt(
         None => ws.write_string(row, col, super::labels::ND)?,
     };
     Ok(())
+}
+
+/// Writes the title and the status lines at the top of a sheet; returns the next free row.
+fn top(ws: &mut Worksheet, p: &Publication, title: &str) -> Result<u32, XlsxError> {
+    let big = Format::new().set_bold().set_font_size(14);
+    let warn = Format::new()
+        .set_bold()
+        .set_background_color(Color::RGB(0xFFF3CD))
+        .set_font_color(Color::RGB(0x7A4D00));
+    ws.write_string_with_format(0, 0, title, &big)?;
+    let mut row = 1;
+    if let Some(note) = definitions::status_note(p) {
+        ws.write_string_with_format(row, 0, note, &warn)?;
+        row += 1;
+    }
+    Ok(row + 1)
+}
+
+pub fn write(
+    p: &Publication,
+    views: &[EstablishmentView<'_>],
+    dir: &Path,
+) -> Result<PathBuf, ReportError> {
+    let path = dir.join(p.file(".xlsx"));
+    let lang = p.req.lang;
+    let t = |fr: &'static str, en: &'static str| lang.t(fr, en);
+    let (pct, ms, secs, int) = (fmt("0.0000"), fmt("0.0"), fmt("0.0"), fmt("0"));
+    let date_fmt = fmt(lang.t("dd/mm/yyyy", "yyyy-mm-dd"));
+    let head = header_format();
+    let title = definitions::title(p);
+    let mut wb = Workbook::new();
+
+    // Summary: headline figures per establishment and interface.
+    let ws = wb.add_worksheet().set_name(t("Synthèse", "Summary"))?;
+    let mut row = top(ws, p, &title)?;
+    let cols = [
+        t("Établissement", "Establishment"),
+        t("Interface", "Interface"),
+        t("Disponibilité (%)", "Uptime (%)"),
+        t("Couverture (%)", "Coverage (%)"),
+        t(
+            "Indisponibilité non planifiée (s)",
+            "Unplanned downtime (s)",
+        ),
+        t("Indisponibilité planifiée (s)", "Planned downtime (s)"),
+        t("Épisodes d'indisponibilité", "Unavailability episodes"),
+        t("Taux d'erreur (%)", "Error rate (%)"),
+        t("Sans réponse", "No reply"),
+    ];
+    for (c, h) in cols.iter().enumerate() {
+        ws.write_string_with_format(row, c as u16, *h, &head)?;
+    }
+    row += 1;
+    for v in views {
+        for h in &v.headline {
+            ws.write_string(row, 0, &v.short)?;
+            ws.write_string(row, 1, lang.interface(h.interface))?;
+            write_opt(ws, row, 2, h.uptime_pct, &pct)?;
+            write_opt(ws, row, 3, h.coverage_pct(), &fmt("0.00"))?;
+            ws.write_number_with_format(row, 4, h.downtime_s - h.planned_s, &secs)?;
+            ws.write_number_with_format(row, 5, h.planned_s, &secs)?;
+            ws.write_number_with_format(row, 6, h.episodes as f64, &int)?;
+            write_opt(ws, row, 7, h.error_rate_pct, &fmt("0.000"))?;
+            ws.write_number_with_format(row, 8, h.no_reply, &int)?;
+            row += 1;
+        }
+    }
+    ws.set_column_width(0, 16)?;
+    ws.set_column_width(1, 28)?;
+    for c in 2..cols.len() as u16 {
+        ws.set_column_width(c, 15)?;
+    }
+    ws.set_freeze_panes(3, 0)?;
+
+    // Definitions.
+    let ws = wb
+        .add_worksheet()
+        .set_name(t("Définitions", "Definitions"))?;
+    let mut row = top(ws, p, &title)?;
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+    let bold = Format::new().set_bold().set_align(FormatAlign::Top);
+    for (c, h) in [
+        t("Indicateur", "Figure"),
+        t("Définition", "Definition"),
+        t("Référence", "Reference"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string_with_format(row, c as u16, *h, &head)?;
+    }
+    row += 1;
+    for [name, formula, reference] in definitions::figures(lang) {
+        ws.write_string_with_format(row, 0, name, &bold)?;
+        ws.write_string_with_format(row, 1, formula, &wrap)?;
+        ws.write_string_with_format(row, 2, reference, &wrap)?;
+        row += 1;
+    }
+    row += 1;
+    ws.write_string_with_format(row, 0, t("Mesure", "Measurement"), &head)?;
+    row += 1;
+    for line in definitions::measured(p) {
+        ws.write_string_with_format(row, 1, line, &wrap)?;
+        row += 1;
+    }
+    row += 1;
+    let extra = [
+        (
+            t("Période", "Period"),
+            format!(
+                "{} ({} {} {} {}, {} {})",
+                lang.period_name(p.req.period),
+                t("jours locaux du", "local days"),
+                show_date(p.req.period.from, lang),
+                t("au", "to"),
+                show_date(p.req.period.to.pred_opt().unwrap_or(p.req.period.to), lang),
+                t("fuseau", "time zone"),
+                p.req.settings.tz.name()
+            ),
+        ),
+        (
+            t("Statut des chiffres", "Status of the figures"),
+            lang.status(p.provisional, p.synthetic),
+        ),
+        (
+            t("Maintenance planifiée", "Planned maintenance"),
+            definitions::maintenance(p),
+        ),
+        (t("Produit le", "Generated"), p.generated_at.clone()),
+        (
+            t("Version de dispo", "dispo version"),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
+    ];
+    for (k, v) in extra {
+        ws.write_string_with_format(row, 0, k, &bold)?;
+        ws.write_string_with_format(row, 1, v, &wrap)?;
+        row += 1;
+    }
+    ws.set_column_width(0, 30)?;
+    ws.set_column_width(1, 100)?;
+    ws.set_column_width(2, 34)?;
+
+    // One sheet per establishment.
+    for v in views {
+        let ws = wb.add_worksheet().set_name(sheet_name(&v.short))?;
+        let sheet = ws.name();
+        let row = top(
+            ws,
+            p,
+            &format!("{} — {}", v.name, lang.period_name(p.req.period)),
+        )?;
+        // Two header rows: the interface, then its figures.
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for (k, i) in v.interfaces.iter().enumerate() {
+            let mut c = vec![
+                t("Disponibilité (%)", "Uptime (%)").to_owned(),
+                t("Couverture (%)", "Coverage (%)").to_owned(),
+                t("Indisp. non planifiée (s)", "Unplanned downtime (s)").to_owned(),
+                t("Indisp. planifiée (s)", "Planned downtime (s)").to_owned(),
+            ];
+            if k == 0 {
+                c.push(t("Sans réponse", "No reply").to_owned());
+                c.push(t("Taux d'erreur (%)", "Error rate (%)").to_owned());
+                for s in &v.services {
+                    c.push(format!(
+                        "{} {} (ms)",
+                        t("Temps moyen", "Average time"),
+                        lang.service(&s.service)
+                    ));
+                }
+            }
+            groups.push((lang.interface_short(*i).to_owned(), c));
+        }
+        groups.push((
+            t("Requêtes des prestataires", "Provider requests").to_owned(),
+            vec![
+                t("Interface dédiée", "Dedicated interface").to_owned(),
+                t("Accès de secours", "Fallback access").to_owned(),
+            ],
+        ));
+        ws.merge_range(row, 0, row + 1, 0, t("Date", "Date"), &head)?;
+        let mut c = 1u16;
+        let mut first_col = Vec::new();
+        for (g, cols) in &groups {
+            first_col.push(c);
+            let last = c + cols.len() as u16 - 1;
+            if last > c {
+                ws.merge_range(row, c, row, last, g, &head)?;
+            } else {
+                ws.write_string_with_format(row, c, g, &head)?;
+            }
+            for (k, h) in cols.iter().enumerate() {
+                ws.write_string_with_format(row + 1, c + k as u16, h, &head)?;
+            }
+            c = last + 1;
+        }
+        let ncols = c;
+        let first_data = row + 2;
+        for (r, d) in v.days.iter().enumerate() {
+            let row = first_data + r as u32;
+            ws.write_datetime_with_format(
+                row,
+                0,
+                d.date.and_hms_opt(0, 0, 0).unwrap_or_default(),
+                &date_fmt,
+            )?;
+            for (k, f) in d.figures.iter().enumerate() {
+                let c0 = first_col[k];
+                write_opt(ws, row, c0, f.and_then(|f| f.uptime_pct), &pct)?;
+                write_opt(ws, row, c0 + 1, f.map(|f| f.coverage_pct), &fmt("0.00"))?;
+                write_opt(ws, row, c0 + 2, f.map(|f| f.unplanned_downtime_s()), &secs)?;
+                write_opt(ws, row, c0 + 3, f.map(|f| f.planned_downtime_s), &secs)?;
+                if k == 0 {
+                    write_opt(ws, row, c0 + 4, f.map(|f| f.no_reply as f64), &int)?;
+                    write_opt(
+                        ws,
+                        row,
+                        c0 + 5,
+                        f.and_then(|f| f.error_rate_pct),
+                        &fmt("0.000"),
+                    )?;
+                    for (j, s) in v.services.iter().enumerate() {
+                        write_opt(
+                            ws,
+                            row,
+                            c0 + 6 + j as u16,
+                            f.and_then(|f| f.latency.get(&s.service)).map(|l| l.avg_ms),
+                            &ms,
+                        )?;
+                    }
+                }
+            }
+            let cr = *first_col.last().expect("the request group");
+            ws.write_number_with_format(row, cr, d.tpp_api as f64, &int)?;
+            ws.write_number_with_format(row, cr + 1, d.tpp_fallback as f64, &int)?;
+        }
+        let last_data = first_data + v.days.len().max(1) as u32 - 1;
+        ws.set_freeze_panes(first_data, 1)?;
+        ws.set_column_width(0, 12)?;
+        for c in 1..ncols {
+            ws.set_column_width(c, 13)?;
+        }
+        ws.set_row_height(row + 1, 45)?;
+
+        // Chart data beside the table: blanks where the table says n.d., so the charts leave
+        // gaps (a text cell would be drawn as 0).
+        let cd = ncols + 1;
+        ws.write_string_with_format(row, cd, t("Données des graphiques", "Chart data"), &head)?;
+        let mut chart_cols: Vec<(String, u16)> = Vec::new();
+        let mut cc = cd;
+        for (k, i) in v.interfaces.iter().enumerate() {
+            let name = format!("{} (%)", lang.interface_short(*i));
+            ws.write_string_with_format(row + 1, cc, &name, &head)?;
+            for (r, d) in v.days.iter().enumerate() {
+                if let Some(u) = d.figures[k].and_then(|f| f.uptime_pct) {
+                    ws.write_number_with_format(first_data + r as u32, cc, u, &pct)?;
+                }
+            }
+            chart_cols.push((name, cc));
+            cc += 1;
+        }
+        let target_col = cc;
+        ws.write_string_with_format(
+            row + 1,
+            target_col,
+            t("Objectif hebdomadaire (%)", "Weekly target (%)"),
+            &head,
+        )?;
+        for r in 0..v.days.len() {
+            ws.write_number(
+                first_data + r as u32,
+                target_col,
+                p.req.settings.targets.uptime_pct,
+            )?;
+        }
+        cc += 1;
+        let mut time_cols: Vec<(String, u16)> = Vec::new();
+        for s in &v.services {
+            let name = lang.service(&s.service);
+            ws.write_string_with_format(row + 1, cc, format!("{name} (ms)"), &head)?;
+            for (r, d) in v.days.iter().enumerate() {
+                if let Some(l) = d.figures[0].and_then(|f| f.latency.get(&s.service)) {
+                    ws.write_number_with_format(first_data + r as u32, cc, l.avg_ms, &ms)?;
+                }
+            }
+            time_cols.push((name, cc));
+            cc += 1;
+            let tname = format!(
+                "{} {} (ms)",
+                t("objectif hebdomadaire", "weekly target"),
+                lang.service(&s.service)
+            );
+            ws.write_string_with_format(row + 1, cc, &tname, &head)?;
+            for r in 0..v.days.len() {
+                ws.write_number(first_data + r as u32, cc, s.target_ms)?;
+            }
+            time_cols.push((tname, cc));
+            cc += 1;
+        }
+        for c in cd..cc {
+            ws.set_column_width(c, 14)?;
+        }
+        let cat = (sheet.as_str(), first_data, 0, last_data, 0);
+        let dashed = || {
+            let mut l = ChartLine::new();
+            l.set_color(Color::RGB(0x5A5A5A))
+                .set_dash_type(ChartLineDashType::Dash)
+                .set_width(1);
+            l
+        };
+        let palette = [0x0072B2, 0xE69F00, 0x009E73, 0xCC79A7, 0x56B4E9, 0xD55E00];
+        let mut up = Chart::new(ChartType::Line);
+        up.title()
+            .set_name(t("Disponibilité quotidienne (%)", "Daily uptime (%)"));
+        for (k, (name, c)) in chart_cols.iter().enumerate() {
+            up.add_series()
+                .set_name(name.as_str())
+                .set_categories(cat)
+                .set_values((sheet.as_str(), first_data, *c, last_data, *c))
+                .set_format(
+                    ChartLine::new()
+                        .set_color(Color::RGB(palette[k % palette.len()]))
+                        .set_width(2),
+                );
+        }
+        up.add_series()
+            .set_name(t("objectif hebdomadaire", "weekly target"))
+            .set_categories(cat)
+            .set_values((
+                sheet.as_str(),
+                first_data,
+                target_col,
+                last_data,
+                target_col,
+            ))
+            .set_format(&mut dashed());
+        up.x_axis()
+            .set_date_axis(true)
+            .set_num_format(lang.t("dd/mm", "dd mmm"));
+        up.y_axis().set_max(100.0);
+        up.show_empty_cells_as(ChartEmptyCells::Gaps);
+        up.set_width(900).set_height(300);
+        ws.insert_chart(last_data + 3, 0, &up)?;
+        if !time_cols.is_empty() {
+            let mut rt = Chart::new(ChartType::Line);
+            rt.title().set_name(t(
+                "Temps de réponse moyen quotidien (ms)",
+                "Daily average response time (ms)",
+            ));
+            for (k, (name, c)) in time_cols.iter().enumerate() {
+                let s = rt
+                    .add_series()
+                    .set_name(name.as_str())
+                    .set_categories(cat)
+                    .set_values((sheet.as_str(), first_data, *c, last_data, *c));
+                if k % 2 == 1 {
+                    s.set_format(&mut dashed());
+                } else {
+                    s.set_format(
+                        ChartLine::new()
+                            .set_color(Color::RGB(palette[(k / 2) % palette.len()]))
+                            .set_width(2),
+                    );
+                }
+            }
+            rt.x_axis()
+                .set_date_axis(true)
+                .set_num_format(lang.t("dd/mm", "dd mmm"));
+            rt.show_empty_cells_as(ChartEmptyCells::Gaps);
+            rt.set_width(900).set_height(300);
+            ws.insert_chart(last_data + 19, 0, &rt)?;
+        }
+    }
+    wb.save(&path)?;
+    Ok(path)
+}
+
+/// A worksheet name: at most 31 characters, none of `[]:*?/\`.
+fn sheet_name(s: &str) -> String {
+    s.chars()
+        .filter(|c| !"[]:*?/\\".contains(*c))
+        .take(31)
+        .collect()
 }

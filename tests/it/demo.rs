@@ -1,4 +1,6 @@
-//! `dispo demo --duration 30s`: the outputs exist and the scripted outage is an episode.
+//! `dispo demo --duration 30s --quarter 2024-Q3`: the outputs exist, the scripted outage is an
+//! episode, and both publications (the demo day, provisional, and the synthetic quarter) keep
+//! the annex's words out of their public files and render at 1 280 px.
 
 use std::process::Command;
 
@@ -12,7 +14,7 @@ fn the_demo_detects_the_scripted_outage_and_writes_its_outputs() {
     let out = std::env::temp_dir().join(format!("dispo-it-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(support::dispo_bin())
-        .args(["demo", "--duration", "30s", "--out"])
+        .args(["demo", "--duration", "30s", "--quarter", "2024-Q3", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -73,4 +75,47 @@ fn the_demo_detects_the_scripted_outage_and_writes_its_outputs() {
             .extension()
             .is_some_and(|x| x == "xlsx"))
     );
+    // The demo day is not over: provisional in every output.
+    let html = std::fs::read_to_string(day.path().join("index.html")).unwrap();
+    assert!(html.contains("CHIFFRES PROVISOIRES"), "the page");
+    let csv = std::fs::read_dir(day.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-daily.csv"))
+        .unwrap();
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert!(
+        csv.lines().skip(1).all(|l| l.ends_with(",provisoire")),
+        "the CSV"
+    );
+    let svg = crate::publication::files(&day.path().join("charts"), None)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "svg"))
+        .unwrap();
+    assert!(
+        std::fs::read_to_string(svg).unwrap().contains("PROVISOIRE"),
+        "a chart"
+    );
+    let readme = std::fs::read_to_string(day.path().join("annexe-acpr/LISEZ-MOI.txt")).unwrap();
+    assert!(
+        readme.contains("provisoire") && readme.contains("NE PAS PUBLIER"),
+        "the annex"
+    );
+    // Probes only on the dedicated interface: the monitor's own traffic is no provider
+    // request (the TPP's three fallback requests at 14607 are).
+    assert!(html.contains("par les sondes de la banque"));
+    // Both publications keep the annex's words out of every public file, and render at 1 280 px.
+    let quarter = out.join("2024-Q3");
+    assert!(
+        std::fs::read_to_string(quarter.join("index.html"))
+            .unwrap()
+            .contains("Statistiques T3 2024")
+    );
+    for dir in [day.path(), quarter] {
+        crate::publication::assert_public_apart_from_annex(
+            &dir,
+            &["vigilance", "alerte", "critique"],
+        );
+        crate::publication::render_at_1280(&dir.join("index.html"), &out);
+    }
 }

@@ -15,6 +15,7 @@ mod live;
 mod offline;
 mod operator;
 mod probe;
+mod publication;
 mod report;
 mod rev2;
 mod sim;

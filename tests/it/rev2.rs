@@ -171,7 +171,7 @@ fn kpi_report_and_evidence_give_the_same_episodes_and_days() {
         (Some(19), Some(16))
     );
 
-    // The report: the same day figures in its CSV, the same episode ids in its spreadsheet.
+    // The report: the same day figures in its CSV, the same episode ids in its annex.
     let out = dir.join("pub");
     let mut r = vec!["report", "--db", dbs, "--config", cfgs, "--out"];
     r.push(out.to_str().unwrap());
@@ -201,7 +201,8 @@ fn kpi_report_and_evidence_give_the_same_episodes_and_days() {
             assert_eq!(row[col(f)].parse::<f64>().ok(), day[f].as_f64(), "{f}");
         }
     }
-    let xlsx = std::fs::read_dir(&pub_dir)
+    // Episode ids are in the supervisor's annex, never in the public spreadsheet.
+    let xlsx = std::fs::read_dir(pub_dir.join("annexe-acpr"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "xlsx"))
