@@ -55,14 +55,17 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = super::kpi::load_settings(args.config.as_deref(), args.tz.as_deref())?;
     let (period, label) = match (&args.quarter, args.from, args.to) {
-        (Some(q), _, _) => report::parse_quarter(q)?,
+        (Some(q), _, _) => report::parse_quarter(q)
+            .map_err(|e| anyhow::Error::new(super::UsageError(e.to_string())))?,
         (None, Some(from), Some(to)) => {
             if to <= from {
-                bail!("--from {from} must come before --to {to} (--to is exclusive)");
+                super::usage!("--from {from} must come before --to {to} (--to is exclusive)");
             }
             (Period { from, to }, format!("{from}_{to}"))
         }
-        _ => bail!("give --quarter 2024-Q3 (or T3-2024), or --from YYYY-MM-DD --to YYYY-MM-DD"),
+        _ => super::usage!(
+            "give --quarter 2024-Q3 (or T3-2024), or --from YYYY-MM-DD --to YYYY-MM-DD"
+        ),
     };
     if !args.db.exists() {
         bail!(

@@ -229,6 +229,16 @@ fn exit_codes_follow_one_table() {
             "2026-07-02",
         ],
         vec!["evidence", "--db", "x.db", "--out", "p"],
+        vec![
+            "report",
+            "--db",
+            "x.db",
+            "--from",
+            "2026-07-02",
+            "--to",
+            "2026-07-01",
+        ],
+        vec!["report", "--db", "x.db", "--quarter", "2026-Q5"],
     ] {
         let o = Command::new(dispo_bin()).args(&args).output().unwrap();
         let t = text(&o);
