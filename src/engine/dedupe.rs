@@ -9,6 +9,7 @@
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
@@ -39,8 +40,9 @@ struct Pending<T> {
 /// or a reference to one.
 pub struct Dedupe<T> {
     seen: FxHashMap<Key, Seen>,
-    /// Request ids in the order first seen: the front leaves the window first.
-    window: VecDeque<Key>,
+    /// Request ids in the order first seen, with when (a probe's record replacing a log's
+    /// moves that later: [`Seen::at_ms`] has the truth): the front leaves the window first.
+    window: VecDeque<(Key, i64)>,
     pending: VecDeque<Pending<T>>,
     /// Sequence number of `pending`'s front.
     base: u64,
@@ -72,28 +74,38 @@ impl<T: Borrow<Observation>> Dedupe<T> {
         }
         let at = o.received_at_ms;
         let probe = o.source == Source::Probe;
-        while let Some(front) = self.window.front() {
-            let seen_at = self.seen.get(front).map_or(i64::MIN, |s| s.at_ms);
-            if at.saturating_sub(seen_at) < SAME_REQUEST_MS {
+        while let Some((_, first_at)) = self.window.front() {
+            if at.saturating_sub(*first_at) < SAME_REQUEST_MS {
                 break;
             }
-            if let Some(key) = self.window.pop_front()
-                && let Some(s) = self.seen.remove(&key)
-            {
-                // (A probe's record, settled from the start, may be gone already.)
-                if let Some(p) = s
-                    .seq
-                    .checked_sub(self.base)
-                    .and_then(|i| self.pending.get_mut(i as usize))
-                {
-                    p.settled = true;
+            let Some((key, first_at)) = self.window.pop_front() else {
+                break;
+            };
+            match self.seen.remove(&key) {
+                // A probe's record replaced the log's later: the id stays until 24 h after it.
+                Some(s) if at.saturating_sub(s.at_ms) < SAME_REQUEST_MS => {
+                    self.seen.insert(key.clone(), s);
+                    self.window.push_front((key, first_at));
+                    break;
                 }
+                Some(s) => {
+                    // (A probe's record, settled from the start, may be gone already.)
+                    if let Some(p) = s
+                        .seq
+                        .checked_sub(self.base)
+                        .and_then(|i| self.pending.get_mut(i as usize))
+                    {
+                        p.settled = true;
+                    }
+                }
+                None => {}
             }
         }
         let key = (o.establishment, o.request_id.clone());
         let next_seq = self.base + self.pending.len() as u64;
-        match self.seen.get_mut(&key) {
-            Some(s) => {
+        match self.seen.entry(key) {
+            Entry::Occupied(mut e) => {
+                let s = e.get_mut();
                 // A repeat: the probe's record wins over a log's, in the probe's place.
                 if probe && !s.probe {
                     let old = &mut self.pending[(s.seq - self.base) as usize];
@@ -108,16 +120,13 @@ impl<T: Borrow<Observation>> Dedupe<T> {
                     });
                 }
             }
-            None => {
-                self.seen.insert(
-                    key.clone(),
-                    Seen {
-                        at_ms: at,
-                        probe,
-                        seq: next_seq,
-                    },
-                );
-                self.window.push_back(key);
+            Entry::Vacant(e) => {
+                self.window.push_back((e.key().clone(), at));
+                e.insert(Seen {
+                    at_ms: at,
+                    probe,
+                    seq: next_seq,
+                });
                 // A probe's record is never replaced.
                 self.pending.push_back(Pending {
                     obs: Some(item),
