@@ -297,10 +297,9 @@ pub async fn run(
         to: today + chrono::Duration::days(1),
     };
     let now = chrono::Utc::now().timestamp_millis();
-    let input = crate::period::load(&store, period, &cfg.counting, &[], now)
+    let kpis = crate::period::count(&store, period, &cfg.counting, &[], now)
         .await?
-        .input;
-    let kpis = engine::compute(&input, period, &cfg.counting)?;
+        .kpis;
     let kpi_json = opts.out.join("kpi.json");
     std::fs::write(
         &kpi_json,

@@ -12,7 +12,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::domain::{EstablishmentCode, Observation};
-use crate::engine::{self, EngineInput, Period, Settings, response_time_ms};
+use crate::engine::stream::Counter;
+use crate::engine::{self, EngineError, EngineInput, Kpis, Period, Settings, response_time_ms};
 use crate::import::bounds::Bounds;
 use crate::import::csv_rows::CsvRows;
 use crate::import::{ImportError, Row, RowSource};
@@ -24,6 +25,8 @@ use crate::store::{Store, StoreError, StoredObservation};
 pub enum PeriodError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("cannot open {path}: {source}")]
     Open {
         path: PathBuf,
@@ -68,6 +71,126 @@ pub async fn load(
         },
         synthetic: rows.synthetic,
     })
+}
+
+/// A period counted from the store as it streams by.
+#[derive(Debug)]
+pub struct Counted {
+    pub kpis: Kpis,
+    /// Any observation read is synthetic (`dispo synth`): every output says so.
+    pub synthetic: bool,
+    /// Observations read, over all of [`engine::load_range`] (look-back and whole weeks).
+    pub read: u64,
+    /// Of which received inside the period itself.
+    pub in_period: u64,
+}
+
+/// Counts `period` from the store in time order, as the rows are read: memory follows a day of
+/// traffic, not the period (the engine's [`Counter`]). `now_ms` tells a running monitor from a
+/// stopped one.
+pub async fn count(
+    store: &Store,
+    period: Period,
+    settings: &Settings,
+    establishments: &[EstablishmentCode],
+    now_ms: i64,
+) -> Result<Counted, PeriodError> {
+    let (counted, _) = count_with(
+        store,
+        period,
+        settings,
+        establishments,
+        now_ms,
+        (),
+        |_, _| {},
+    )
+    .await?;
+    Ok(counted)
+}
+
+/// As [`count`], showing `look` every observation of the period itself as it is read (before
+/// de-duplication: the store's rows) with `state`, for figures that are not the engine's (a
+/// report's usage table); `state` is given back.
+pub async fn count_with<S, L>(
+    store: &Store,
+    period: Period,
+    settings: &Settings,
+    establishments: &[EstablishmentCode],
+    now_ms: i64,
+    state: S,
+    look: L,
+) -> Result<(Counted, S), PeriodError>
+where
+    S: Send + 'static,
+    L: FnMut(&mut S, &Observation) + Send + 'static,
+{
+    let (from, to) = engine::load_range(period, settings);
+    let coverage = store.coverage(from, to, now_ms).await?;
+    let tz = settings.tz;
+    let (p_start, p_end) = (
+        engine::time::day_start_ms(tz, period.from),
+        engine::time::day_start_ms(tz, period.to),
+    );
+    struct State<S, L> {
+        counter: Counter,
+        seen: S,
+        look: L,
+        error: Option<EngineError>,
+        read: u64,
+        in_period: u64,
+    }
+    let state = State {
+        counter: Counter::new(period, settings, coverage)?,
+        seen: state,
+        look,
+        error: None,
+        read: 0,
+        in_period: 0,
+    };
+    let (state, synthetic) = store
+        .stream_for_counting(
+            from,
+            to,
+            establishments,
+            settings.probe_latency,
+            state,
+            move |st, batch| {
+                for o in batch {
+                    st.read += 1;
+                    if o.received_at_ms >= p_start && o.received_at_ms < p_end {
+                        st.in_period += 1;
+                        (st.look)(&mut st.seen, &o);
+                    }
+                    if let Err(e) = st.counter.push(o) {
+                        st.error = Some(e);
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await?;
+    if let Some(e) = state.error {
+        return Err(e.into());
+    }
+    let (read, in_period, seen) = (state.read, state.in_period, state.seen);
+    // The last day's figures, the episodes and the period's percentiles: CPU work, off the
+    // async threads.
+    let kpis = tokio::task::spawn_blocking(move || state.counter.finish())
+        .await
+        .map_err(|e| StoreError::Raw {
+            path: "(counting)".into(),
+            why: format!("the counting thread failed: {e}"),
+        })??;
+    Ok((
+        Counted {
+            kpis,
+            synthetic,
+            read,
+            in_period,
+        },
+        seen,
+    ))
 }
 
 /// The same input as [`load`], with every stored row beside it (error texts, phases: what

@@ -210,12 +210,11 @@ async fn figures(
         };
     let mut all: Option<engine::Kpis> = None;
     for ests in batches {
-        let data = crate::period::load(store, period, settings, &ests, now).await?;
-        if data.input.observations.is_empty() {
+        let counted = crate::period::count(store, period, settings, &ests, now).await?;
+        if counted.read == 0 {
             continue;
         }
-        let k = engine::compute(&data.input, period, settings)?;
-        drop(data);
+        let k = counted.kpis;
         match &mut all {
             None => all = Some(k),
             Some(a) => {

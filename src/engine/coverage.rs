@@ -24,6 +24,22 @@ pub fn of_series(
     obs: &[&Observation],
     range: Span,
 ) -> SeriesCoverage {
+    let mut errors = ProbeErrors::default();
+    for o in obs {
+        errors.push(o);
+    }
+    with_errors(all, est, iface, errors.finish(range.1), range)
+}
+
+/// Coverage of `(est, iface)` within `range`, given the spans its monitor's probes failed on
+/// the monitor's side ([`ProbeErrors`]).
+pub fn with_errors(
+    all: &[CoverageSpan],
+    est: &EstablishmentCode,
+    iface: Interface,
+    errors: Vec<Span>,
+    range: Span,
+) -> SeriesCoverage {
     let mine = |k: CoverageKind| {
         intervals::merge(
             all.iter()
@@ -32,7 +48,6 @@ pub fn of_series(
                 .collect(),
         )
     };
-    let errors = probe_error_spans(obs, range.1);
     let monitor = intervals::subtract(&mine(CoverageKind::Monitor), &errors);
     let mut both = monitor;
     both.extend(mine(CoverageKind::Log));
@@ -63,22 +78,34 @@ pub fn of_series(
 }
 
 /// From each first `probe_error` of the monitor's probes to the next probe of another outcome
-/// (or `end`): the monitor could not see the bank, so it covers nothing there.
-fn probe_error_spans(obs: &[&Observation], end: i64) -> Vec<Span> {
-    let mut out = Vec::new();
-    let mut since: Option<i64> = None;
-    for o in obs.iter().filter(|o| o.source == Source::Probe) {
-        match (o.outcome == Outcome::ProbeError, since) {
-            (true, None) => since = Some(o.received_at_ms),
+/// (or the end): the monitor could not see the bank, so it covers nothing there. Fed one
+/// observation of the series at a time, in time order.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeErrors {
+    since: Option<i64>,
+    spans: Vec<Span>,
+}
+
+impl ProbeErrors {
+    pub fn push(&mut self, o: &Observation) {
+        if o.source != Source::Probe {
+            return;
+        }
+        match (o.outcome == Outcome::ProbeError, self.since) {
+            (true, None) => self.since = Some(o.received_at_ms),
             (false, Some(s)) => {
-                out.push((s, o.received_at_ms));
-                since = None;
+                self.spans.push((s, o.received_at_ms));
+                self.since = None;
             }
             _ => {}
         }
     }
-    if let Some(s) = since {
-        out.push((s, end.max(s)));
+
+    /// The spans, an error still running when the data ends lasting to `end`.
+    pub fn finish(mut self, end: i64) -> Vec<Span> {
+        if let Some(s) = self.since {
+            self.spans.push((s, end.max(s)));
+        }
+        intervals::merge(self.spans)
     }
-    intervals::merge(out)
 }

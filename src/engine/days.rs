@@ -10,27 +10,71 @@ use super::intervals::{self, Span};
 use super::{DayFigures, LatencyStats};
 use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service};
 
-/// Everything one series (establishment, interface) needs for its day rows.
+/// Everything one series (establishment, interface) needs for its day rows, beside the tallies
+/// of its observations.
 pub struct SeriesDays<'a> {
     pub establishment: &'a EstablishmentCode,
     pub interface: Interface,
-    /// The series' observations (one per request), in time order.
-    pub observations: &'a [&'a Observation],
     /// Merged episode spans of the series.
     pub downtime: &'a [Span],
     /// Merged maintenance spans of the establishment.
     pub maintenance: &'a [Span],
     /// Merged covered spans of the series.
     pub covered: &'a [Span],
-    /// The counting settings (timed outcomes, the monitor's own client ids).
-    pub settings: &'a super::Settings,
 }
 
-/// One row per local day; `bounds[i]..bounds[i+1]` is day `dates[i]` in UTC ms.
-pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<DayFigures> {
+/// What one local day of one series' observations gives: requests, errors, response times.
+#[derive(Debug, Clone, Default)]
+pub struct DayTally {
+    counts: Counts,
+    latency: BTreeMap<Service, LatencyStats>,
+}
+
+/// One day of one series, accumulated as its observations (one per request) stream by: the
+/// counts, and that day's response times only (kept whole for exact percentiles).
+#[derive(Debug, Default)]
+pub struct DayAcc {
+    counts: Counts,
+    /// Per service, in the order first seen (a series has few).
+    latencies: Vec<(Service, Vec<f64>)>,
+}
+
+impl DayAcc {
+    pub fn add(&mut self, o: &Observation, settings: &super::Settings) {
+        self.counts.add(o, settings);
+        if let Some(l) = timed(o, &settings.timed_outcomes) {
+            match self.latencies.iter_mut().find(|(s, _)| *s == o.service) {
+                Some((_, v)) => v.push(l),
+                None => self.latencies.push((o.service.clone(), vec![l])),
+            }
+        }
+    }
+
+    /// Closes the day: its tally; each service's replies go to `replies`, sorted.
+    pub fn close(self, mut replies: impl FnMut(&Service, Vec<f64>)) -> DayTally {
+        let mut latency = BTreeMap::new();
+        for (svc, mut v) in self.latencies {
+            let st = stats(&mut v);
+            replies(&svc, v);
+            latency.insert(svc, st);
+        }
+        DayTally {
+            counts: self.counts,
+            latency,
+        }
+    }
+}
+
+/// One row per local day; `bounds[i]..bounds[i+1]` is day `dates[i]` in UTC ms and
+/// `tallies[i]` its observations' tally.
+pub fn day_rows(
+    s: &SeriesDays<'_>,
+    tallies: Vec<DayTally>,
+    dates: &[NaiveDate],
+    bounds: &[i64],
+) -> Vec<DayFigures> {
     let mut rows = Vec::with_capacity(dates.len());
-    let mut next = 0usize;
-    for (i, date) in dates.iter().enumerate() {
+    for ((i, date), t) in dates.iter().enumerate().zip(tallies) {
         let day: Span = (bounds[i], bounds[i + 1]);
         let seconds_in_day = (day.1 - day.0) / 1000;
         let covered = intervals::intersect(s.covered, &[day]);
@@ -40,18 +84,7 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
         let planned = intervals::intersect(&down, s.maintenance);
         let downtime_s = intervals::total(&down) as f64 / 1000.0;
         let downtime_pct = (covered_s > 0.0).then(|| downtime_s / covered_s * 100.0);
-
-        // Observations before this day (only ever before the first) are not counted.
-        while next < s.observations.len() && s.observations[next].received_at_ms < day.0 {
-            next += 1;
-        }
-        let first = next;
-        let mut c = Counts::default();
-        while next < s.observations.len() && s.observations[next].received_at_ms < day.1 {
-            c.add(s.observations[next], s.settings);
-            next += 1;
-        }
-        let latency = latency(&s.observations[first..next], &s.settings.timed_outcomes);
+        let c = t.counts;
         rows.push(DayFigures {
             date: *date,
             establishment: *s.establishment,
@@ -72,13 +105,13 @@ pub fn day_rows(s: &SeriesDays<'_>, dates: &[NaiveDate], bounds: &[i64]) -> Vec<
             bank_errors: c.bank_errors,
             error_rate_pct: (c.requests > 0)
                 .then(|| c.bank_errors as f64 / c.requests as f64 * 100.0),
-            latency,
+            latency: t.latency,
         });
     }
     rows
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Counts {
     requests: u64,
     tpp: u64,
@@ -121,23 +154,6 @@ fn timed(o: &Observation, timed_outcomes: &[Outcome]) -> Option<f64> {
         return None;
     }
     o.latency_ms.filter(|l| l.is_finite())
-}
-
-/// Response-time figures per service over all of `observations` (the same replies the day rows
-/// count, pooled rather than averaged day by day).
-pub fn latency(
-    observations: &[&Observation],
-    timed_outcomes: &[Outcome],
-) -> BTreeMap<Service, LatencyStats> {
-    let mut lat: BTreeMap<&Service, Vec<f64>> = BTreeMap::new();
-    for o in observations {
-        if let Some(l) = timed(o, timed_outcomes) {
-            lat.entry(&o.service).or_default().push(l);
-        }
-    }
-    lat.into_iter()
-        .map(|(svc, mut v)| (svc.clone(), stats(&mut v)))
-        .collect()
 }
 
 /// Mean and nearest-rank percentiles (the value at rank ⌈p/100 × n⌉ of the sorted replies).

@@ -8,6 +8,16 @@ use std::collections::{BTreeMap, VecDeque};
 use super::{Episode, Settings};
 use crate::domain::{EstablishmentCode, Interface, Observation, Outcome};
 
+/// Whether an observation takes part in the availability count at all: `probe_error` is the
+/// monitor's own fault, and services outside `counted_services` are left out.
+pub fn counts(settings: &Settings, o: &Observation) -> bool {
+    o.outcome != Outcome::ProbeError
+        && settings
+            .counted_services
+            .as_ref()
+            .is_none_or(|s| s.contains(&o.service))
+}
+
 /// What one observation changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
@@ -56,12 +66,7 @@ impl EpisodeTracker {
     /// Whether this observation takes part in the availability count at all: `probe_error` is
     /// the monitor's own fault, and services outside `counted_services` are left out.
     pub fn counts(&self, o: &Observation) -> bool {
-        o.outcome != Outcome::ProbeError
-            && self
-                .settings
-                .counted_services
-                .as_ref()
-                .is_none_or(|s| s.contains(&o.service))
+        counts(&self.settings, o)
     }
 
     /// Feeds one observation; observations of a series must come in (received_at, request_id)

@@ -17,6 +17,8 @@ pub mod intervals;
 pub mod json;
 pub mod live;
 pub mod maintenance;
+pub mod replies;
+pub mod stream;
 pub mod time;
 pub mod weeks;
 
@@ -24,6 +26,8 @@ pub mod weeks;
 mod tests;
 #[cfg(test)]
 mod tests_rev2;
+#[cfg(test)]
+mod tests_stream;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -456,25 +460,24 @@ pub enum EngineError {
         "counted_services names {names}, which no observation of the period has: check the spelling (known here: {known})"
     )]
     UnknownServices { names: String, known: String },
+    #[error(
+        "observations out of time order: one received at {at_ms} came after one at {after_ms} (the engine reads a period in time order)"
+    )]
+    OutOfOrder { at_ms: i64, after_ms: i64 },
+    #[error("{why}")]
+    Spill { why: String },
 }
 
 /// The longest period counted at once (ten years).
 pub const MAX_PERIOD_DAYS: i64 = 3_653;
 
 /// A `counted_services` name that no observation has is a typo, not a policy: it would count
-/// no failure of that service (or none at all) and publish 100 %.
+/// no failure of that service (or none at all) and publish 100 %. `seen`: the services of the
+/// period's observations (not checked when there are none).
 fn check_counted_services(
-    settings: &Settings,
-    observations: &[&Observation],
+    list: &[Service],
+    seen: &std::collections::BTreeSet<Service>,
 ) -> Result<(), EngineError> {
-    let Some(list) = &settings.counted_services else {
-        return Ok(());
-    };
-    if observations.is_empty() {
-        return Ok(());
-    }
-    let seen: std::collections::BTreeSet<&Service> =
-        observations.iter().map(|o| &o.service).collect();
     let missing: Vec<&str> = list
         .iter()
         .filter(|s| !seen.contains(s))
@@ -503,21 +506,8 @@ pub fn compute(
     period: Period,
     settings: &Settings,
 ) -> Result<Kpis, EngineError> {
-    validate(period, settings)?;
-    let tz = settings.tz;
-    let (ext_from, ext_to) = extended_days(period);
+    let mut counter = stream::Counter::new(period, settings, input.coverage.clone())?;
     let (range_start, range_end) = load_range(period, settings);
-    let ext_dates: Vec<NaiveDate> = time::days(ext_from, ext_to).collect();
-    let mut bounds: Vec<i64> = ext_dates
-        .iter()
-        .map(|d| time::day_start_ms(tz, *d))
-        .collect();
-    bounds.push(time::day_start_ms(tz, ext_to));
-    let (p_start, p_end) = (
-        time::day_start_ms(tz, period.from),
-        time::day_start_ms(tz, period.to),
-    );
-
     let mut sorted: Vec<&Observation> = input
         .observations
         .iter()
@@ -528,122 +518,10 @@ pub fn compute(
             .cmp(&b.received_at_ms)
             .then_with(|| a.request_id.cmp(&b.request_id))
     });
-    let sorted = dedupe::one_request_once(sorted);
-    check_counted_services(settings, &sorted)?;
-    let mut series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> = BTreeMap::new();
-    for o in &sorted {
-        series
-            .entry((o.establishment, o.interface))
-            .or_default()
-            .push(o);
+    for o in sorted {
+        counter.push(o.clone())?;
     }
-    // Where the data ends: the latest covered instant. Weeks past it are not judged.
-    let data_end = input
-        .coverage
-        .iter()
-        .map(|c| c.end_ms.min(range_end))
-        .max()
-        .unwrap_or(range_start);
-
-    let mut maint_cache: BTreeMap<EstablishmentCode, Vec<intervals::Span>> = BTreeMap::new();
-    let mut all_episodes = Vec::new();
-    let mut ext_days = Vec::new();
-    let mut period_latency = Vec::new();
-    for ((est, iface), obs) in &series {
-        let m = maint_cache
-            .entry(*est)
-            .or_insert_with(|| {
-                maintenance::spans(
-                    &settings.maintenance,
-                    tz,
-                    est,
-                    ext_from - chrono::Duration::days(settings.lookback_days.clamp(0, 366) + 1),
-                    ext_to,
-                )
-            })
-            .clone();
-        let cov = coverage::of_series(&input.coverage, est, *iface, obs, (range_start, range_end));
-        let mut eps = episodes::detect(obs, settings, &cov);
-        for e in &mut eps {
-            e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
-                as f64
-                / 1000.0;
-            e.began_before_period = e.start_ms < p_start;
-        }
-        let down = intervals::merge(eps.iter().map(|e| (e.start_ms, e.end_ms)).collect());
-        let sd = days::SeriesDays {
-            establishment: est,
-            interface: *iface,
-            observations: obs,
-            downtime: &down,
-            maintenance: &m,
-            covered: &cov.spans,
-            settings,
-        };
-        ext_days.extend(days::day_rows(&sd, &ext_dates, &bounds));
-        let in_period = in_range(obs, p_start, p_end);
-        let lat = days::latency(in_period, &settings.timed_outcomes);
-        period_latency.extend(lat.into_iter().map(|(service, stats)| PeriodLatency {
-            establishment: *est,
-            interface: *iface,
-            service,
-            stats,
-        }));
-        all_episodes.extend(eps);
-    }
-    ext_days.sort_by(|a, b| {
-        (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
-    });
-    let week_bounds = |monday: NaiveDate| {
-        (
-            time::day_start_ms(tz, monday),
-            time::day_start_ms(tz, monday + chrono::Duration::days(7)),
-        )
-    };
-    let weeks: Vec<WeekWatch> = weeks::watch(&ext_days, &settings.targets, |monday| {
-        week_bounds(monday).1 <= data_end
-    })
-    .into_iter()
-    .filter(|w| {
-        let (ws, we) = week_bounds(w.monday);
-        ws < p_end && we > p_start
-    })
-    .collect();
-    let days_out: Vec<DayFigures> = ext_days
-        .into_iter()
-        .filter(|d| d.date >= period.from && d.date < period.to)
-        .collect();
-    let in_period = in_range(&sorted, p_start, p_end);
-    let fallback = fallback::classify(in_period, &all_episodes, settings, tz);
-    // Listed: the episodes with time inside the period (one ending exactly at its first
-    // midnight belongs to the period before).
-    let episodes: Vec<Episode> = all_episodes
-        .into_iter()
-        .filter(|e| e.start_ms < p_end && e.end_ms > p_start)
-        .map(|mut e| {
-            // Still down while the monitor runs: listed as closed at the period end.
-            if e.open {
-                e.end_ms = e.end_ms.min(p_end.max(e.start_ms));
-            }
-            e
-        })
-        .collect();
-    Ok(Kpis {
-        period,
-        settings: settings.clone(),
-        days: days_out,
-        episodes,
-        weeks,
-        fallback,
-        period_latency,
-    })
-}
-
-/// The observations of `sorted` (in time order) received in `[from, to)`.
-fn in_range<'a, 'b>(sorted: &'b [&'a Observation], from: i64, to: i64) -> &'b [&'a Observation] {
-    let a = sorted.partition_point(|o| o.received_at_ms < from);
-    let b = sorted.partition_point(|o| o.received_at_ms < to);
-    &sorted[a..b.max(a)]
+    counter.finish()
 }
 
 /// The settings alone, checked as [`compute`] would (for `dispo check-config`).

@@ -9,9 +9,7 @@ use polars::prelude::*;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use chrono::NaiveDate;
-
-use crate::domain::{EstablishmentCode, Interface, Observation, Outcome};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, TppId};
 use crate::engine::{DayFigures, Period, Settings, time};
 
 pub type FrameResult<T> = Result<T, PolarsError>;
@@ -99,63 +97,90 @@ pub fn bank_daily(days: &DataFrame) -> FrameResult<DataFrame> {
 /// midnight and DST change: a quarter of ten million rows becomes a frame of some thousands,
 /// which polars then aggregates. Observations without a TPP (customer interfaces) count no TPP.
 pub fn usage(obs: &[Observation], settings: &Settings, period: Period) -> FrameResult<DataFrame> {
-    let tz = settings.tz;
-    type Key<'a> = (EstablishmentCode, Interface, &'a str, Option<&'a str>, u32);
-    let dates: Vec<NaiveDate> = time::days(period.from, period.to).collect();
-    let ends: Vec<i64> = dates
-        .iter()
-        .map(|d| time::day_start_ms(tz, *d + chrono::Duration::days(1)))
-        .collect();
+    let mut u = UsageCounts::new(settings, period);
+    for o in obs {
+        u.add(o);
+    }
+    u.frame()
+}
+
+/// Key of [`UsageCounts`]: establishment, interface, service, TPP, day of the period.
+type UsageKey = (EstablishmentCode, Interface, Service, Option<TppId>, u32);
+
+/// The counting of [`usage`] as the observations of the period stream by, in time order (a
+/// report counts a quarter as it reads it).
+pub struct UsageCounts {
+    settings: Settings,
+    ends: Vec<i64>,
+    day: usize,
     // Few keys, hit millions of times: a fast non-cryptographic hash (the keys are our own).
-    let mut counts: HashMap<Key<'_>, u32, BuildHasherDefault<rustc_hash::FxHasher>> =
-        HashMap::default();
-    let mut day = 0usize;
-    // TPP traffic only (methodology section 6): the monitor's own calls are no usage.
-    for o in obs
-        .iter()
-        .filter(|o| o.outcome == Outcome::Ok && !settings.is_monitor(o))
-    {
-        while day < ends.len() && o.received_at_ms >= ends[day] {
-            day += 1;
+    counts: HashMap<UsageKey, u32, BuildHasherDefault<rustc_hash::FxHasher>>,
+}
+
+impl UsageCounts {
+    pub fn new(settings: &Settings, period: Period) -> Self {
+        let tz = settings.tz;
+        let ends = time::days(period.from, period.to)
+            .map(|d| time::day_start_ms(tz, d + chrono::Duration::days(1)))
+            .collect();
+        Self {
+            settings: settings.clone(),
+            ends,
+            day: 0,
+            counts: HashMap::default(),
         }
-        if day == ends.len() {
-            break;
+    }
+
+    /// One observation of the period, in time order.
+    pub fn add(&mut self, o: &Observation) {
+        // TPP traffic only (methodology section 6): the monitor's own calls are no usage.
+        if o.outcome != Outcome::Ok || self.settings.is_monitor(o) {
+            return;
+        }
+        while self.day < self.ends.len() && o.received_at_ms >= self.ends[self.day] {
+            self.day += 1;
+        }
+        if self.day == self.ends.len() {
+            return;
         }
         let key = (
             o.establishment,
             o.interface,
-            o.service.as_str(),
-            o.tpp.as_deref(),
-            day as u32,
+            o.service.clone(),
+            o.tpp.clone(),
+            self.day as u32,
         );
-        *counts.entry(key).or_default() += 1;
+        *self.counts.entry(key).or_default() += 1;
     }
-    let mut rows: Vec<(Key<'_>, u32)> = counts.into_iter().collect();
-    rows.sort_unstable();
-    let frame = df!(
-        "establishment" => rows.iter().map(|r| r.0.0.as_str()).collect::<Vec<&str>>(),
-        "interface" => rows.iter().map(|r| r.0.1.as_str()).collect::<Vec<&str>>(),
-        "service" => rows.iter().map(|r| r.0.2).collect::<Vec<&str>>(),
-        "tpp" => rows.iter().map(|r| r.0.3).collect::<Vec<Option<&str>>>(),
-        "day" => rows.iter().map(|r| r.0.4).collect::<Vec<u32>>(),
-        "calls" => rows.iter().map(|r| r.1).collect::<Vec<u32>>(),
-    )?;
-    frame
-        .lazy()
-        .group_by([col("establishment"), col("interface"), col("service")])
-        .agg([
-            col("calls")
-                .sum()
-                .cast(DataType::UInt32)
-                .alias("successful_calls"),
-            col("tpp").drop_nulls().n_unique().alias("tpps"),
-            col("day").n_unique().alias("days_with_traffic"),
-        ])
-        .sort(
-            ["establishment", "interface", "service"],
-            Default::default(),
-        )
-        .collect()
+
+    pub fn frame(self) -> FrameResult<DataFrame> {
+        let mut rows: Vec<(UsageKey, u32)> = self.counts.into_iter().collect();
+        rows.sort_unstable();
+        let frame = df!(
+            "establishment" => rows.iter().map(|r| r.0.0.as_str()).collect::<Vec<&str>>(),
+            "interface" => rows.iter().map(|r| r.0.1.as_str()).collect::<Vec<&str>>(),
+            "service" => rows.iter().map(|r| r.0.2.as_str()).collect::<Vec<&str>>(),
+            "tpp" => rows.iter().map(|r| r.0.3.as_deref()).collect::<Vec<Option<&str>>>(),
+            "day" => rows.iter().map(|r| r.0.4).collect::<Vec<u32>>(),
+            "calls" => rows.iter().map(|r| r.1).collect::<Vec<u32>>(),
+        )?;
+        frame
+            .lazy()
+            .group_by([col("establishment"), col("interface"), col("service")])
+            .agg([
+                col("calls")
+                    .sum()
+                    .cast(DataType::UInt32)
+                    .alias("successful_calls"),
+                col("tpp").drop_nulls().n_unique().alias("tpps"),
+                col("day").n_unique().alias("days_with_traffic"),
+            ])
+            .sort(
+                ["establishment", "interface", "service"],
+                Default::default(),
+            )
+            .collect()
+    }
 }
 
 /// A string column as owned values.

@@ -457,6 +457,36 @@ impl Store {
             })?
     }
 
+    /// The observations of `[from_ms, to_ms)` in `received_at` order without holding them all:
+    /// [`scan::stream`] on a blocking thread, handing each batch to `each` with `state` (given
+    /// back at the end, with whether any row read is synthetic). `each` returning `false` stops.
+    pub async fn stream_for_counting<S, F>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        establishments: &[EstablishmentCode],
+        probe_latency: crate::engine::ProbeLatency,
+        mut state: S,
+        mut each: F,
+    ) -> Result<(S, bool), StoreError>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, Vec<Observation>) -> bool + Send + 'static,
+    {
+        let (path, ests) = (self.path.clone(), establishments.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let synthetic = scan::stream(&path, from_ms, to_ms, &ests, probe_latency, |b| {
+                each(&mut state, b)
+            })?;
+            Ok((state, synthetic))
+        })
+        .await
+        .map_err(|e| StoreError::Raw {
+            path: self.path.display().to_string(),
+            why: format!("the reading thread failed: {e}"),
+        })?
+    }
+
     /// The earliest and latest `received_at` in the store, if any.
     pub async fn observation_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
         let row = sqlx::query("SELECT MIN(received_at), MAX(received_at) FROM observations")

@@ -39,16 +39,7 @@ pub fn read(
     establishments: &[EstablishmentCode],
     probe_latency: ProbeLatency,
 ) -> Result<CountingRows, StoreError> {
-    let filter = if establishments.is_empty() {
-        String::new()
-    } else {
-        // Establishment codes are five digits (checked by their type): safe to inline.
-        let list: Vec<String> = establishments
-            .iter()
-            .map(|e| format!("'{}'", e.as_str()))
-            .collect();
-        format!(" AND establishment IN ({})", list.join(", "))
-    };
+    let filter = establishment_filter(establishments);
     let mid = from_ms + (to_ms - from_ms).max(0) / 2;
     let (a, b) = std::thread::scope(|sc| {
         let second = sc.spawn(|| Part::open(path, mid, to_ms, &filter, probe_latency));
@@ -138,9 +129,7 @@ impl Part {
         Ok(Self {
             db,
             sql: format!(
-                "SELECT received_at, establishment, interface, service, source, tpp, status, \
-                 latency_ms, error_code, request_id, outcome, synthetic, processing_ms, \
-                 transfer_ms FROM observations \
+                "SELECT {COLUMNS} FROM observations \
                  WHERE received_at >= ?1 AND received_at < ?2{filter} ORDER BY received_at"
             ),
             from_ms,
@@ -180,40 +169,8 @@ impl Part {
         // Rows of one series repeat their service: reuse the last parsed value.
         let mut last_service: Option<Service> = None;
         while q.step()? {
-            // Read lazily: only a bad row needs its identity.
-            let bad = |source| super::bad_row(q.i64(0), q.text(1), q.text(9), source);
-            let service_text = q.text(3);
-            let service = match &last_service {
-                Some(s) if s.as_str() == service_text => s.clone(),
-                _ => {
-                    let s = Service::from_str(service_text).map_err(bad)?;
-                    last_service = Some(s.clone());
-                    s
-                }
-            };
-            let status = q.opt_i64(6);
-            let source = Source::from_str(q.text(4)).map_err(bad)?;
-            let latency_ms = response_time_ms(
-                self.probe_latency,
-                source,
-                q.opt_f64(7),
-                q.opt_f64(12),
-                q.opt_f64(13),
-            );
-            let o = Observation {
-                received_at_ms: q.i64(0),
-                establishment: EstablishmentCode::from_str(q.text(1)).map_err(bad)?,
-                interface: Interface::from_str(q.text(2)).map_err(bad)?,
-                service,
-                source,
-                tpp: q.opt_text(5).map(CompactString::new),
-                status: status.map(|s| s as u16),
-                latency_ms,
-                error_code: q.opt_text(8).map(CompactString::new),
-                request_id: CompactString::new(q.text(9)),
-                outcome: Outcome::from_str(q.text(10)).map_err(bad)?,
-            };
-            synthetic |= q.i64(11) != 0;
+            let (o, synth) = decode(&q, &mut last_service, self.probe_latency)?;
+            synthetic |= synth;
             let Some(cell) = slot.get_mut(*written) else {
                 return Err(self.db.fail(format!(
                     "counted {} observations but read more in the same snapshot",
@@ -225,4 +182,124 @@ impl Part {
         }
         Ok(synthetic)
     }
+}
+
+/// The observation of the current row of a query selecting [`COLUMNS`], and whether it is
+/// synthetic. `last_service`: rows of one series repeat their service, so the last parsed value
+/// is reused.
+fn decode(
+    q: &super::raw::Stmt<'_, '_>,
+    last_service: &mut Option<Service>,
+    probe_latency: ProbeLatency,
+) -> Result<(Observation, bool), StoreError> {
+    // Read lazily: only a bad row needs its identity.
+    let bad = |source| super::bad_row(q.i64(0), q.text(1), q.text(9), source);
+    let service_text = q.text(3);
+    let service = match &*last_service {
+        Some(s) if s.as_str() == service_text => s.clone(),
+        _ => {
+            let s = Service::from_str(service_text).map_err(bad)?;
+            *last_service = Some(s.clone());
+            s
+        }
+    };
+    let status = q.opt_i64(6);
+    let source = Source::from_str(q.text(4)).map_err(bad)?;
+    let latency_ms = response_time_ms(
+        probe_latency,
+        source,
+        q.opt_f64(7),
+        q.opt_f64(12),
+        q.opt_f64(13),
+    );
+    let o = Observation {
+        received_at_ms: q.i64(0),
+        establishment: EstablishmentCode::from_str(q.text(1)).map_err(bad)?,
+        interface: Interface::from_str(q.text(2)).map_err(bad)?,
+        service,
+        source,
+        tpp: q.opt_text(5).map(CompactString::new),
+        status: status.map(|s| s as u16),
+        latency_ms,
+        error_code: q.opt_text(8).map(CompactString::new),
+        request_id: CompactString::new(q.text(9)),
+        outcome: Outcome::from_str(q.text(10)).map_err(bad)?,
+    };
+    Ok((o, q.i64(11) != 0))
+}
+
+/// The columns [`decode`] reads, in its order.
+const COLUMNS: &str = "received_at, establishment, interface, service, source, tpp, status, \
+     latency_ms, error_code, request_id, outcome, synthetic, processing_ms, transfer_ms";
+
+/// Observations handed over at a time by [`stream`].
+const BATCH: usize = 4_096;
+
+/// Reads `[from_ms, to_ms)` (optionally some establishments) from the database at `path` in
+/// `received_at` order, without holding the period: a thread of its own decodes the rows
+/// (inside one read transaction: one snapshot, whatever a running monitor inserts meanwhile)
+/// and hands them over in batches to `each`, on the calling thread, as they come. `each`
+/// returning `false` stops the read. Returns whether any row read is synthetic. Blocking: call
+/// it off the async threads.
+pub fn stream(
+    path: &Path,
+    from_ms: i64,
+    to_ms: i64,
+    establishments: &[EstablishmentCode],
+    probe_latency: ProbeLatency,
+    mut each: impl FnMut(Vec<Observation>) -> bool,
+) -> Result<bool, StoreError> {
+    let filter = establishment_filter(establishments);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Observation>>(8);
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(move || -> Result<bool, StoreError> {
+            let db = Db::open(path, Mode::ReadOnly)?;
+            db.exec("BEGIN")?;
+            let mut q = db.prepare(&format!(
+                "SELECT {COLUMNS} FROM observations \
+                 WHERE received_at >= ?1 AND received_at < ?2{filter} ORDER BY received_at"
+            ))?;
+            q.bind_i64(1, from_ms)?;
+            q.bind_i64(2, to_ms)?;
+            let (mut synthetic, mut last_service) = (false, None);
+            let mut batch = Vec::with_capacity(BATCH);
+            while q.step()? {
+                let (o, synth) = decode(&q, &mut last_service, probe_latency)?;
+                synthetic |= synth;
+                batch.push(o);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(full).is_err() {
+                        // The reader of the batches stopped: so do we.
+                        return Ok(synthetic);
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(synthetic)
+        });
+        for batch in rx.iter() {
+            if !each(batch) {
+                break;
+            }
+        }
+        // Unblocks the reader if it waits on a full channel.
+        drop(rx);
+        join(path, reader)
+    })
+}
+
+/// `AND establishment IN (...)`, or nothing for every establishment.
+fn establishment_filter(establishments: &[EstablishmentCode]) -> String {
+    if establishments.is_empty() {
+        return String::new();
+    }
+    // Establishment codes are five digits (checked by their type): safe to inline.
+    let list: Vec<String> = establishments
+        .iter()
+        .map(|e| format!("'{}'", e.as_str()))
+        .collect();
+    format!(" AND establishment IN ({})", list.join(", "))
 }

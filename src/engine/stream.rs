@@ -1,0 +1,390 @@
+//! The engine as a stream: observations go in in time order (the store's order) and are counted
+//! as they pass, in memory bounded by a day of traffic rather than by the period.
+//!
+//! What is held, and why it is enough for the figures to be those of the whole period at once:
+//! - one request counts once: the last 24 hours of request ids ([`Dedupe`]);
+//! - per series, the current local day's counts and response times ([`DayAcc`]), closed into a
+//!   tally when the series' next day begins; the period's replies per service
+//!   ([`PeriodReplies`], written out past a bound) for the period summary;
+//! - per series, the input of the episode rule: every counted failure and the reply after each
+//!   run of them (a reply after a reply changes nothing in the rule's state), and the spans its
+//!   probes failed on the monitor's side ([`ProbeErrors`]); episodes are detected over the
+//!   series' final coverage once the stream ends, exactly as over the whole series;
+//! - the fallback requests of the period, an instant and a TPP each.
+//!
+//! [`super::compute`] is this over observations in memory: one engine, one method.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
+
+use super::coverage::{self, ProbeErrors};
+use super::days::{self, DayAcc, DayTally};
+use super::dedupe::Dedupe;
+use super::fallback::FallbackCalls;
+use super::replies::{self, PeriodReplies};
+use super::{
+    EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
+    live, maintenance, time, weeks,
+};
+use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service};
+
+/// One series (establishment, interface) as the stream passes.
+struct SeriesAcc {
+    establishment: EstablishmentCode,
+    interface: Interface,
+    /// The day being accumulated (index into the computed days) and its accumulator.
+    day: Option<usize>,
+    acc: DayAcc,
+    /// One per computed day, filled as days close.
+    tallies: Vec<DayTally>,
+    /// Services with replies timed inside the period.
+    period_services: BTreeSet<Service>,
+    errors: ProbeErrors,
+    /// The episode rule's input: counted failures and the first counted reply after each run.
+    rule_input: Vec<Observation>,
+    /// Whether the last counted observation was a failure.
+    after_failure: bool,
+}
+
+/// Counts a period from a stream of observations in `received_at` order.
+pub struct Counter {
+    period: Period,
+    settings: Settings,
+    coverage: Vec<CoverageSpan>,
+    range: (i64, i64),
+    period_ms: (i64, i64),
+    dates: Vec<NaiveDate>,
+    /// `bounds[i]..bounds[i + 1]` is `dates[i]`.
+    bounds: Vec<i64>,
+    /// The day the stream is in (index into `dates`).
+    today: usize,
+    /// Observations received at the same instant as the last one, sorted by request id before
+    /// they go on (the engine's order is (received_at, request_id); the store's, time only).
+    same_instant: Vec<Observation>,
+    last_ms: i64,
+    dedupe: Dedupe<Observation>,
+    index: FxHashMap<(EstablishmentCode, Interface), usize>,
+    series: Vec<SeriesAcc>,
+    /// Services seen, when `counted_services` must be checked against them.
+    services: Option<BTreeSet<Service>>,
+    any: bool,
+    fallback: FallbackCalls,
+    replies: PeriodReplies,
+}
+
+impl Counter {
+    /// A counter for `period`, with the coverage of [`super::load_range`] (section 1).
+    pub fn new(
+        period: Period,
+        settings: &Settings,
+        coverage: Vec<CoverageSpan>,
+    ) -> Result<Self, EngineError> {
+        Self::with_reply_memory(period, settings, coverage, replies::DEFAULT_IN_MEMORY)
+    }
+
+    /// As [`Counter::new`], holding at most `replies_in_memory` response times of the period in
+    /// memory (the rest in a temporary file).
+    pub fn with_reply_memory(
+        period: Period,
+        settings: &Settings,
+        coverage: Vec<CoverageSpan>,
+        replies_in_memory: usize,
+    ) -> Result<Self, EngineError> {
+        super::validate(period, settings)?;
+        let tz = settings.tz;
+        let (ext_from, ext_to) = super::extended_days(period);
+        let dates: Vec<NaiveDate> = time::days(ext_from, ext_to).collect();
+        let mut bounds: Vec<i64> = dates.iter().map(|d| time::day_start_ms(tz, *d)).collect();
+        bounds.push(time::day_start_ms(tz, ext_to));
+        Ok(Self {
+            period,
+            settings: settings.clone(),
+            coverage,
+            range: super::load_range(period, settings),
+            period_ms: (
+                time::day_start_ms(tz, period.from),
+                time::day_start_ms(tz, period.to),
+            ),
+            dates,
+            bounds,
+            today: 0,
+            same_instant: Vec::new(),
+            last_ms: i64::MIN,
+            dedupe: Dedupe::default(),
+            index: FxHashMap::default(),
+            series: Vec::new(),
+            services: settings.counted_services.as_ref().map(|_| BTreeSet::new()),
+            any: false,
+            fallback: FallbackCalls::default(),
+            replies: PeriodReplies::new(replies_in_memory),
+        })
+    }
+
+    /// Takes the next observation. `received_at` must not go back in time; observations outside
+    /// [`super::load_range`] are ignored.
+    pub fn push(&mut self, o: Observation) -> Result<(), EngineError> {
+        let t = o.received_at_ms;
+        if t < self.last_ms {
+            return Err(EngineError::OutOfOrder {
+                at_ms: t,
+                after_ms: self.last_ms,
+            });
+        }
+        if t < self.range.0 || t >= self.range.1 {
+            return Ok(());
+        }
+        if t > self.last_ms {
+            self.release_instant()?;
+            self.last_ms = t;
+        }
+        self.same_instant.push(o);
+        Ok(())
+    }
+
+    fn release_instant(&mut self) -> Result<(), EngineError> {
+        let mut group = std::mem::take(&mut self.same_instant);
+        if group.len() > 1 {
+            group.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        }
+        let mut err = Ok(());
+        let mut dedupe = std::mem::take(&mut self.dedupe);
+        for o in group.drain(..) {
+            dedupe.push(o, &mut |kept| {
+                if err.is_ok() {
+                    err = self.count(kept);
+                }
+            });
+        }
+        self.dedupe = dedupe;
+        self.same_instant = group;
+        err
+    }
+
+    /// One request (after de-duplication), in (received_at, request_id) order.
+    fn count(&mut self, o: Observation) -> Result<(), EngineError> {
+        let t = o.received_at_ms;
+        self.any = true;
+        if let Some(seen) = &mut self.services
+            && !seen.contains(&o.service)
+        {
+            seen.insert(o.service.clone());
+        }
+        while self.today + 1 < self.dates.len() && t >= self.bounds[self.today + 1] {
+            self.today += 1;
+        }
+        let day = (t >= self.bounds[0]).then_some(self.today);
+        let key = (o.establishment, o.interface);
+        let i = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.series.len();
+                self.index.insert(key, i);
+                self.series.push(SeriesAcc {
+                    establishment: o.establishment,
+                    interface: o.interface,
+                    day: None,
+                    acc: DayAcc::default(),
+                    tallies: vec![DayTally::default(); self.dates.len()],
+                    period_services: BTreeSet::new(),
+                    errors: ProbeErrors::default(),
+                    rule_input: Vec::new(),
+                    after_failure: false,
+                });
+                i
+            }
+        };
+        if let Some(d) = day
+            && self.series[i].day != Some(d)
+        {
+            self.close_day(i)?;
+            self.series[i].day = Some(d);
+        }
+        let (p_start, p_end) = self.period_ms;
+        if t >= p_start && t < p_end {
+            self.fallback.push(&o, &self.settings);
+        }
+        let s = &mut self.series[i];
+        s.errors.push(&o);
+        if day.is_some() {
+            s.acc.add(&o, &self.settings);
+        }
+        if live::counts(&self.settings, &o) {
+            let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
+            let keep = failure || s.after_failure;
+            s.after_failure = failure;
+            if keep {
+                s.rule_input.push(o);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the day series `i` is accumulating, if any.
+    fn close_day(&mut self, i: usize) -> Result<(), EngineError> {
+        let s = &mut self.series[i];
+        let Some(d) = s.day.take() else {
+            return Ok(());
+        };
+        let in_period =
+            self.bounds[d] >= self.period_ms.0 && self.bounds[d + 1] <= self.period_ms.1;
+        let mut err = Ok(());
+        let replies = &mut self.replies;
+        let services = &mut s.period_services;
+        s.tallies[d] = std::mem::take(&mut s.acc).close(|svc, v| {
+            if in_period && err.is_ok() {
+                if !services.contains(svc) {
+                    services.insert(svc.clone());
+                }
+                err = replies.add(i, svc, v);
+            }
+        });
+        err
+    }
+
+    /// The end of the stream: every figure of the period.
+    pub fn finish(mut self) -> Result<Kpis, EngineError> {
+        self.release_instant()?;
+        let mut err = Ok(());
+        let dedupe = std::mem::take(&mut self.dedupe);
+        dedupe.finish(&mut |kept| {
+            if err.is_ok() {
+                err = self.count(kept);
+            }
+        });
+        err?;
+        for i in 0..self.series.len() {
+            self.close_day(i)?;
+        }
+        if let (Some(list), Some(seen)) = (&self.settings.counted_services, &self.services)
+            && self.any
+        {
+            super::check_counted_services(list, seen)?;
+        }
+        let settings = &self.settings;
+        let tz = settings.tz;
+        let period = self.period;
+        let (range_start, range_end) = self.range;
+        let (p_start, p_end) = self.period_ms;
+        let (ext_from, ext_to) = super::extended_days(period);
+        // Where the data ends: the latest covered instant. Weeks past it are not judged.
+        let data_end = self
+            .coverage
+            .iter()
+            .map(|c| c.end_ms.min(range_end))
+            .max()
+            .unwrap_or(range_start);
+
+        let mut order: Vec<usize> = (0..self.series.len()).collect();
+        order.sort_by_key(|i| (self.series[*i].establishment, self.series[*i].interface));
+        let mut maint_cache: std::collections::BTreeMap<EstablishmentCode, Vec<intervals::Span>> =
+            Default::default();
+        let mut all_episodes: Vec<Episode> = Vec::new();
+        let mut ext_days = Vec::new();
+        let mut period_latency = Vec::new();
+        let mut series = std::mem::take(&mut self.series);
+        for i in order {
+            let s = &mut series[i];
+            let est = s.establishment;
+            let m = maint_cache
+                .entry(est)
+                .or_insert_with(|| {
+                    maintenance::spans(
+                        &settings.maintenance,
+                        tz,
+                        &est,
+                        ext_from - chrono::Duration::days(settings.lookback_days.clamp(0, 366) + 1),
+                        ext_to,
+                    )
+                })
+                .clone();
+            let errors = std::mem::take(&mut s.errors).finish(range_end);
+            let cov = coverage::with_errors(
+                &self.coverage,
+                &est,
+                s.interface,
+                errors,
+                (range_start, range_end),
+            );
+            let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
+            let mut eps = episodes::detect(&rule_input, settings, &cov);
+            drop(rule_input);
+            s.rule_input = Vec::new();
+            for e in &mut eps {
+                e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
+                    as f64
+                    / 1000.0;
+                e.began_before_period = e.start_ms < p_start;
+            }
+            let down = intervals::merge(eps.iter().map(|e| (e.start_ms, e.end_ms)).collect());
+            let sd = days::SeriesDays {
+                establishment: &est,
+                interface: s.interface,
+                downtime: &down,
+                maintenance: &m,
+                covered: &cov.spans,
+            };
+            let tallies = std::mem::take(&mut s.tallies);
+            ext_days.extend(days::day_rows(&sd, tallies, &self.dates, &self.bounds));
+            for service in std::mem::take(&mut s.period_services) {
+                let mut v = self.replies.take(i, &service)?;
+                if v.is_empty() {
+                    continue;
+                }
+                period_latency.push(PeriodLatency {
+                    establishment: est,
+                    interface: s.interface,
+                    service,
+                    stats: days::stats(&mut v),
+                });
+            }
+            all_episodes.extend(eps);
+        }
+        ext_days.sort_by(|a, b| {
+            (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
+        });
+        let week_bounds = |monday: NaiveDate| {
+            (
+                time::day_start_ms(tz, monday),
+                time::day_start_ms(tz, monday + chrono::Duration::days(7)),
+            )
+        };
+        let weeks: Vec<WeekWatch> = weeks::watch(&ext_days, &settings.targets, |monday| {
+            week_bounds(monday).1 <= data_end
+        })
+        .into_iter()
+        .filter(|w| {
+            let (ws, we) = week_bounds(w.monday);
+            ws < p_end && we > p_start
+        })
+        .collect();
+        let days_out = ext_days
+            .into_iter()
+            .filter(|d| d.date >= period.from && d.date < period.to)
+            .collect();
+        let fallback = self.fallback.classify(&all_episodes, settings, tz);
+        // Listed: the episodes with time inside the period (one ending exactly at its first
+        // midnight belongs to the period before).
+        let episodes = all_episodes
+            .into_iter()
+            .filter(|e| e.start_ms < p_end && e.end_ms > p_start)
+            .map(|mut e| {
+                // Still down while the monitor runs: listed as closed at the period end.
+                if e.open {
+                    e.end_ms = e.end_ms.min(p_end.max(e.start_ms));
+                }
+                e
+            })
+            .collect();
+        Ok(Kpis {
+            period,
+            settings: self.settings.clone(),
+            days: days_out,
+            episodes,
+            weeks,
+            fallback,
+            period_latency,
+        })
+    }
+}
