@@ -13,6 +13,9 @@ fn main() -> ExitCode {
     let cli = dispo::cli::Cli::parse();
     let json = cli.log_format == dispo::cli::LogFormat::Json;
     dispo::cli::init_logging(cli.verbose, cli.log_format);
+    if matches!(cli.command, dispo::cli::Command::Run(_)) {
+        few_malloc_arenas();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,3 +64,24 @@ fn quiet_on_closed_pipe() {
         default(info);
     }));
 }
+
+/// The monitor runs for months: glibc's malloc gives each thread that allocates its own arena
+/// (up to eight per core), and memory freed in one stays with it. Two arenas keep `dispo run`
+/// at about 80 MB instead of 115 MB over a 10 M-row database at 1 000 probes a second (the
+/// daemon bench); set before the runtime starts its threads. Other C libraries: nothing to do.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn few_malloc_arenas() {
+    /// `M_ARENA_MAX` in glibc's `malloc.h`.
+    const M_ARENA_MAX: std::ffi::c_int = -8;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // An explicit MALLOC_ARENA_MAX in the environment wins.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: glibc's mallopt, called before any other thread exists.
+        unsafe { mallopt(M_ARENA_MAX, 2) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn few_malloc_arenas() {}

@@ -16,7 +16,7 @@ use crate::store::Store;
 /// The live window reaches at least this far back.
 pub const LIVE_WINDOW_MS: i64 = 15 * 60_000;
 
-/// The quarter to date, from the store: `period::load` and `engine::compute`, reduced.
+/// The quarter to date, from the store: `period::count` (the engine as the rows stream), reduced.
 pub async fn quarter(
     store: &Store,
     scope: &Scope,
@@ -29,13 +29,14 @@ pub async fn quarter(
         from: first,
         to: today + chrono::Duration::days(1),
     };
-    let data = crate::period::load(store, period, &settings, &[], now_ms).await?;
-    let synthetic = data.synthetic;
-    // Counting a quarter takes a while: off the async threads.
-    let kpis = tokio::task::spawn_blocking(move || engine::compute(&data.input, period, &settings))
-        .await
-        .map_err(|e| StatusError::Task(e.to_string()))??;
-    Ok(QuarterSnapshot::from_kpis(&kpis, now_ms, synthetic))
+    // Counted as the store streams the rows (off the async threads): memory follows a day of a
+    // series, not the quarter, so a monitor serving the page stays small.
+    let counted = crate::period::count(store, period, &settings, &[], now_ms).await?;
+    Ok(QuarterSnapshot::from_kpis(
+        &counted.kpis,
+        now_ms,
+        counted.synthetic,
+    ))
 }
 
 /// Where the live window starts: at least [`LIVE_WINDOW_MS`] back, before the quarter
