@@ -16,8 +16,9 @@
 //!
 //! A QWAC refused because it has expired is the monitor's fault too, known without a canary: a
 //! TLS failure of an establishment whose QWAC had expired when the request was sent is
-//! `probe_error` ("the QWAC expired ..."), alerted per establishment. (A QWAC revoked or
-//! refused for another reason cannot be told from the bank's fault here: those failures stand.)
+//! `probe_error` ("the QWAC expired ..."), alerted per establishment; so is a TLS failure whose
+//! alert from the bank is about the client certificate (revoked, unknown CA, ...): TPPs with
+//! their own certificates are not concerned. Any other TLS failure stands as the bank's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -121,6 +122,18 @@ impl Connectivity {
         for o in r.observations.iter_mut().filter(|o| {
             o.obs.outcome == Outcome::NoReply && o.no_reply_kind == Some(NoReplyKind::Tls)
         }) {
+            // The bank said, in a TLS alert, that it refuses this monitor's QWAC (revoked, from
+            // a CA it does not trust, ...): TPPs with their own certificates are not concerned.
+            if let Some(alert) = o.error_text.as_deref().and_then(qwac_refusal) {
+                o.obs.outcome = Outcome::ProbeError;
+                o.no_reply_kind = None;
+                let text = format!(
+                    "the bank refuses the QWAC (TLS alert {alert}): check or renew it (the request: {})",
+                    o.error_text.as_deref().unwrap_or("no reply")
+                );
+                o.error_text = Some(text.chars().take(500).collect());
+                continue;
+            }
             let Some(&expired) = self
                 .qwac_not_after
                 .get(&o.obs.establishment)
@@ -241,6 +254,24 @@ impl Connectivity {
     }
 }
 
+/// The TLS alert, in an error text, by which a server refuses the client's certificate
+/// (rustls writes "received fatal alert: CertificateRevoked"); `None` for any other failure,
+/// such as the bank's own certificate refused by the monitor ("invalid peer certificate").
+fn qwac_refusal(text: &str) -> Option<&'static str> {
+    const ABOUT_THE_CLIENT: [&str; 8] = [
+        "BadCertificate",
+        "UnsupportedCertificate",
+        "CertificateRevoked",
+        "CertificateExpired",
+        "CertificateUnknown",
+        "UnknownCA",
+        "CertificateRequired",
+        "AccessDenied",
+    ];
+    let after = text.split("received fatal alert: ").nth(1)?;
+    ABOUT_THE_CLIENT.into_iter().find(|a| after.starts_with(a))
+}
+
 #[cfg(test)]
 mod tests {
     //! The rule, against loopback canaries (one answering, one closed port).
@@ -342,6 +373,34 @@ mod tests {
             result(o)
         };
         let r = c.judge(tls(now - 1)).await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        // Before it, the bank refusing the QWAC in a TLS alert is the monitor's own error too;
+        // the bank's certificate refused by the monitor stands.
+        let alert = |text: &str| {
+            let mut r = tls(now - 1);
+            r.observations[0].error_text = Some(text.into());
+            r
+        };
+        let r = c
+            .judge(alert(
+                "tls handshake: received fatal alert: CertificateRevoked",
+            ))
+            .await;
+        assert_eq!(r.outcome(), Some(Outcome::ProbeError));
+        assert!(
+            r.observations[0]
+                .error_text
+                .as_deref()
+                .unwrap()
+                .starts_with("the bank refuses the QWAC (TLS alert CertificateRevoked)")
+        );
+        let r = c
+            .judge(alert("invalid peer certificate: BadSignature"))
+            .await;
+        assert_eq!(r.outcome(), Some(Outcome::NoReply));
+        let r = c
+            .judge(alert("received fatal alert: HandshakeFailure"))
+            .await;
         assert_eq!(r.outcome(), Some(Outcome::NoReply));
         let r = c.judge(tls(now + 1)).await;
         assert_eq!(r.outcome(), Some(Outcome::ProbeError));

@@ -185,8 +185,12 @@ impl Endpoint {
                 })?;
                 let _ = tcp.set_nodelay(true);
                 let t_connect = start.elapsed();
-                let handshake =
-                    |e: hyper::Error| fail(classify(&e), format!("HTTP handshake failed: {e}"));
+                let handshake = |e: hyper::Error| {
+                    fail(
+                        classify(&e),
+                        format!("HTTP handshake failed: {}", with_causes(&e)),
+                    )
+                };
                 let (sender, t_tls) = match &self.tls {
                     Some(cfg) => {
                         let name = ServerName::try_from(self.host.clone()).map_err(|_| {
@@ -218,7 +222,7 @@ impl Endpoint {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| fail(classify(&e), format!("no reply: {e}")))?;
+            .map_err(|e| fail(classify(&e), format!("no reply: {}", with_causes(&e))))?;
         let t_first = start.elapsed();
         let (parts, mut body) = resp.into_parts();
         // Read frame by frame, never more than `max_body` bytes: a bank streaming without end
@@ -277,6 +281,22 @@ where
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// An error and its causes, each said once ("connection error: received fatal alert:
+/// CertificateRevoked"): hyper's own message alone ("connection error") hides why.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// Walks an error's sources to name the kind of failure. A TLS 1.3 server refusing the client
