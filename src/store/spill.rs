@@ -212,12 +212,9 @@ impl Spill {
                 }
                 Err(e) => {
                     // What came before it goes in, as the message says.
-                    if !chunk.is_empty() {
-                        store
-                            .insert_observations_within(std::mem::take(&mut chunk), wait)
-                            .await
-                            .map_err(store_err)?;
-                    }
+                    put(store, &mut chunk, wait, &mut done)
+                        .await
+                        .map_err(store_err)?;
                     return Err(SpillError::BadLine {
                         path: shown.clone(),
                         line: n,
@@ -226,6 +223,10 @@ impl Spill {
                 }
             };
             match line {
+                Line::Beat { run, at_ms } => {
+                    let b = beats.entry(run).or_insert(at_ms);
+                    *b = (*b).max(at_ms);
+                }
                 Line::Observation {
                     obs,
                     error_text,
@@ -241,26 +242,16 @@ impl Spill {
                     phases,
                     synthetic,
                 }),
-                Line::Beat { run, at_ms } => {
-                    let b = beats.entry(run).or_insert(at_ms);
-                    *b = (*b).max(at_ms);
-                }
             }
             if chunk.len() >= REPLAY_CHUNK {
-                done.observations += chunk.len() as u64;
-                done.added += store
-                    .insert_observations_within(std::mem::take(&mut chunk), wait)
+                put(store, &mut chunk, wait, &mut done)
                     .await
                     .map_err(store_err)?;
             }
         }
-        if !chunk.is_empty() {
-            done.observations += chunk.len() as u64;
-            done.added += store
-                .insert_observations_within(chunk, wait)
-                .await
-                .map_err(store_err)?;
-        }
+        put(store, &mut chunk, wait, &mut done)
+            .await
+            .map_err(store_err)?;
         for (run, at) in beats {
             store.beat(run, at).await.map_err(store_err)?;
             done.heartbeats += 1;
@@ -278,6 +269,23 @@ impl Spill {
             .map(|f| std::io::BufReader::new(f).lines().count() as u64)
             .unwrap_or(0)
     }
+}
+
+/// Inserts (and empties) `chunk`, counting it into `done`.
+async fn put(
+    store: &Store,
+    chunk: &mut Vec<StoredObservation>,
+    wait: std::time::Duration,
+    done: &mut Replayed,
+) -> Result<(), StoreError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    done.observations += chunk.len() as u64;
+    done.added += store
+        .insert_observations_within(std::mem::take(chunk), wait)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
