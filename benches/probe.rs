@@ -50,6 +50,7 @@ async fn main() {
                 .find(|e| e.code.as_str() == code)
                 .unwrap()
                 .clone(),
+            config.monitor.vantage.clone(),
             false,
             config.monitor.max_body_bytes,
         )

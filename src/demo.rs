@@ -537,6 +537,7 @@ async fn tpp_fallback_use(
             error_code: None,
             request_id: rid.into(),
             outcome: Outcome::from_reply(status, None),
+            vantage: crate::domain::Vantage::imported(Source::Log),
         }));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -37,6 +37,10 @@ pub enum DomainError {
     Outcome(String),
     #[error("unknown no-reply kind {0:?}: expected timeout, refused, reset, tls, dns or other")]
     NoReplyKind(String),
+    #[error(
+        "vantage {0:?} must be 1 to 64 letters, digits, '-', '_' or '.' (a monitor id, e.g. paris-dc1)"
+    )]
+    Vantage(String),
 }
 
 /// A 5-digit establishment code (code établissement), e.g. `13807` for BPGO.
@@ -514,6 +518,75 @@ impl fmt::Display for Service {
     }
 }
 
+/// Where an observation was seen from (methodology section 10): the `[monitor] id` of the
+/// node whose probe made it, or `gateway` for the bank's own logs of TPP traffic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Vantage(CompactString);
+
+impl Vantage {
+    /// The vantage of gateway logs: the bank's side, not a probing node.
+    pub const GATEWAY: &'static str = "gateway";
+    /// Probe rows recorded before vantages were kept, where no heartbeat tells whose they were.
+    pub const UNKNOWN_MONITOR: &'static str = "monitor";
+    /// Probe rows imported from a file that names no vantage (another tool's probe export).
+    pub const IMPORTED: &'static str = "import";
+
+    pub fn new(s: &str) -> Result<Self, DomainError> {
+        s.parse()
+    }
+    pub fn unknown_monitor() -> Self {
+        Self(CompactString::const_new(Self::UNKNOWN_MONITOR))
+    }
+    pub fn gateway() -> Self {
+        Self(CompactString::const_new(Self::GATEWAY))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The vantage of an imported row that names none: the gateway for logs, `import` for probes.
+    pub fn imported(source: Source) -> Self {
+        Self(CompactString::const_new(match source {
+            Source::Log => Self::GATEWAY,
+            Source::Probe => Self::IMPORTED,
+        }))
+    }
+    /// Whether this is the gateway's (logs), not a probing node's.
+    pub fn is_gateway(&self) -> bool {
+        self.0 == Self::GATEWAY
+    }
+}
+impl FromStr for Vantage {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            Ok(Self(CompactString::new(s)))
+        } else {
+            Err(DomainError::Vantage(s.to_owned()))
+        }
+    }
+}
+impl TryFrom<String> for Vantage {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+impl From<Vantage> for String {
+    fn from(s: Vantage) -> String {
+        s.0.into_string()
+    }
+}
+impl fmt::Display for Vantage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A TPP's organization identifier (`PSDFR-ACPR-12345`), as in its eIDAS certificate. Kept
 /// inline (no allocation) up to 24 bytes.
 pub type TppId = CompactString;
@@ -545,6 +618,10 @@ pub struct Observation {
     /// Inline up to 24 bytes; longer ones (UUIDs) on the heap.
     pub request_id: CompactString,
     pub outcome: Outcome,
+    /// Which node saw it (`gateway` for logs); inline, no allocation. Absent from JSON written
+    /// before vantages were kept: `monitor` (see [`Vantage::UNKNOWN_MONITOR`]).
+    #[serde(default = "Vantage::unknown_monitor")]
+    pub vantage: Vantage,
 }
 
 impl Observation {

@@ -357,6 +357,7 @@ mod tests {
                 error_code: None,
                 request_id: id.into(),
                 outcome: Outcome::from_reply(status, None),
+                vantage: crate::domain::Vantage::imported(Source::Probe),
             },
             error_text: None,
             no_reply_kind: None,

@@ -7,8 +7,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source};
+use crate::domain::{EstablishmentCode, Interface, Observation, Outcome, Service, Source, Vantage};
 use crate::store::StoredObservation;
+
+/// The monitor id of synthetic probes (and of the monitor run `dispo synth` records).
+pub const SYNTH_MONITOR: &str = "synth";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -182,6 +185,7 @@ impl Iterator for Synth {
                 i ^ self.spec.seed.rotate_left(17)
             ),
             outcome: Outcome::from_reply(status, code.as_deref()),
+            vantage: Vantage::gateway(),
         };
         let mut s = StoredObservation::from(obs);
         s.synthetic = true;
@@ -208,6 +212,7 @@ impl Synth {
                 i ^ self.spec.seed.rotate_left(17)
             ),
             outcome: Outcome::from_reply(status, None),
+            vantage: Vantage::new(SYNTH_MONITOR).expect("valid"),
         };
         let mut s = StoredObservation::from(obs);
         s.synthetic = true;

@@ -728,6 +728,7 @@ pub(crate) mod test_support {
             error_code: None,
             request_id: id.into(),
             outcome: Outcome::from_reply(status, None),
+            vantage: crate::domain::Vantage::imported(Source::Log),
         }
     }
 }

@@ -80,33 +80,37 @@ async fn connect(cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let timeout = cfg.monitor.timeout.min(Duration::from_secs(30));
     let mut failed = 0;
     for e in &cfg.establishments {
-        let line =
-            match crate::probe::steps::Target::new(e.clone(), false, cfg.monitor.max_body_bytes) {
-                Err(err) => Err(err.to_string()),
-                Ok(t) => {
-                    let r = crate::probe::steps::run(&t, &probe, timeout).await;
-                    match r.observations.last() {
-                        None => Err("no request was made".to_string()),
-                        Some(o) if o.obs.outcome == crate::domain::Outcome::Ok => Ok(format!(
-                            "TLS handshake and token request OK (HTTP {}, {:.0} ms)",
-                            o.obs.status.unwrap_or(0),
-                            o.obs.latency_ms.unwrap_or(0.0)
-                        )),
-                        Some(o) => Err(format!(
-                            "{}{}{}",
-                            o.obs.outcome.as_str(),
-                            o.obs
-                                .status
-                                .map(|s| format!(" (HTTP {s})"))
-                                .unwrap_or_default(),
-                            o.error_text
-                                .as_deref()
-                                .map(|t| format!(": {t}"))
-                                .unwrap_or_default()
-                        )),
-                    }
+        let line = match crate::probe::steps::Target::new(
+            e.clone(),
+            cfg.monitor.vantage.clone(),
+            false,
+            cfg.monitor.max_body_bytes,
+        ) {
+            Err(err) => Err(err.to_string()),
+            Ok(t) => {
+                let r = crate::probe::steps::run(&t, &probe, timeout).await;
+                match r.observations.last() {
+                    None => Err("no request was made".to_string()),
+                    Some(o) if o.obs.outcome == crate::domain::Outcome::Ok => Ok(format!(
+                        "TLS handshake and token request OK (HTTP {}, {:.0} ms)",
+                        o.obs.status.unwrap_or(0),
+                        o.obs.latency_ms.unwrap_or(0.0)
+                    )),
+                    Some(o) => Err(format!(
+                        "{}{}{}",
+                        o.obs.outcome.as_str(),
+                        o.obs
+                            .status
+                            .map(|s| format!(" (HTTP {s})"))
+                            .unwrap_or_default(),
+                        o.error_text
+                            .as_deref()
+                            .map(|t| format!(": {t}"))
+                            .unwrap_or_default()
+                    )),
                 }
-            };
+            }
+        };
         match line {
             Ok(s) => println!("{} {}: {s}", e.code, e.base_url),
             Err(s) => {

@@ -96,7 +96,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             store
-                .record_monitor_run("synth", &series, from_ms, to_ms, "synthetic")
+                .record_monitor_run(
+                    crate::synth::SYNTH_MONITOR,
+                    &series,
+                    from_ms,
+                    to_ms,
+                    "synthetic",
+                )
                 .await?;
             store.close().await;
             println!("{added} synthetic observations added to {}", db.display());

@@ -123,7 +123,7 @@ struct RawSource {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMonitor {
-    id: Option<String>,
+    id: Option<Spanned<String>>,
     schedule_tz: Option<Spanned<String>>,
     timeout_s: Option<Spanned<f64>>,
     burst_interval_s: Option<Spanned<f64>>,
@@ -199,6 +199,8 @@ struct RawProbe {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Monitor {
     pub id: String,
+    /// The same id as the vantage its probes are recorded under (methodology section 10).
+    pub vantage: crate::domain::Vantage,
     pub schedule_tz: Tz,
     pub timeout: std::time::Duration,
     /// `None` when confirmation bursts are off.
@@ -753,8 +755,26 @@ impl Validator<'_> {
                 crate::probe::http::DEFAULT_MAX_BODY
             }
         };
+        let vantage = match &m.id {
+            None => crate::domain::Vantage::new("dispo").expect("valid"),
+            Some(id) => match id.get_ref().parse::<crate::domain::Vantage>() {
+                Ok(v) if v.is_gateway() => {
+                    self.err(
+                        id,
+                        "monitor id \"gateway\" is taken by the bank's gateway logs: name the node (e.g. paris-dc1)",
+                    );
+                    v
+                }
+                Ok(v) => v,
+                Err(e) => {
+                    self.err(id, format!("monitor id: {e}"));
+                    crate::domain::Vantage::new("dispo").expect("valid")
+                }
+            },
+        };
         let mut monitor = Monitor {
-            id: m.id.unwrap_or_else(|| "dispo".into()),
+            id: vantage.to_string(),
+            vantage,
             schedule_tz,
             timeout,
             burst_interval,

@@ -41,6 +41,7 @@ fn obx(
         error_code: None,
         request_id: rid.into(),
         outcome: Outcome::from_reply(status, None),
+        vantage: crate::domain::Vantage::imported(Source::Probe),
     }
 }
 

@@ -30,6 +30,7 @@ fn ob(src: Source, at: &str, rid: &str, status: Option<u16>, latency: f64) -> Ob
         error_code: None,
         request_id: rid.into(),
         outcome: Outcome::from_reply(status, None),
+        vantage: crate::domain::Vantage::imported(src),
     }
 }
 fn probe(at: &str, rid: &str, status: Option<u16>, latency: f64) -> Observation {

@@ -500,6 +500,7 @@ mod tests {
                 error_code: None,
                 request_id: id.into(),
                 outcome: crate::domain::Outcome::Ok,
+                vantage: crate::domain::Vantage::gateway(),
             }
             .into()
         };

@@ -226,6 +226,7 @@ mod tests {
             error_code: None,
             request_id: rid.into(),
             outcome: crate::domain::Outcome::Ok,
+            vantage: crate::domain::Vantage::imported(crate::domain::Source::Log),
         };
         // Control characters: a NUL hiding the rest, a line break forging log lines.
         let e = b.check(&obs("r1", Some("VICTIM\u{0}EVIL"))).unwrap_err();

@@ -16,7 +16,7 @@ use super::linecap::CapLines;
 use super::outcome::imported_outcome;
 use super::{ImportError, Row, RowReject, RowSource};
 use crate::domain::{
-    CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source,
+    CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source, Vantage,
 };
 use crate::store::StoredObservation;
 
@@ -41,6 +41,8 @@ pub struct CsvRows<R: BufRead> {
     cols: [usize; 10],
     error_text: Option<usize>,
     outcome: Option<usize>,
+    /// An optional `vantage` column (probe exports from several nodes).
+    vantage: Option<usize>,
     record: csv::ByteRecord,
     /// An empty input (not even a header): zero rows, not an error (a quiet night's log).
     empty: bool,
@@ -95,6 +97,7 @@ impl<R: BufRead> CsvRows<R> {
         Ok(Self {
             error_text: find("error_text"),
             outcome: find("outcome"),
+            vantage: find("vantage"),
             reader,
             cols,
             record: csv::ByteRecord::new(),
@@ -169,6 +172,18 @@ impl<R: BufRead> CsvRows<R> {
             _ => None,
         };
         self.bounds.check_error_text(error_text.as_deref())?;
+        // Logs are the gateway's whatever a column says: only probes have a node.
+        let vantage = match (source, self.vantage.map(field).transpose()?) {
+            (Source::Probe, Some(v)) if !v.is_empty() => {
+                v.parse::<Vantage>().map_err(|e| e.to_string())?
+            }
+            (Source::Log, Some(v)) if !v.is_empty() && v != Vantage::GATEWAY => {
+                return Err(format!(
+                    "vantage {v:?} on a log row: logs are the gateway's (leave it empty or write gateway)"
+                ));
+            }
+            _ => Vantage::imported(source),
+        };
         let mut so = StoredObservation::from(Observation {
             received_at_ms,
             establishment,
@@ -181,6 +196,7 @@ impl<R: BufRead> CsvRows<R> {
             error_code,
             request_id,
             outcome,
+            vantage,
         });
         self.bounds.check(&so.obs)?;
         so.error_text = error_text;
@@ -262,7 +278,9 @@ pub fn write_csv(
 ) -> std::io::Result<u64> {
     let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut w = csv::Writer::from_writer(file);
-    w.write_record(HEADER).map_err(std::io::Error::other)?;
+    // The vantage after the required columns: a probe row read back keeps its node.
+    w.write_record(HEADER.iter().chain(&["vantage"]))
+        .map_err(std::io::Error::other)?;
     let mut n = 0;
     for r in rows {
         let o = &r.obs;
@@ -277,6 +295,7 @@ pub fn write_csv(
             &o.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
             o.error_code.as_deref().unwrap_or(""),
             &o.request_id,
+            o.vantage.as_str(),
         ])
         .map_err(std::io::Error::other)?;
         n += 1;
@@ -337,6 +356,44 @@ mod tests {
         }
         assert!(why(5).contains("2300-01-01T00:00:00.000Z is more than 24 h after the clock"));
         assert!(why(6).contains("1999-12-31T23:59:59.000Z is before 2000-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_vantage_column_names_the_node_of_probe_rows_only() {
+        let text = format!(
+            "{}vantage\n\
+             2024-07-04T10:00:00Z,13807,api,cbpii,probe,,200,10,,a,,paris-dc1\n\
+             2024-07-04T10:00:01Z,13807,api,cbpii,probe,,200,10,,b,,\n\
+             2024-07-04T10:00:02Z,13807,api,cbpii,log,T,200,10,,c,,gateway\n\
+             2024-07-04T10:00:03Z,13807,api,cbpii,log,T,200,10,,d,,\n\
+             2024-07-04T10:00:04Z,13807,api,cbpii,log,T,200,10,,e,,paris-dc1\n\
+             2024-07-04T10:00:05Z,13807,api,cbpii,probe,,200,10,,f,,gate way\n",
+            HEAD.trim_end_matches('\n').to_owned() + ","
+        );
+        let bounds = Bounds::new(3600.0, 1_796_212_800_000);
+        let mut rows = CsvRows::with_bounds(text.as_bytes(), bounds).unwrap();
+        let (mut ok, mut refused) = (Vec::new(), Vec::new());
+        while let Some(r) = rows.next_row().unwrap() {
+            match r {
+                Row::Obs(o) => ok.push(format!("{}={}", o.obs.request_id, o.obs.vantage)),
+                Row::Reject(r) => refused.push((r.line, r.reason)),
+            }
+        }
+        // b: a probe row naming no node is "import"; d: a log row is the gateway's.
+        assert_eq!(ok, ["a=paris-dc1", "b=import", "c=gateway", "d=gateway"]);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused[0].0, 6);
+        assert!(
+            refused[0].1.contains("logs are the gateway's"),
+            "{}",
+            refused[0].1
+        );
+        assert_eq!(refused[1].0, 7);
+        assert!(
+            refused[1].1.starts_with("vantage \"gate way\" must be"),
+            "{}",
+            refused[1].1
+        );
     }
 
     #[test]

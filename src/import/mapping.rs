@@ -440,6 +440,7 @@ impl Mapping {
             error_code: error_code.map(Into::into),
             request_id: request_id.into(),
             outcome,
+            vantage: crate::domain::Vantage::imported(source),
         });
         so.error_text = error_text;
         Ok(so)

@@ -293,6 +293,7 @@ mod tests {
             error_code: None,
             request_id: format!("r{sent_ms}").into(),
             outcome: Outcome::from_reply(status, None),
+            vantage: crate::domain::Vantage::imported(Source::Probe),
         }
         .into()
     }

@@ -127,6 +127,7 @@ pub async fn run(
                 e.code,
                 Target::new(
                     e.clone(),
+                    cfg.monitor.vantage.clone(),
                     cfg.monitor.reuse_connections,
                     cfg.monitor.max_body_bytes,
                 )?,

@@ -224,6 +224,7 @@ mod tests {
             error_code: None,
             request_id: id.into(),
             outcome: Outcome::NoReply,
+            vantage: crate::domain::Vantage::imported(Source::Probe),
         }
         .into()
     }

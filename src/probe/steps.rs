@@ -36,6 +36,8 @@ struct CachedToken {
 /// What a running monitor knows about an establishment.
 pub struct Target {
     pub est: Establishment,
+    /// The monitor's id: every observation of this target is recorded under it.
+    pub vantage: crate::domain::Vantage,
     pub api: Endpoint,
     pub psu: Option<Endpoint>,
     pub signer: Signer,
@@ -155,7 +157,12 @@ pub enum TargetError {
 }
 
 impl Target {
-    pub fn new(est: Establishment, reuse: bool, max_body: usize) -> Result<Arc<Self>, TargetError> {
+    pub fn new(
+        est: Establishment,
+        vantage: crate::domain::Vantage,
+        reuse: bool,
+        max_body: usize,
+    ) -> Result<Arc<Self>, TargetError> {
         let code = est.code.to_string();
         let tls = super::http::client_config(&est.ca, &est.qwac_cert, &est.qwac_key).map_err(
             |source| TargetError::Cert {
@@ -193,6 +200,7 @@ impl Target {
         };
         Ok(Arc::new(Self {
             est,
+            vantage,
             api,
             psu,
             signer,
@@ -247,6 +255,7 @@ fn observation(
             error_code: error_code.map(|c| bank_code(&c).into()),
             request_id: rid.into(),
             outcome,
+            vantage: t.vantage.clone(),
         },
         error_text: error_text.map(|s| s.chars().take(500).collect()),
         no_reply_kind: kind,

@@ -230,6 +230,7 @@ mod tests {
             error_code: None,
             request_id: CompactString::new(at),
             outcome: Outcome::from_reply(Some(status), None),
+            vantage: crate::domain::Vantage::gateway(),
         }
     }
 

@@ -28,6 +28,7 @@ fn obs(at: &str, service: &str, status: Option<u16>, latency: f64, id: &str) -> 
         error_code: None,
         request_id: id.into(),
         outcome: Outcome::from_reply(status, None),
+        vantage: crate::domain::Vantage::imported(Source::Probe),
     }
 }
 

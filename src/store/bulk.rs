@@ -11,13 +11,13 @@ use super::{StoreError, StoredObservation};
 
 /// The columns every observation has, in the order of the parameters of every statement here.
 const PLAIN_COLUMNS: &str = "received_at, establishment, interface, service, source, tpp, \
-     status, latency_ms, error_code, request_id, outcome, synthetic";
-const PLAIN_PARAMS: c_int = 12;
+     status, latency_ms, error_code, request_id, outcome, synthetic, vantage";
+const PLAIN_PARAMS: c_int = 13;
 
 /// Rows per multi-row statement. One statement inserting many rows keeps its cursor on the last
 /// page of the table between rows: an import appends in time order, so each row lands without a
 /// descent from the root, and the per-statement work (cursor, reset, unbind) is shared. 64 rows
-/// bind 768 values, far below SQLite's limit of 32 766.
+/// bind 832 values, far below SQLite's limit of 32 766.
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// `INSERT OR IGNORE` of `rows` rows with the plain columns (the others default to NULL).
@@ -112,14 +112,14 @@ fn insert_all(db: &Db, rows: &[StoredObservation]) -> Result<u64, StoreError> {
         } else {
             bind_plain(&mut full, 0, r)?;
             let p = r.phases;
-            full.bind_opt_text(13, r.error_text.as_deref())?;
-            full.bind_opt_text(14, r.no_reply_kind.map(|k| k.as_str()))?;
-            full.bind_opt_text(15, r.probe_id.as_deref())?;
-            full.bind_opt_f64(16, p.map(|p| p.resolve_ms))?;
-            full.bind_opt_f64(17, p.map(|p| p.connect_ms))?;
-            full.bind_opt_f64(18, p.map(|p| p.tls_ms))?;
-            full.bind_opt_f64(19, p.map(|p| p.processing_ms))?;
-            full.bind_opt_f64(20, p.map(|p| p.transfer_ms))?;
+            full.bind_opt_text(14, r.error_text.as_deref())?;
+            full.bind_opt_text(15, r.no_reply_kind.map(|k| k.as_str()))?;
+            full.bind_opt_text(16, r.probe_id.as_deref())?;
+            full.bind_opt_f64(17, p.map(|p| p.resolve_ms))?;
+            full.bind_opt_f64(18, p.map(|p| p.connect_ms))?;
+            full.bind_opt_f64(19, p.map(|p| p.tls_ms))?;
+            full.bind_opt_f64(20, p.map(|p| p.processing_ms))?;
+            full.bind_opt_f64(21, p.map(|p| p.transfer_ms))?;
             added += run(db, &mut full)?;
         }
         i += 1;
@@ -135,7 +135,7 @@ fn is_plain(r: &StoredObservation) -> bool {
         && r.phases.is_none()
 }
 
-/// Binds the plain columns of `r` to parameters `base + 1 ..= base + 12`.
+/// Binds the plain columns of `r` to parameters `base + 1 ..= base + 13`.
 fn bind_plain<'v>(
     stmt: &mut Stmt<'_, 'v>,
     base: c_int,
@@ -153,7 +153,8 @@ fn bind_plain<'v>(
     stmt.bind_opt_text(base + 9, o.error_code.as_deref())?;
     stmt.bind_text(base + 10, o.request_id.as_str())?;
     stmt.bind_text(base + 11, o.outcome.as_str())?;
-    stmt.bind_i64(base + 12, i64::from(r.synthetic))
+    stmt.bind_i64(base + 12, i64::from(r.synthetic))?;
+    stmt.bind_text(base + 13, o.vantage.as_str())
 }
 
 /// Runs a bound insert and makes it ready for the next; returns how many rows it added.

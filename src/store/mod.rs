@@ -26,7 +26,7 @@ pub use outbox::PendingDelivery;
 
 use crate::domain::{
     DomainError, EstablishmentCode, Interface, NoReplyKind, Observation, Outcome, Phases, Service,
-    Source,
+    Source, Vantage,
 };
 
 /// What can go wrong with the database.
@@ -399,7 +399,7 @@ impl Store {
         let mut qb = QueryBuilder::new(
             "SELECT received_at, establishment, interface, service, source, tpp, status, \
              latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, probe_id, \
-             resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic \
+             resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic, vantage \
              FROM observations WHERE received_at >= ",
         );
         qb.push_bind(from_ms)
@@ -579,6 +579,7 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
                 .map(Into::into),
             request_id: rid.as_str().into(),
             outcome: Outcome::from_str(&parse("outcome")?).map_err(bad)?,
+            vantage: Vantage::from_str(&parse("vantage")?).map_err(bad)?,
         },
         error_text: r.try_get("error_text")?,
         no_reply_kind: no_reply_kind

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use super::StoreError;
 use super::raw::{Db, Mode};
 use crate::domain::{
-    CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source,
+    CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source, Vantage,
 };
 use crate::engine::{ProbeLatency, response_time_ms};
 
@@ -167,9 +167,9 @@ impl Part {
         q.bind_i64(2, self.to_ms)?;
         let mut synthetic = false;
         // Rows of one series repeat their service: reuse the last parsed value.
-        let mut last_service: Option<Service> = None;
+        let mut last = Last::default();
         while q.step()? {
-            let (o, synth) = decode(&q, &mut last_service, self.probe_latency)?;
+            let (o, synth) = decode(&q, &mut last, self.probe_latency)?;
             synthetic |= synth;
             let Some(cell) = slot.get_mut(*written) else {
                 return Err(self.db.fail(format!(
@@ -184,23 +184,38 @@ impl Part {
     }
 }
 
+/// The last service and vantage parsed: rows of one series repeat them, so they are reused.
+#[derive(Default)]
+struct Last {
+    service: Option<Service>,
+    vantage: Option<Vantage>,
+}
+
 /// The observation of the current row of a query selecting [`COLUMNS`], and whether it is
-/// synthetic. `last_service`: rows of one series repeat their service, so the last parsed value
-/// is reused.
+/// synthetic.
 fn decode(
     q: &super::raw::Stmt<'_, '_>,
-    last_service: &mut Option<Service>,
+    last: &mut Last,
     probe_latency: ProbeLatency,
 ) -> Result<(Observation, bool), StoreError> {
     // Read lazily: only a bad row needs its identity.
     let bad = |source| super::bad_row(q.i64(0), q.text(1), q.text(9), source);
     let service_text = q.text(3);
-    let service = match &*last_service {
+    let service = match &last.service {
         Some(s) if s.as_str() == service_text => s.clone(),
         _ => {
             let s = Service::from_str(service_text).map_err(bad)?;
-            *last_service = Some(s.clone());
+            last.service = Some(s.clone());
             s
+        }
+    };
+    let vantage_text = q.text(14);
+    let vantage = match &last.vantage {
+        Some(v) if v.as_str() == vantage_text => v.clone(),
+        _ => {
+            let v = Vantage::from_str(vantage_text).map_err(bad)?;
+            last.vantage = Some(v.clone());
+            v
         }
     };
     let status = q.opt_i64(6);
@@ -224,13 +239,14 @@ fn decode(
         error_code: q.opt_text(8).map(CompactString::new),
         request_id: CompactString::new(q.text(9)),
         outcome: Outcome::from_str(q.text(10)).map_err(bad)?,
+        vantage,
     };
     Ok((o, q.i64(11) != 0))
 }
 
 /// The columns [`decode`] reads, in its order.
 const COLUMNS: &str = "received_at, establishment, interface, service, source, tpp, status, \
-     latency_ms, error_code, request_id, outcome, synthetic, processing_ms, transfer_ms";
+     latency_ms, error_code, request_id, outcome, synthetic, processing_ms, transfer_ms, vantage";
 
 /// Observations handed over at a time by [`stream`].
 const BATCH: usize = 4_096;
@@ -261,10 +277,10 @@ pub fn stream(
             ))?;
             q.bind_i64(1, from_ms)?;
             q.bind_i64(2, to_ms)?;
-            let (mut synthetic, mut last_service) = (false, None);
+            let (mut synthetic, mut last) = (false, Last::default());
             let mut batch = Vec::with_capacity(BATCH);
             while q.step()? {
-                let (o, synth) = decode(&q, &mut last_service, probe_latency)?;
+                let (o, synth) = decode(&q, &mut last, probe_latency)?;
                 synthetic |= synth;
                 batch.push(o);
                 if batch.len() == BATCH {

@@ -228,14 +228,20 @@ impl Spill {
                     *b = (*b).max(at_ms);
                 }
                 Line::Observation {
-                    obs,
+                    mut obs,
                     error_text,
                     no_reply_kind,
                     probe_id,
                     phases,
                     synthetic,
                 } => chunk.push(StoredObservation {
-                    obs,
+                    // A line journaled before vantages were kept: logs are the gateway's.
+                    obs: {
+                        if obs.source == crate::domain::Source::Log {
+                            obs.vantage = crate::domain::Vantage::gateway();
+                        }
+                        obs
+                    },
                     error_text,
                     no_reply_kind,
                     probe_id,
@@ -316,6 +322,7 @@ mod tests {
                 error_code: None,
                 request_id: id.into(),
                 outcome: Outcome::NoReply,
+                vantage: crate::domain::Vantage::imported(Source::Probe),
             },
             error_text: Some("time-out after 30 s".into()),
             no_reply_kind: Some(NoReplyKind::Timeout),

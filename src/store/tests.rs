@@ -23,6 +23,7 @@ fn obs(at: i64, rid: &str, status: Option<u16>) -> StoredObservation {
             error_code: None,
             request_id: rid.into(),
             outcome: Outcome::from_reply(status, None),
+            vantage: crate::domain::Vantage::imported(Source::Probe),
         },
         error_text: None,
         no_reply_kind: if status.is_none() {
@@ -489,4 +490,64 @@ async fn a_new_database_is_private_to_its_owner() {
     let mut wal = path.clone().into_os_string();
     wal.push("-wal");
     assert_eq!(mode(std::path::Path::new(&wal)), 0o600);
+}
+
+/// Migration 0009 on a database written before vantages were kept: logs become the gateway's,
+/// a probe row the monitor's whose run spans it, a probe row no run spans `monitor`.
+#[tokio::test]
+async fn vantage_migration_names_the_node_of_older_rows() {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate!("./migrations");
+    for m in migrator.iter().filter(|m| m.version < 9) {
+        sqlx::raw_sql(m.sql.clone()).execute(&pool).await.unwrap();
+    }
+    // Two runs: "paris" from 1 000 to 5 000 (stopped), "lyon" from 10 000, last beat 20 000.
+    sqlx::raw_sql(
+        "INSERT INTO heartbeats (monitor_id, started_at, last_beat, stopped_at) VALUES \
+         ('paris', 1000, 4000, 5000), ('lyon', 10000, 20000, NULL); \
+         INSERT INTO observations (received_at, establishment, interface, service, source, \
+           request_id, outcome) VALUES \
+         (2000, '13807', 'api', 'cbpii', 'probe', 'p1', 'ok'), \
+         (15000, '13807', 'api', 'cbpii', 'probe', 'l1', 'ok'), \
+         (15000, '13807', 'api', 'cbpii', 'log', 'g1', 'ok'), \
+         (900000, '13807', 'api', 'cbpii', 'probe', 'x1', 'ok');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let m9 = migrator.iter().find(|m| m.version == 9).unwrap();
+    sqlx::raw_sql(m9.sql.clone()).execute(&pool).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT request_id, vantage FROM observations ORDER BY request_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let got: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    // x1 (900 000) is 880 s past lyon's last beat: more than the 60 s of slack.
+    assert_eq!(
+        got,
+        [
+            ("g1", "gateway"),
+            ("l1", "lyon"),
+            ("p1", "paris"),
+            ("x1", "monitor")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_vantage_round_trips() {
+    let store = Store::open(&temp_db("vantage")).await.unwrap();
+    let mut a = obs(1_000, "a", Some(200));
+    a.obs.vantage = crate::domain::Vantage::new("paris-dc1").unwrap();
+    let mut b = obs(1_000, "b", None);
+    b.obs.vantage = crate::domain::Vantage::new("lyon.dc2").unwrap();
+    store.insert_observations(&[a, b][..]).await.unwrap();
+    let back = store.load_observations(0, 10_000, &[]).await.unwrap();
+    let v: Vec<_> = back.iter().map(|r| r.obs.vantage.as_str()).collect();
+    assert_eq!(v, ["paris-dc1", "lyon.dc2"]);
 }

@@ -80,6 +80,7 @@ impl Day {
             error_code: None,
             request_id: id.as_str().into(),
             outcome,
+            vantage: dispo::domain::Vantage::new("sandbox").unwrap(),
         };
         self.rows.push(Recorded {
             obs: obs.into(),

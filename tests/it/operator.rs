@@ -108,7 +108,9 @@ fn check_config_refuses_what_cannot_work() {
     std::fs::write(
         &cfg,
         format!(
-            "[counting]\n\
+            "[monitor]\n\
+             id = \"gateway\"\n\
+             [counting]\n\
              maintenance = [{{ weekday = \"Sun\", start = \"06:00:00\", end = \"02:00:00\" }}]\n\
              [counting.targets]\n\
              uptime_pct = 150\n\
@@ -146,16 +148,17 @@ fn check_config_refuses_what_cannot_work() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     for want in [
-        "p.toml:2: error: [counting] maintenance Sun 06:00:00-02:00:00 ends before it starts: read as 20.0 h",
-        "p.toml:4: error: [counting] targets.uptime_pct must be a percentage from 0 to 100",
-        "p.toml:9: error: \"${DISPO_TEST_UNSET_DIR}/qwac.key\": the environment variable DISPO_TEST_UNSET_DIR is not set",
-        "p.toml:15: error: refresh_token_env DISPO_TEST_UNSET_TOKEN: that environment variable is not set here",
-        "p.toml:17: error: establishment 10548 has no base_url (give it here or in [defaults])",
-        "p.toml:23: error: probe name \"t\" is already used at line 19",
+        "p.toml:4: error: [counting] maintenance Sun 06:00:00-02:00:00 ends before it starts: read as 20.0 h",
+        "p.toml:6: error: [counting] targets.uptime_pct must be a percentage from 0 to 100",
+        "p.toml:11: error: \"${DISPO_TEST_UNSET_DIR}/qwac.key\": the environment variable DISPO_TEST_UNSET_DIR is not set",
+        "p.toml:17: error: refresh_token_env DISPO_TEST_UNSET_TOKEN: that environment variable is not set here",
+        "p.toml:19: error: establishment 10548 has no base_url (give it here or in [defaults])",
+        "p.toml:25: error: probe name \"t\" is already used at line 21",
+        "p.toml:2: error: monitor id \"gateway\" is taken by the bank's gateway logs: name the node (e.g. paris-dc1)",
     ] {
         assert!(t.contains(want), "{want} not in\n{t}");
     }
-    assert!(t.contains("6 error(s)"), "{t}");
+    assert!(t.contains("7 error(s)"), "{t}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

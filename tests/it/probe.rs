@@ -154,6 +154,10 @@ async fn every_step_both_versions_phases_and_heartbeats() {
     let (id, span, reason): (String, i64, String) = (hb[0].get(0), hb[0].get(1), hb[0].get(2));
     assert_eq!((id.as_str(), reason.as_str()), ("it", "duration"));
     assert!((3_400..5_000).contains(&span), "{span}");
+    // Every probe row is recorded under the monitor's id: its vantage (methodology section 10).
+    let v = rows(&db, "SELECT DISTINCT vantage FROM observations").await;
+    let v: Vec<String> = v.iter().map(|r| r.get(0)).collect();
+    assert_eq!(v, ["it"]);
     // Token metadata: never the token itself.
     let toks = rows(&db, "SELECT grant_type, fingerprint FROM token_metadata").await;
     assert_eq!(toks.len(), 2);
