@@ -21,8 +21,10 @@ mod raw;
 pub mod scan;
 pub mod spill;
 mod tokens;
+pub mod vantages;
 
 pub use outbox::PendingDelivery;
+pub use vantages::VantageEpisode;
 
 use crate::domain::{
     DomainError, EstablishmentCode, Interface, NoReplyKind, Observation, Outcome, Phases, Service,

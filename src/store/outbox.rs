@@ -309,6 +309,32 @@ impl Store {
         Ok(pending(&rows))
     }
 
+    /// Claims a notice for `node` to send, unless another node holds a claim still running
+    /// (`lease_ms` from its taking). Returns whether `node` has it. Several nodes sharing the
+    /// store thus send each notice once.
+    pub async fn claim_delivery(
+        &self,
+        id: i64,
+        node: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE alert_deliveries SET claimed_by = ?, claimed_until = ? \
+             WHERE id = ? AND delivered_at IS NULL AND abandoned_at IS NULL \
+             AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+        )
+        .bind(node)
+        .bind(now_ms + lease_ms)
+        .bind(id)
+        .bind(node)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE alert_deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
             .bind(now_ms)
@@ -391,7 +417,8 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+        // The claim goes with the failure: any node may try again when it is due.
+        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?")
             .bind(next_attempt_ms)
             .bind(error)
             .bind(id)
@@ -490,6 +517,33 @@ mod tests {
         let due = s.due_deliveries(10_000, 100).await.unwrap();
         assert_eq!(events(&due), [("a", "resolved"), ("b", "resolved")]);
         assert_eq!(due[0].notice.alert.ends_at_ms, Some(5_000));
+    }
+
+    #[tokio::test]
+    async fn one_node_claims_a_notice_until_it_fails_or_its_lease_runs_out() {
+        let s = store("claim").await;
+        s.raise_alert(&alert("k"), &["a".to_string()], 1_000)
+            .await
+            .unwrap();
+        let id = s.due_deliveries(1_000, 10).await.unwrap()[0].id;
+        // Lease 100 ms: node n1 holds it until 1 100; n2 cannot take it before.
+        assert!(s.claim_delivery(id, "n1", 1_000, 100).await.unwrap());
+        assert!(!s.claim_delivery(id, "n2", 1_050, 100).await.unwrap());
+        assert!(
+            s.claim_delivery(id, "n1", 1_050, 100).await.unwrap(),
+            "its own"
+        );
+        // n1's send failed: released, anyone may try at the next attempt.
+        s.mark_failed(id, 2_000, "down").await.unwrap();
+        assert!(s.claim_delivery(id, "n2", 2_000, 100).await.unwrap());
+        // n2 died while sending: past its lease (2 100), n1 takes it over.
+        assert!(!s.claim_delivery(id, "n1", 2_100, 100).await.unwrap());
+        assert!(s.claim_delivery(id, "n1", 2_101, 100).await.unwrap());
+        s.mark_delivered(id, 2_200).await.unwrap();
+        assert!(
+            !s.claim_delivery(id, "n2", 9_000, 100).await.unwrap(),
+            "delivered"
+        );
     }
 
     #[tokio::test]
