@@ -111,7 +111,12 @@ pub async fn run(
     let alerts: AlertsConfig = cfg.alerts.clone();
     let channels: Vec<Channel> = alerts.channels();
     let ids: Vec<String> = channels.iter().map(Channel::id).collect();
-    let delivery = tokio::spawn(super::outbox::run(store.clone(), channels, stop.clone()));
+    let delivery = tokio::spawn(super::outbox::run(
+        store.clone(),
+        channels,
+        cfg.monitor.id.clone(),
+        stop.clone(),
+    ));
     let checks = tokio::spawn(super::checks::periodic(
         store.clone(),
         cfg.clone(),
@@ -123,8 +128,22 @@ pub async fn run(
     if let Err(e) = store.end_earlier_runs(&cfg.monitor.id, since_ms).await {
         tracing::warn!(error = %e, "cannot close the earlier runs' heartbeats");
     }
-    let mut episodes = Episodes::new(&cfg.counting);
+    let mut episodes = Episodes::new(&cfg.counting).shared_as(super::quorum::Node {
+        vantage: cfg.monitor.vantage.clone(),
+        quorum: cfg.counting.vantage_quorum,
+        grace_ms: cfg.counting.window_ms,
+        tz: cfg.counting.tz,
+        probes: OwnCopies::of(&cfg).series(),
+    });
     episodes.replay(&store, &ids, since_ms).await;
+    // The vantages' states are judged again every heartbeat: another node's episode, a fault's
+    // grace, a vantage whose heartbeat went stale.
+    let mut tick = tokio::time::interval(
+        cfg.monitor
+            .heartbeat
+            .max(std::time::Duration::from_millis(200)),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probe_errors = ProbeErrors::load(&store).await;
     let copies = OwnCopies::of(&cfg);
     let mut merge = Merge::new(Merge::wait_for(&cfg));
@@ -140,6 +159,10 @@ pub async fn run(
                 None => false,
             },
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => true,
+            _ = tick.tick() => {
+                episodes.tick(&store, &ids, chrono::Utc::now().timestamp_millis()).await;
+                continue;
+            }
         };
         let now = chrono::Utc::now().timestamp_millis();
         let ready = if open {
@@ -255,12 +278,25 @@ impl OwnCopies {
         Self { own }
     }
 
+    /// The series this monitor probes.
+    fn series(&self) -> Vec<(EstablishmentCode, Interface)> {
+        self.own
+            .iter()
+            .flat_map(|(e, (_, ifaces))| ifaces.iter().map(|i| (*e, *i)))
+            .collect()
+    }
+
     fn is_copy(&self, o: &Observation) -> bool {
         o.source == crate::domain::Source::Log
             && self.own.get(&o.establishment).is_some_and(|(id, ifaces)| {
                 o.tpp.as_deref() == Some(id.as_str()) && ifaces.contains(&o.interface)
             })
     }
+}
+
+/// Whether `c` is another node's monitor run than `me`'s.
+fn of_other(c: &crate::domain::CoverageSpan, me: &crate::domain::Vantage) -> bool {
+    c.kind == crate::domain::CoverageKind::Monitor && !crate::engine::vantage::is_run_of(c, me)
 }
 
 /// Episodes and their `interface_down` alerts.
@@ -272,6 +308,11 @@ pub struct Episodes {
     /// (busy past its timeout, failing) is queued again with the next observation, so a passing
     /// error never leaves an outage unannounced.
     unqueued: std::collections::VecDeque<Unqueued>,
+    /// This node as a vantage, when it shares its store with other nodes' (`dispo run`); `None`
+    /// judges alone and publishes nothing.
+    node: Option<super::quorum::Node>,
+    /// Episode states not yet published (the store refused): (series, start, end), oldest first.
+    unpublished: std::collections::VecDeque<((EstablishmentCode, Interface), i64, Option<i64>)>,
 }
 
 /// The live state of one series.
@@ -304,6 +345,121 @@ impl Episodes {
             series: Default::default(),
             settings: settings.clone(),
             unqueued: Default::default(),
+            node: None,
+            unpublished: Default::default(),
+        }
+    }
+
+    /// Publishes this node's episodes as `node`'s and lets the vantage quorum decide whenever
+    /// another node covers the series too (methodology section 10).
+    pub fn shared_as(mut self, node: super::quorum::Node) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// Whether another node covers `series` since `from_ms`: the quorum decides then. A store
+    /// that cannot tell leaves this node to alert alone (an alert too many, none missed).
+    async fn shared(
+        &self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        from_ms: i64,
+        now: i64,
+    ) -> bool {
+        let Some(node) = &self.node else {
+            return false;
+        };
+        match node.others_cover(store, series, from_ms, now).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the other vantages' coverage; alerting alone");
+                false
+            }
+        }
+    }
+
+    /// Publishes an episode state of this node's vantage (and what waited).
+    async fn publish(
+        &mut self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        start_ms: i64,
+        end_ms: Option<i64>,
+        now: i64,
+    ) {
+        if self.node.is_none() {
+            return;
+        }
+        self.unpublished.push_back((series, start_ms, end_ms));
+        self.flush_published(store, now).await;
+    }
+
+    async fn flush_published(&mut self, store: &Store, now: i64) {
+        let Some(node) = &self.node else {
+            return;
+        };
+        while let Some(&(series, start, end)) = self.unpublished.front() {
+            let v = node.vantage_of(series);
+            if let Err(e) = store
+                .publish_vantage_episode(series, &v, start, end, now)
+                .await
+            {
+                tracing::warn!(error = %e, waiting = self.unpublished.len(), "cannot publish this vantage's episode; retried");
+                return;
+            }
+            self.unpublished.pop_front();
+        }
+    }
+
+    /// Judges `series` from every vantage (the quorum) and alerts accordingly.
+    async fn judge(
+        &mut self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        ids: &[String],
+        now: i64,
+    ) {
+        let Some(node) = &self.node else {
+            return;
+        };
+        if let Err(e) = super::quorum::evaluate(node, store, series, ids, now).await {
+            tracing::error!(error = %e, "cannot judge the vantages' states; tried again at the next heartbeat");
+        }
+    }
+
+    /// Every heartbeat: publishes what waits, and judges again each series some vantage is or
+    /// was lately down on, or an alert fires for, where another node covers it.
+    pub async fn tick(&mut self, store: &Store, ids: &[String], now: i64) {
+        self.queue(store, ids, now).await;
+        self.flush_published(store, now).await;
+        let Some(node) = self.node.clone() else {
+            return;
+        };
+        let since = now - super::quorum::RECENT_MS;
+        let mut series: std::collections::BTreeSet<(EstablishmentCode, Interface)> =
+            match store.series_with_vantage_episodes(since).await {
+                Ok(s) => s.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the vantages' episodes");
+                    return;
+                }
+            };
+        for kind in ["interface_down", super::quorum::VANTAGE_FAULT] {
+            for a in store.firing_alerts(kind).await.unwrap_or_default() {
+                let s = a
+                    .establishment
+                    .as_deref()
+                    .and_then(|e| e.parse().ok())
+                    .zip(a.interface.as_deref().and_then(|i| i.parse().ok()));
+                series.extend(s);
+            }
+        }
+        for s in series {
+            if self.shared(store, s, since, now).await {
+                if let Err(e) = super::quorum::evaluate(&node, store, s, ids, now).await {
+                    tracing::warn!(error = %e, "cannot judge the vantages' states");
+                }
+            }
         }
     }
 
@@ -339,8 +495,49 @@ impl Episodes {
                 return 0;
             }
         };
+        // Other nodes running beside this one (methodology 10): this node replays its own
+        // vantage (its probes, the gateway's logs, its coverage), and the quorum, not the replay,
+        // decides the alerts of the series they share.
+        let others: std::collections::BTreeSet<crate::domain::Vantage> = match &self.node {
+            Some(node) => coverage
+                .iter()
+                .filter(|c| of_other(c, &node.vantage))
+                .filter_map(|c| c.vantage.clone())
+                .collect(),
+            None => Default::default(),
+        };
+        let shared = coverage
+            .iter()
+            .any(|c| c.ongoing && c.vantage.as_ref().is_some_and(|v| others.contains(v)));
+        if let Some(node) = &self.node {
+            // What a killed run of this node left open ends where its coverage ended.
+            let own_end = coverage
+                .iter()
+                .filter(|c| {
+                    c.kind == crate::domain::CoverageKind::Monitor
+                        && crate::engine::vantage::is_run_of(c, &node.vantage)
+                })
+                .map(|c| c.end_ms)
+                .max()
+                .unwrap_or(since_ms);
+            if let Err(e) = store
+                .end_open_vantage_episodes(&node.vantage, own_end, now)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot end this vantage's episodes left open");
+            }
+        }
+        let coverage: Vec<crate::domain::CoverageSpan> = coverage
+            .into_iter()
+            .filter(|c| !shared || c.vantage.as_ref().is_none_or(|v| !others.contains(v)))
+            .collect();
         let mut obs: Vec<Observation> = stored
             .iter()
+            .filter(|o| {
+                !shared
+                    || o.obs.source != crate::domain::Source::Probe
+                    || !others.contains(&o.obs.vantage)
+            })
             .map(|o| crate::period::counted(o, &self.settings))
             .collect();
         obs.sort_by(|a, b| {
@@ -371,7 +568,9 @@ impl Episodes {
                     continue;
                 }
                 known.insert(e.id());
-                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                if !shared {
+                    self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                }
                 self.unqueued.push_back(Unqueued::Resolve {
                     key: e.id(),
                     end_ms: e.end_ms,
@@ -391,7 +590,8 @@ impl Episodes {
         }
         let open: Vec<String> = self.open_episodes().map(Episode::id).collect();
         for a in firing {
-            if known.contains(&a.key) || open.contains(&a.key) {
+            // Shared: what fires is the quorum's, judged at each heartbeat.
+            if shared || known.contains(&a.key) || open.contains(&a.key) {
                 continue;
             }
             // Firing from an earlier run, its episode beyond the look-back: that run's coverage
@@ -449,13 +649,15 @@ impl Episodes {
             .open_episodes()
             .map(|e| (e.establishment, e.interface, e.start_ms))
             .collect();
+        let me = self.node.as_ref().map(|n| n.vantage.clone());
         for (est, iface, start) in open {
+            // This node's coverage and the logs': another node's runs on.
             let end = store
                 .coverage(start, now + 1, now)
                 .await
                 .unwrap_or_default()
                 .iter()
-                .filter(|c| c.covers(&est, iface))
+                .filter(|c| c.covers(&est, iface) && me.as_ref().is_none_or(|v| !of_other(c, v)))
                 .map(|c| c.end_ms)
                 .max()
                 .unwrap_or(now);
@@ -487,6 +689,12 @@ impl Episodes {
             e.end_ms = at_ms.max(e.start_ms);
             e.open = false;
             e.cut = true;
+            self.publish(store, series, e.start_ms, Some(e.end_ms), now)
+                .await;
+            if self.shared(store, series, e.start_ms, now).await {
+                self.judge(store, series, ids, now).await;
+                continue;
+            }
             self.unqueued.push_back(Unqueued::Resolve {
                 key: e.id(),
                 end_ms: e.end_ms,
@@ -521,17 +729,35 @@ impl Episodes {
         let s = self.series.get_mut(&key).expect("just inserted");
         match s.tracker.push(o) {
             Some(LiveEvent::Opened(e)) => {
-                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
-                self.queue(store, ids, now).await;
+                // Alone on the series: alerted at once, as ever, then published. Shared: published,
+                // then the quorum decides.
+                if self.shared(store, key, e.start_ms, now).await {
+                    self.publish(store, key, e.start_ms, None, now).await;
+                    self.judge(store, key, ids, now).await;
+                    self.queue(store, ids, now).await;
+                } else {
+                    self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                    self.queue(store, ids, now).await;
+                    self.publish(store, key, e.start_ms, None, now).await;
+                }
             }
             Some(LiveEvent::Closed(e)) => {
-                self.unqueued.push_back(Unqueued::Resolve {
-                    key: e.id(),
-                    end_ms: e.end_ms,
-                    text: recovery_text(&e, tz),
-                    duration_s: e.duration_s(),
-                });
-                self.queue(store, ids, now).await;
+                if self.shared(store, key, e.start_ms, now).await {
+                    self.publish(store, key, e.start_ms, Some(e.end_ms), now)
+                        .await;
+                    self.judge(store, key, ids, now).await;
+                    self.queue(store, ids, now).await;
+                } else {
+                    self.unqueued.push_back(Unqueued::Resolve {
+                        key: e.id(),
+                        end_ms: e.end_ms,
+                        text: recovery_text(&e, tz),
+                        duration_s: e.duration_s(),
+                    });
+                    self.queue(store, ids, now).await;
+                    self.publish(store, key, e.start_ms, Some(e.end_ms), now)
+                        .await;
+                }
             }
             None => self.queue(store, ids, now).await,
         }

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod email;
 pub mod live;
 pub mod outbox;
+pub mod quorum;
 pub mod slack;
 pub mod webhook;
 

@@ -26,6 +26,10 @@ pub const UNDELIVERED: &str = "alert_undelivered";
 /// Between two prunings of delivered notices.
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
+/// How long a node's claim on a notice holds: past it (the node died while sending), another
+/// node may send it. Longer than any channel's attempt.
+pub const CLAIM_LEASE_MS: i64 = 120_000;
+
 /// Longest wait between two attempts.
 const MAX_BACKOFF_MS: i64 = 300_000;
 
@@ -43,6 +47,8 @@ struct ChannelLoop {
     /// Failures in a row, and when to try again.
     failures: i64,
     retry_at_ms: i64,
+    /// This node's name in delivery claims (its `[monitor] id`).
+    node: String,
 }
 
 impl ChannelLoop {
@@ -61,6 +67,18 @@ impl ChannelLoop {
         };
         let mut n = 0;
         for d in due {
+            // Nodes sharing the store share the outbox: the one that claims a notice sends it.
+            match store
+                .claim_delivery(d.id, &self.node, now, CLAIM_LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim the alert notice");
+                    return n;
+                }
+            }
             match self.channel.deliver(http, &d.notice).await {
                 Ok(()) => {
                     n += 1;
@@ -112,6 +130,7 @@ impl ChannelLoop {
             channel,
             failures: 0,
             retry_at_ms: 0,
+            node: String::new(),
         }
     }
 
@@ -229,13 +248,14 @@ async fn adopt(store: &Store, channels: &[Channel]) {
 }
 
 /// Runs one delivery loop per channel until `stop`, then one last pass each.
-pub async fn run(store: Store, channels: Vec<Channel>, stop: watch::Receiver<bool>) {
+pub async fn run(store: Store, channels: Vec<Channel>, node: String, stop: watch::Receiver<bool>) {
     let http = super::http_client();
     adopt(&store, &channels).await;
     let mut tasks = Vec::new();
     for channel in channels.clone() {
         let (store, http, mut stop) = (store.clone(), http.clone(), stop.clone());
         let mut l = ChannelLoop::new(channel, &channels);
+        l.node = node.clone();
         tasks.push(tokio::spawn(async move {
             let mut refreshed_at = chrono::Utc::now().timestamp_millis();
             let mut pruned_at = i64::MIN;
@@ -343,7 +363,7 @@ mod tests {
         let now = chrono::Utc::now().timestamp_millis();
         store.raise_alert(&alert, &ids, now).await.unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        let run = tokio::spawn(run(store.clone(), channels, stop));
+        let run = tokio::spawn(run(store.clone(), channels, "n".into(), stop));
         let start = std::time::Instant::now();
         while got.lock().unwrap().is_empty() {
             assert!(
