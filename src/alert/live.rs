@@ -311,16 +311,25 @@ pub struct Episodes {
     /// This node as a vantage, when it shares its store with other nodes' (`dispo run`); `None`
     /// judges alone and publishes nothing.
     node: Option<super::quorum::Node>,
-    /// Episode states not yet published (the store refused): (series, start, end), oldest first.
-    unpublished: std::collections::VecDeque<((EstablishmentCode, Interface), i64, Option<i64>)>,
+    /// Episode (or gap) states not yet published (the store refused), oldest first.
+    unpublished: std::collections::VecDeque<Unpublished>,
 }
 
 /// The live state of one series.
 struct SeriesLive {
     tracker: EpisodeTracker,
-    /// The monitor's probes of the series fail on its own side (`probe_error`): not covered
-    /// until a probe gets another outcome (methodology 1).
+    /// The monitor's probes of the series fail on its own side (`probe_error`) since then: not
+    /// covered until a probe gets another outcome (methodology 1).
+    gap: Option<i64>,
+}
+
+/// An episode (or, `gap`, a span of the monitor's own errors) of this node's vantage to publish.
+#[derive(Debug, Clone, Copy)]
+struct Unpublished {
+    series: (EstablishmentCode, Interface),
     gap: bool,
+    start_ms: i64,
+    end_ms: Option<i64>,
 }
 
 /// An alert or resolution waiting to enter the outbox.
@@ -378,11 +387,12 @@ impl Episodes {
         }
     }
 
-    /// Publishes an episode state of this node's vantage (and what waited).
+    /// Publishes an episode (or gap) state of this node's vantage (and what waited).
     async fn publish(
         &mut self,
         store: &Store,
         series: (EstablishmentCode, Interface),
+        gap: bool,
         start_ms: i64,
         end_ms: Option<i64>,
         now: i64,
@@ -390,7 +400,12 @@ impl Episodes {
         if self.node.is_none() {
             return;
         }
-        self.unpublished.push_back((series, start_ms, end_ms));
+        self.unpublished.push_back(Unpublished {
+            series,
+            gap,
+            start_ms,
+            end_ms,
+        });
         self.flush_published(store, now).await;
     }
 
@@ -398,10 +413,10 @@ impl Episodes {
         let Some(node) = &self.node else {
             return;
         };
-        while let Some(&(series, start, end)) = self.unpublished.front() {
-            let v = node.vantage_of(series);
+        while let Some(&u) = self.unpublished.front() {
+            let v = node.vantage_of(u.series);
             if let Err(e) = store
-                .publish_vantage_episode(series, &v, start, end, now)
+                .publish_vantage_episode(u.series, &v, u.gap, u.start_ms, u.end_ms, now)
                 .await
             {
                 tracing::warn!(error = %e, waiting = self.unpublished.len(), "cannot publish this vantage's episode; retried");
@@ -689,7 +704,7 @@ impl Episodes {
             e.end_ms = at_ms.max(e.start_ms);
             e.open = false;
             e.cut = true;
-            self.publish(store, series, e.start_ms, Some(e.end_ms), now)
+            self.publish(store, series, false, e.start_ms, Some(e.end_ms), now)
                 .await;
             if self.shared(store, series, e.start_ms, now).await {
                 self.judge(store, series, ids, now).await;
@@ -713,18 +728,21 @@ impl Episodes {
         let settings = &self.settings;
         let s = self.series.entry(key).or_insert_with(|| SeriesLive {
             tracker: EpisodeTracker::new(settings),
-            gap: false,
+            gap: None,
         });
         if probe && o.outcome == Outcome::ProbeError {
             // The monitor cannot see the bank: not covered from here (methodology 1).
-            if !s.gap {
-                s.gap = true;
+            if s.gap.is_none() {
+                s.gap = Some(o.received_at_ms);
+                self.publish(store, key, true, o.received_at_ms, None, now)
+                    .await;
                 self.cut(store, key, o.received_at_ms, ids, now).await;
             }
             return;
         }
-        if probe {
-            s.gap = false;
+        if probe && let Some(since) = s.gap.take() {
+            self.publish(store, key, true, since, Some(o.received_at_ms), now)
+                .await;
         }
         let s = self.series.get_mut(&key).expect("just inserted");
         match s.tracker.push(o) {
@@ -732,18 +750,18 @@ impl Episodes {
                 // Alone on the series: alerted at once, as ever, then published. Shared: published,
                 // then the quorum decides.
                 if self.shared(store, key, e.start_ms, now).await {
-                    self.publish(store, key, e.start_ms, None, now).await;
+                    self.publish(store, key, false, e.start_ms, None, now).await;
                     self.judge(store, key, ids, now).await;
                     self.queue(store, ids, now).await;
                 } else {
                     self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
                     self.queue(store, ids, now).await;
-                    self.publish(store, key, e.start_ms, None, now).await;
+                    self.publish(store, key, false, e.start_ms, None, now).await;
                 }
             }
             Some(LiveEvent::Closed(e)) => {
                 if self.shared(store, key, e.start_ms, now).await {
-                    self.publish(store, key, e.start_ms, Some(e.end_ms), now)
+                    self.publish(store, key, false, e.start_ms, Some(e.end_ms), now)
                         .await;
                     self.judge(store, key, ids, now).await;
                     self.queue(store, ids, now).await;
@@ -755,7 +773,7 @@ impl Episodes {
                         duration_s: e.duration_s(),
                     });
                     self.queue(store, ids, now).await;
-                    self.publish(store, key, e.start_ms, Some(e.end_ms), now)
+                    self.publish(store, key, false, e.start_ms, Some(e.end_ms), now)
                         .await;
                 }
             }

@@ -131,9 +131,22 @@ pub fn judge(
             CoverageKind::Log => logs.push(span),
         }
     }
+    let spans_of = |v: &Vantage, gap: bool| -> Vec<Span> {
+        intervals::merge(
+            episodes
+                .iter()
+                .filter(|e| &e.vantage == v && e.gap == gap)
+                .map(|e| (e.start_ms, e.end_ms.unwrap_or(now_ms).max(e.start_ms)))
+                .filter(|s| s.1 > s.0)
+                .collect(),
+        )
+    };
+    // Its runs, less where its own probes failed on its side, and the logs (as the batch's
+    // coverage of a vantage).
     let mut vantages: Vec<(Vantage, Vec<Span>)> = probing
         .into_iter()
-        .map(|(v, mut spans)| {
+        .map(|(v, spans)| {
+            let mut spans = intervals::subtract(&intervals::merge(spans), &spans_of(&v, true));
             spans.extend(&logs);
             (v, intervals::merge(spans))
         })
@@ -141,19 +154,7 @@ pub fn judge(
     if vantages.is_empty() {
         vantages.push((Vantage::gateway(), intervals::merge(logs)));
     }
-    let downs: Vec<Vec<Span>> = vantages
-        .iter()
-        .map(|(v, _)| {
-            intervals::merge(
-                episodes
-                    .iter()
-                    .filter(|e| &e.vantage == v)
-                    .map(|e| (e.start_ms, e.end_ms.unwrap_or(now_ms).max(e.start_ms)))
-                    .filter(|s| s.1 > s.0)
-                    .collect(),
-            )
-        })
-        .collect();
+    let downs: Vec<Vec<Span>> = vantages.iter().map(|(v, _)| spans_of(v, false)).collect();
     let views: Vec<View<'_>> = vantages
         .iter()
         .zip(&downs)
@@ -186,7 +187,7 @@ pub fn judge(
             .collect(),
         own_open: episodes
             .iter()
-            .filter(|e| e.vantage == me && e.end_ms.is_none())
+            .filter(|e| e.vantage == me && !e.gap && e.end_ms.is_none())
             .map(|e| (e.start_ms, e.opened_at_ms))
             .next_back(),
         covering,
@@ -471,6 +472,7 @@ mod tests {
     fn ep(of: &str, start: i64, end: Option<i64>, opened: i64) -> VantageEpisode {
         VantageEpisode {
             vantage: v(of),
+            gap: false,
             start_ms: start,
             end_ms: end,
             opened_at_ms: opened,
@@ -573,6 +575,34 @@ mod tests {
         let j = judge_at(&cov, &eps, 60_000);
         assert_eq!(j.down, [(12_000, 30_000), (45_000, 60_000)]);
         assert_eq!(j.down_since(60_000), Some(45_000));
+    }
+
+    #[test]
+    fn a_vantage_failing_on_its_own_side_covers_nothing_there() {
+        // b's own probes fail on its side (probe_error) from 5 s: it covers nothing from there,
+        // so a, down from 10 s, is the only covering vantage: down, no fault.
+        let cov = [run("a", 0, 40_000), run("b", 0, 40_000)];
+        let eps = [
+            ep("a", 10_000, None, 14_000),
+            VantageEpisode {
+                gap: true,
+                ..ep("b", 5_000, None, 5_000)
+            },
+        ];
+        let j = judge(&node("a"), series(), &cov, &eps, 40_000);
+        assert_eq!(j.down, [(10_000, 40_000)]);
+        assert_eq!(j.covering, [v("a")]);
+        // b sees the bank again from 20 s and does not see it down: 1 of 2 from there.
+        let eps = [
+            ep("a", 10_000, None, 14_000),
+            VantageEpisode {
+                gap: true,
+                ..ep("b", 5_000, Some(20_000), 5_000)
+            },
+        ];
+        let j = judge(&node("a"), series(), &cov, &eps, 40_000);
+        assert_eq!(j.down, [(10_000, 20_000)]);
+        assert_eq!(j.own_faults, [(20_000, 40_000)]);
     }
 
     #[test]

@@ -10,10 +10,12 @@ use sqlx::Row;
 use super::{Store, StoreError, bad_row};
 use crate::domain::{EstablishmentCode, Interface, Vantage};
 
-/// One vantage's episode of one series, as its node published it.
+/// One vantage's episode of one series, as its node published it, or a span its own probes
+/// failed on its side (`gap`: it covered nothing there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VantageEpisode {
     pub vantage: Vantage,
+    pub gap: bool,
     pub start_ms: i64,
     /// `None` while open.
     pub end_ms: Option<i64>,
@@ -21,26 +23,32 @@ pub struct VantageEpisode {
     pub opened_at_ms: i64,
 }
 
+fn kind(gap: bool) -> &'static str {
+    if gap { "gap" } else { "down" }
+}
+
 impl Store {
-    /// Publishes this vantage's episode of a series: opened (`end_ms` None) or ended. Written
-    /// again with its end once it ends; the first write's `opened_at` stays.
+    /// Publishes this vantage's episode (or gap) of a series: opened (`end_ms` None) or ended.
+    /// Written again with its end once it ends; the first write's `opened_at` stays.
     pub async fn publish_vantage_episode(
         &self,
         series: (EstablishmentCode, Interface),
         vantage: &Vantage,
+        gap: bool,
         start_ms: i64,
         end_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO vantage_episodes (establishment, interface, vantage, start_at, end_at, opened_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (establishment, interface, vantage, start_at) \
+            "INSERT INTO vantage_episodes (establishment, interface, vantage, kind, start_at, end_at, opened_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (establishment, interface, vantage, kind, start_at) \
              DO UPDATE SET end_at = excluded.end_at, updated_at = excluded.updated_at",
         )
         .bind(series.0.as_str())
         .bind(series.1.as_str())
         .bind(vantage.as_str())
+        .bind(kind(gap))
         .bind(start_ms)
         .bind(end_ms)
         .bind(now_ms)
@@ -78,7 +86,7 @@ impl Store {
         from_ms: i64,
     ) -> Result<Vec<VantageEpisode>, StoreError> {
         let rows = sqlx::query(
-            "SELECT vantage, start_at, end_at, opened_at FROM vantage_episodes \
+            "SELECT vantage, start_at, end_at, opened_at, kind FROM vantage_episodes \
              WHERE establishment = ? AND interface = ? AND (end_at IS NULL OR end_at >= ?) \
              ORDER BY start_at, vantage",
         )
@@ -95,6 +103,7 @@ impl Store {
                     vantage: Vantage::from_str(&v).map_err(|e| {
                         bad_row(start_ms, series.0.as_str(), "(vantage episode)", e)
                     })?,
+                    gap: r.try_get::<String, _>(4)? == kind(true),
                     start_ms,
                     end_ms: r.try_get(2)?,
                     opened_at_ms: r.try_get(3)?,
@@ -148,14 +157,14 @@ mod tests {
     async fn an_episode_is_published_open_then_ended_keeping_when_it_opened() {
         let s = store("publish").await;
         let (a, b) = (Vantage::new("a").unwrap(), Vantage::new("b").unwrap());
-        s.publish_vantage_episode(series(), &a, 1_000, None, 5_000)
+        s.publish_vantage_episode(series(), &a, false, 1_000, None, 5_000)
             .await
             .unwrap();
-        s.publish_vantage_episode(series(), &b, 2_000, Some(9_000), 9_500)
+        s.publish_vantage_episode(series(), &b, false, 2_000, Some(9_000), 9_500)
             .await
             .unwrap();
         // Ended later: the same row, its end set, its opening time kept.
-        s.publish_vantage_episode(series(), &a, 1_000, Some(20_000), 20_100)
+        s.publish_vantage_episode(series(), &a, false, 1_000, Some(20_000), 20_100)
             .await
             .unwrap();
         let got = s.vantage_episodes(series(), 0).await.unwrap();
@@ -164,12 +173,14 @@ mod tests {
             [
                 VantageEpisode {
                     vantage: a.clone(),
+                    gap: false,
                     start_ms: 1_000,
                     end_ms: Some(20_000),
                     opened_at_ms: 5_000
                 },
                 VantageEpisode {
                     vantage: b.clone(),
+                    gap: false,
                     start_ms: 2_000,
                     end_ms: Some(9_000),
                     opened_at_ms: 9_500
@@ -194,11 +205,12 @@ mod tests {
     async fn what_a_killed_run_left_open_ends_at_its_coverage() {
         let s = store("killed").await;
         let a = Vantage::new("a").unwrap();
-        s.publish_vantage_episode(series(), &a, 1_000, None, 1_500)
+        s.publish_vantage_episode(series(), &a, false, 1_000, None, 1_500)
             .await
             .unwrap();
-        // Its run's last beat at 800 (before the episode began): it ends at its start.
-        s.publish_vantage_episode(series(), &a, 900, None, 1_500)
+        // And a gap of its own from 900. Its run's last beat at 950: both end there, the
+        // episode, begun later, at its start.
+        s.publish_vantage_episode(series(), &a, true, 900, None, 1_500)
             .await
             .unwrap();
         assert_eq!(
