@@ -1185,6 +1185,112 @@ mod tests {
         assert_eq!(firing[0].starts_at_ms, now + 1_000);
     }
 
+    /// Nodes `a` and `b`, both probing 13807's API since `now` - 60 s (heartbeats still fresh),
+    /// sharing `s`; quorum majority, a 30 s window.
+    async fn two_nodes(s: &Store, now: i64) -> (Episodes, Episodes) {
+        let series = [("13807".parse().unwrap(), Interface::Api)];
+        let node = |n: &str| super::super::quorum::Node {
+            vantage: crate::domain::Vantage::new(n).unwrap(),
+            quorum: Default::default(),
+            grace_ms: 30_000,
+            tz: chrono_tz::Europe::Paris,
+            probes: series.to_vec(),
+        };
+        for n in ["a", "b"] {
+            let hb = s.start_monitor(n, &series, now - 60_000).await.unwrap();
+            s.beat(hb, now).await.unwrap();
+        }
+        let e = |n| Episodes::new(&Settings::default()).shared_as(node(n));
+        (e("a"), e("b"))
+    }
+
+    /// A probe of node `n`.
+    fn probe(n: &str, at: i64, id: &str, status: Option<u16>) -> Observation {
+        let mut o = obs(at, id, Interface::Api, status);
+        o.source = crate::domain::Source::Probe;
+        o.vantage = crate::domain::Vantage::new(n).unwrap();
+        o
+    }
+
+    fn key(at: i64) -> String {
+        format!("13807-api-{}", time::utc(at).format("%Y%m%dT%H%M%S%.3fZ"))
+    }
+
+    #[tokio::test]
+    async fn two_nodes_alert_once_when_both_see_it_and_a_lone_one_is_a_fault() {
+        let s = store("nodes").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // a: no reply at -50, -45, ... -30 s: its episode opens (from -50 s), b sees nothing
+        // yet: 1 of 2 covering, no downtime; a's fault waits 30 s past its confirmation.
+        for i in 0..5 {
+            let o = probe("a", now - 50_000 + i * 5_000, &format!("a{i}"), None);
+            a.push(&s, &o, &ch, now).await;
+        }
+        let f = s.all_firing_alerts().await.unwrap();
+        assert!(f.is_empty(), "{f:#?}");
+        // b: the same from -49 s: 2 of 2 from there, one alert keyed at -49 s.
+        for i in 0..5 {
+            let o = probe("b", now - 49_000 + i * 5_000, &format!("b{i}"), None);
+            b.push(&s, &o, &ch, now).await;
+        }
+        a.tick(&s, &ch, now).await;
+        b.tick(&s, &ch, now).await;
+        let firing = s.all_firing_alerts().await.unwrap();
+        let keys: Vec<&str> = firing.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, [key(now - 49_000)]);
+        // a's reply at -20 s (200 ms): 1 of 2 from -19.8 s, the alert resolved there.
+        let o = probe("a", now - 20_000, "a-ok", Some(200));
+        a.push(&s, &o, &ch, now).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        let resolved: Vec<Option<i64>> = due
+            .iter()
+            .map(|d| d.notice.alert.ends_at_ms)
+            .filter(Option::is_some)
+            .collect();
+        assert!(resolved.is_empty(), "the firing notice first");
+        s.mark_delivered(due[0].id, now).await.unwrap();
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(now - 19_800));
+        // b still down alone: its fault, from -19.8 s, is alerted 30 s after the later of its
+        // start and b's confirmation (its episode published at `now`).
+        b.tick(&s, &ch, now + 29_999).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        b.tick(&s, &ch, now + 30_000).await;
+        let firing = s.all_firing_alerts().await.unwrap();
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].kind, "vantage_fault");
+        assert_eq!(
+            firing[0].key,
+            format!("vantage_fault/b/{}", key(now - 19_800))
+        );
+        // a's own tick raises no fault of b's.
+        a.tick(&s, &ch, now + 30_100).await;
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_failing_on_its_own_side_leaves_the_other_to_decide() {
+        let s = store("blind").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // b cannot see the bank from -55 s (its own error): it covers nothing from there.
+        let mut o = probe("b", now - 55_000, "b-err", None);
+        o.outcome = Outcome::ProbeError;
+        b.push(&s, &o, &ch, now).await;
+        // a's five failures from -50 s: it is the only covering vantage, so down at once.
+        for i in 0..5 {
+            let o = probe("a", now - 50_000 + i * 5_000, &format!("a{i}"), None);
+            a.push(&s, &o, &ch, now).await;
+        }
+        let firing = s.all_firing_alerts().await.unwrap();
+        let keys: Vec<&str> = firing.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, [key(now - 50_000)]);
+    }
+
     #[tokio::test]
     async fn an_alert_an_earlier_run_left_firing_is_resolved_as_interrupted() {
         let s = store("stale").await;
