@@ -470,10 +470,10 @@ impl Episodes {
             }
         }
         for s in series {
-            if self.shared(store, s, since, now).await {
-                if let Err(e) = super::quorum::evaluate(&node, store, s, ids, now).await {
-                    tracing::warn!(error = %e, "cannot judge the vantages' states");
-                }
+            if self.shared(store, s, since, now).await
+                && let Err(e) = super::quorum::evaluate(&node, store, s, ids, now).await
+            {
+                tracing::warn!(error = %e, "cannot judge the vantages' states");
             }
         }
     }

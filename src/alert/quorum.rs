@@ -537,7 +537,7 @@ mod tests {
         let eps = [ep("b", 12_000, Some(30_000), 16_000)];
         let j = judge_at(&cov, &eps, 35_000);
         assert_eq!(
-            decide(&n, &j, &[], &[f.clone()], 35_000),
+            decide(&n, &j, &[], std::slice::from_ref(&f), 35_000),
             [Action::ResolveFault {
                 key: f.key.clone(),
                 end_ms: 30_000
