@@ -822,8 +822,9 @@ impl Episodes {
 /// probes keep failing on our side, resolved by the next probe that gets an answer or a
 /// countable failure.
 struct ProbeErrors {
-    /// Establishments with a firing `probe_error` alert.
-    firing: std::collections::BTreeSet<String>,
+    /// Establishments with a firing `probe_error` alert, and the keys of this node's (raised by
+    /// it, or left firing by an earlier run): another node sharing the store resolves its own.
+    firing: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     /// The firing `monitor_offline` alert: everything failed at once and the canaries too
     /// ([`crate::probe::canary`]). One alert for the monitor, none per establishment.
     offline: Option<String>,
@@ -832,13 +833,13 @@ struct ProbeErrors {
 impl ProbeErrors {
     /// Picks up the alerts an earlier run left firing.
     async fn load(store: &Store) -> Self {
-        let firing = store
-            .firing_alerts("probe_error")
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| a.establishment)
-            .collect();
+        let mut firing: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for a in store.firing_alerts("probe_error").await.unwrap_or_default() {
+            if let Some(e) = a.establishment {
+                firing.entry(e).or_default().insert(a.key);
+            }
+        }
         let offline = store
             .firing_alerts("monitor_offline")
             .await
@@ -874,13 +875,13 @@ impl ProbeErrors {
                 }
                 return;
             }
-            if self.firing.contains(&code) {
+            if self.firing.contains_key(&code) {
                 return;
             }
             let a = probe_error_alert(o);
             match store.raise_alert(&a, ids, now).await {
                 Ok(_) => {
-                    self.firing.insert(code);
+                    self.firing.entry(code).or_default().insert(a.key);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot queue the alert"),
             }
@@ -901,14 +902,17 @@ impl ProbeErrors {
             // backoff) shows no probe working again: the alert stays until one does.
             let refused_token = o.obs.service.as_str() == crate::domain::Service::TOKEN
                 && o.obs.outcome == Outcome::Rejected;
-            if refused_token || !self.firing.remove(&code) {
+            if refused_token {
                 return;
             }
+            let Some(keys) = self.firing.remove(&code) else {
+                return;
+            };
             let at = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
             let r = store
                 .resolve_firing_except(
                     "probe_error",
-                    |a| a.establishment.as_deref() != Some(code.as_str()),
+                    |a| !keys.contains(&a.key),
                     &format!("The probes work again since {}.", time::rfc3339(at)),
                     ids,
                     now,
