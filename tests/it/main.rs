@@ -24,3 +24,4 @@ mod spill;
 mod status;
 mod support;
 mod vantage;
+mod vantage_kpi;
