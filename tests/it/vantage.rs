@@ -100,16 +100,35 @@ pub async fn two_nodes(sim: &Sim, dir: &Path, db: &str, cut_b: bool, run_s: u32)
     got
 }
 
-/// The ids of the episodes `dispo kpi` counts from the shared database.
-fn kpi_episodes(db: &str) -> Vec<String> {
+/// What `dispo kpi` counts from the shared database: the episode ids, and the vantage faults
+/// (`vantage/series-start`).
+fn kpi(db: &str) -> (Vec<String>, Vec<String>) {
     let out = support::dispo_ok(&["kpi", "--format", "json", "--db", db]);
     let k: Value = serde_json::from_slice(&out.stdout).unwrap();
-    k["episodes"]
+    let strings = |list: &str, field: &str| -> Vec<String> {
+        k[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let faults = k["vantage_faults"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
+        .map(|f| {
+            // As the live key names it: vantage/series-start.
+            let start: chrono::DateTime<chrono::Utc> =
+                f["start"].as_str().unwrap().parse().unwrap();
+            format!(
+                "{}/13807-api-{}",
+                f["vantage"].as_str().unwrap(),
+                start.format("%Y%m%dT%H%M%S%.3fZ")
+            )
+        })
+        .collect();
+    (strings("episodes", "id"), faults)
 }
 
 fn events<'a>(got: &'a [Value], kind: &str) -> Vec<(&'a str, &'a str)> {
@@ -145,8 +164,16 @@ async fn one_node_cut_off_is_a_vantage_fault_not_downtime() {
     assert_eq!(faults[0].1, faults[1].1);
     let fired = got.iter().find(|v| v["kind"] == "vantage_fault").unwrap();
     assert_eq!(fired["severity"], "warning", "{fired}");
-    // The batch agrees: no downtime.
-    assert_eq!(kpi_episodes(db.to_str().unwrap()), Vec::<String>::new());
+    // The batch agrees: no downtime, a vantage fault of b.
+    let (episodes, batch_faults) = kpi(db.to_str().unwrap());
+    assert_eq!(episodes, Vec::<String>::new());
+    assert_eq!(
+        batch_faults
+            .iter()
+            .map(|f| format!("vantage_fault/{f}"))
+            .collect::<Vec<_>>(),
+        [faults[0].1]
+    );
 }
 
 #[tokio::test]
@@ -175,5 +202,6 @@ async fn both_nodes_seeing_the_bank_down_give_one_alert() {
     assert_eq!(down[0].1, down[1].1);
     assert_eq!(events(&got, "vantage_fault"), [], "{got:#?}");
     // The batch counts that very episode, from where the quorum was reached.
-    assert_eq!(kpi_episodes(db.to_str().unwrap()), [down[0].1]);
+    let (episodes, _) = kpi(db.to_str().unwrap());
+    assert_eq!(episodes, [down[0].1]);
 }
