@@ -582,10 +582,13 @@ impl Episodes {
                 if carried.is_some_and(|c| e.start_ms >= c) {
                     continue;
                 }
-                known.insert(e.id());
-                if !shared {
-                    self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                // Shared: the quorum raised and resolves what its episodes made (its key may be
+                // one of these ids while the others still see the outage).
+                if shared {
+                    continue;
                 }
+                known.insert(e.id());
+                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
                 self.unqueued.push_back(Unqueued::Resolve {
                     key: e.id(),
                     end_ms: e.end_ms,
@@ -1273,6 +1276,36 @@ mod tests {
         // a's own tick raises no fault of b's.
         a.tick(&s, &ch, now + 30_100).await;
         assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_restarted_mid_outage_leaves_the_quorums_alert_to_the_quorum() {
+        let s = store("restart-shared").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // b fails from -52 s, a from -50 s: down from -50 s (2 of 2), keyed there, a's own
+        // episode id too.
+        let mut rows = Vec::new();
+        for (n, from) in [("b", now - 52_000), ("a", now - 50_000)] {
+            for i in 0..5 {
+                let o = probe(n, from + i * 5_000, &format!("{n}{i}"), None);
+                let node = if n == "a" { &mut a } else { &mut b };
+                node.push(&s, &o, &ch, now).await;
+                rows.push(StoredObservation::from(o));
+            }
+        }
+        s.insert_observations(&rows[..]).await.unwrap();
+        let firing = || async { s.all_firing_alerts().await.unwrap() };
+        assert_eq!(firing().await[0].key, key(now - 50_000));
+        // a is killed and restarts at +1 s while b runs on: its replay settles its own
+        // episode (cut at its last beat, `now`) but resolves nothing: b alone still sees it down.
+        s.end_earlier_runs("a", now + 1_000).await.unwrap();
+        let mut a = Episodes::new(&Settings::default()).shared_as(a.node.clone().unwrap());
+        a.replay(&s, &ch, now + 1_000).await;
+        b.tick(&s, &ch, now + 1_500).await;
+        let keys: Vec<String> = firing().await.into_iter().map(|a| a.key).collect();
+        assert_eq!(keys, [key(now - 50_000)]);
     }
 
     #[tokio::test]
