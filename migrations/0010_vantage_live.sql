@@ -15,7 +15,3 @@ CREATE TABLE vantage_episodes (
     PRIMARY KEY (establishment, interface, vantage, kind, start_at)
 );
 CREATE INDEX vantage_episodes_open ON vantage_episodes (end_at);
--- One node delivers a notice: it claims the row (claimed_by, until claimed_until) before sending;
--- a claim whose lease ran out (its node died mid-send) may be taken by another.
-ALTER TABLE alert_deliveries ADD COLUMN claimed_by TEXT;
-ALTER TABLE alert_deliveries ADD COLUMN claimed_until BIGINT;

@@ -111,12 +111,7 @@ pub async fn run(
     let alerts: AlertsConfig = cfg.alerts.clone();
     let channels: Vec<Channel> = alerts.channels();
     let ids: Vec<String> = channels.iter().map(Channel::id).collect();
-    let delivery = tokio::spawn(super::outbox::run(
-        store.clone(),
-        channels,
-        cfg.monitor.id.clone(),
-        stop.clone(),
-    ));
+    let delivery = tokio::spawn(super::outbox::run(store.clone(), channels, stop.clone()));
     let checks = tokio::spawn(super::checks::periodic(
         store.clone(),
         cfg.clone(),

@@ -26,10 +26,6 @@ pub const UNDELIVERED: &str = "alert_undelivered";
 /// Between two prunings of delivered notices.
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
-/// How long a node's claim on a notice holds: past it (the node died while sending), another
-/// node may send it. Longer than any channel's attempt.
-pub const CLAIM_LEASE_MS: i64 = 120_000;
-
 /// Longest wait between two attempts.
 const MAX_BACKOFF_MS: i64 = 300_000;
 
@@ -47,9 +43,12 @@ struct ChannelLoop {
     /// Failures in a row, and when to try again.
     failures: i64,
     retry_at_ms: i64,
-    /// This node's name in delivery claims (its `[monitor] id`).
-    node: String,
 }
+
+/// How long a claimed notice is left to its sender before another may send it (see
+/// [`Store::claim_delivery`]): longer than a delivery takes (the channels time out well
+/// before).
+const CLAIM_MS: i64 = 120_000;
 
 impl ChannelLoop {
     /// Sends this channel's due notices, in order, until one fails. Returns how many went out.
@@ -67,16 +66,15 @@ impl ChannelLoop {
         };
         let mut n = 0;
         for d in due {
-            // Nodes sharing the store share the outbox: the one that claims a notice sends it.
-            match store
-                .claim_delivery(d.id, &self.node, now, CLAIM_LEASE_MS)
-                .await
-            {
+            // Nodes sharing one outbox each run this loop: the one whose claim lands sends;
+            // another's means it is on its way (or it will be, once the claim lapses), and the
+            // later notices of its alert wait behind it.
+            match store.claim_delivery(d.id, now, now + CLAIM_MS).await {
                 Ok(true) => {}
-                Ok(false) => continue,
+                Ok(false) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim the alert notice");
-                    return n;
+                    tracing::warn!(error = %e, "cannot claim a notice of the alert outbox");
+                    break;
                 }
             }
             match self.channel.deliver(http, &d.notice).await {
@@ -130,7 +128,6 @@ impl ChannelLoop {
             channel,
             failures: 0,
             retry_at_ms: 0,
-            node: String::new(),
         }
     }
 
@@ -248,14 +245,13 @@ async fn adopt(store: &Store, channels: &[Channel]) {
 }
 
 /// Runs one delivery loop per channel until `stop`, then one last pass each.
-pub async fn run(store: Store, channels: Vec<Channel>, node: String, stop: watch::Receiver<bool>) {
+pub async fn run(store: Store, channels: Vec<Channel>, stop: watch::Receiver<bool>) {
     let http = super::http_client();
     adopt(&store, &channels).await;
     let mut tasks = Vec::new();
     for channel in channels.clone() {
         let (store, http, mut stop) = (store.clone(), http.clone(), stop.clone());
         let mut l = ChannelLoop::new(channel, &channels);
-        l.node = node.clone();
         tasks.push(tokio::spawn(async move {
             let mut refreshed_at = chrono::Utc::now().timestamp_millis();
             let mut pruned_at = i64::MIN;
@@ -363,7 +359,7 @@ mod tests {
         let now = chrono::Utc::now().timestamp_millis();
         store.raise_alert(&alert, &ids, now).await.unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        let run = tokio::spawn(run(store.clone(), channels, "n".into(), stop));
+        let run = tokio::spawn(run(store.clone(), channels, stop));
         let start = std::time::Instant::now();
         while got.lock().unwrap().is_empty() {
             assert!(

@@ -309,25 +309,23 @@ impl Store {
         Ok(pending(&rows))
     }
 
-    /// Claims a notice for `node` to send, unless another node holds a claim still running
-    /// (`lease_ms` from its taking). Returns whether `node` has it. Several nodes sharing the
-    /// store thus send each notice once.
+    /// Claims a due notice for sending: moves its next attempt to `until_ms`, if it is still
+    /// due at `now_ms` and undelivered. Of several nodes sharing the outbox, the one whose claim
+    /// lands sends it; the others see it claimed and leave it. A node that dies while sending
+    /// leaves the claim to lapse at `until_ms`, and the notice goes out then (at least once, as
+    /// before).
     pub async fn claim_delivery(
         &self,
         id: i64,
-        node: &str,
         now_ms: i64,
-        lease_ms: i64,
+        until_ms: i64,
     ) -> Result<bool, StoreError> {
         Ok(sqlx::query(
-            "UPDATE alert_deliveries SET claimed_by = ?, claimed_until = ? \
-             WHERE id = ? AND delivered_at IS NULL AND abandoned_at IS NULL \
-             AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+            "UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL \
+             AND abandoned_at IS NULL AND next_attempt_at <= ?",
         )
-        .bind(node)
-        .bind(now_ms + lease_ms)
+        .bind(until_ms)
         .bind(id)
-        .bind(node)
         .bind(now_ms)
         .execute(self.pool())
         .await?
@@ -417,8 +415,7 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        // The claim goes with the failure: any node may try again when it is due.
-        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?")
+        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
             .bind(next_attempt_ms)
             .bind(error)
             .bind(id)
@@ -520,28 +517,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_node_claims_a_notice_until_it_fails_or_its_lease_runs_out() {
+    async fn one_node_claims_a_notice_until_it_is_sent_or_the_claim_lapses() {
         let s = store("claim").await;
         s.raise_alert(&alert("k"), &["a".to_string()], 1_000)
             .await
             .unwrap();
         let id = s.due_deliveries(1_000, 10).await.unwrap()[0].id;
-        // Lease 100 ms: node n1 holds it until 1 100; n2 cannot take it before.
-        assert!(s.claim_delivery(id, "n1", 1_000, 100).await.unwrap());
-        assert!(!s.claim_delivery(id, "n2", 1_050, 100).await.unwrap());
+        // One node claims it until 1 100: another cannot, and it is due to nobody meanwhile.
+        assert!(s.claim_delivery(id, 1_000, 1_100).await.unwrap());
+        assert!(!s.claim_delivery(id, 1_050, 1_150).await.unwrap());
+        assert!(s.due_deliveries(1_099, 10).await.unwrap().is_empty());
+        // Its sender died: at 1 100 the claim lapses and another takes it.
+        assert!(s.claim_delivery(id, 1_100, 1_200).await.unwrap());
+        s.mark_delivered(id, 1_150).await.unwrap();
         assert!(
-            s.claim_delivery(id, "n1", 1_050, 100).await.unwrap(),
-            "its own"
-        );
-        // n1's send failed: released, anyone may try at the next attempt.
-        s.mark_failed(id, 2_000, "down").await.unwrap();
-        assert!(s.claim_delivery(id, "n2", 2_000, 100).await.unwrap());
-        // n2 died while sending: past its lease (2 100), n1 takes it over.
-        assert!(!s.claim_delivery(id, "n1", 2_100, 100).await.unwrap());
-        assert!(s.claim_delivery(id, "n1", 2_101, 100).await.unwrap());
-        s.mark_delivered(id, 2_200).await.unwrap();
-        assert!(
-            !s.claim_delivery(id, "n2", 9_000, 100).await.unwrap(),
+            !s.claim_delivery(id, 9_000, 9_100).await.unwrap(),
             "delivered"
         );
     }
