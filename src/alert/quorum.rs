@@ -19,6 +19,7 @@ use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface, Va
 use crate::engine::intervals::{self, Span};
 use crate::engine::vantage::{VantageQuorum, View, combine, is_run_of};
 use crate::engine::{Episode, time};
+use crate::store::coverage::STALE_HEARTBEAT_MS;
 use crate::store::{Store, StoreError, VantageEpisode};
 
 /// The alert kind of an outage seen from a minority of vantages.
@@ -62,12 +63,16 @@ impl Node {
         from_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        // Read from where a running node may have beaten last (its heartbeat every
+        // `heartbeat_s`, up to the stale delay), its coverage running to now.
+        let read_from = from_ms.min(now_ms - STALE_HEARTBEAT_MS);
         Ok(store
-            .coverage(from_ms, now_ms + 1, now_ms)
+            .coverage(read_from, now_ms + 1, now_ms)
             .await?
             .iter()
             .any(|c| {
                 c.kind == CoverageKind::Monitor
+                    && c.end_ms >= from_ms
                     && !is_run_of(c, &self.vantage)
                     && c.covers(&series.0, series.1)
             }))
@@ -603,6 +608,43 @@ mod tests {
         let j = judge(&node("a"), series(), &cov, &eps, 40_000);
         assert_eq!(j.down, [(10_000, 20_000)]);
         assert_eq!(j.own_faults, [(20_000, 40_000)]);
+    }
+
+    #[tokio::test]
+    async fn a_running_node_that_beat_a_while_ago_still_covers() {
+        let s = crate::alert::test_support::store("quorum", "beat").await;
+        let now = chrono::Utc::now().timestamp_millis();
+        // b runs with a one-minute heartbeat: its last beat 60 s ago, before a's episode
+        // (from -30 s) began; still running (stale only past 120 s), so it covers the episode.
+        let hb = s
+            .start_monitor("b", &[series()], now - 300_000)
+            .await
+            .unwrap();
+        s.beat(hb, now - 60_000).await.unwrap();
+        let a = node("a");
+        assert!(
+            a.others_cover(&s, series(), now - 30_000, now)
+                .await
+                .unwrap()
+        );
+        // Stopped at its last beat: it covered nothing of the episode.
+        s.stop_heartbeat(hb, now - 60_000, "signal").await.unwrap();
+        assert!(
+            !a.others_cover(&s, series(), now - 30_000, now)
+                .await
+                .unwrap()
+        );
+        // a's own runs never make it shared.
+        let own = s
+            .start_monitor("a", &[series()], now - 10_000)
+            .await
+            .unwrap();
+        s.beat(own, now).await.unwrap();
+        assert!(
+            !a.others_cover(&s, series(), now - 30_000, now)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]
