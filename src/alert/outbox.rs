@@ -66,9 +66,9 @@ impl ChannelLoop {
         };
         let mut n = 0;
         for d in due {
-            // Nodes sharing one outbox each run this loop: the one whose claim lands sends;
-            // another's means it is on its way (or it will be, once the claim lapses), and the
-            // later notices of its alert wait behind it.
+            // Monitors sharing a PostgreSQL outbox each run this loop: the one whose claim
+            // lands sends; another's means it is on its way (or it will be, once the claim
+            // lapses), and the later notices of its alert wait behind it.
             match store.claim_delivery(d.id, now, now + CLAIM_MS).await {
                 Ok(true) => {}
                 Ok(false) => break,
