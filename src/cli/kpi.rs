@@ -22,9 +22,9 @@ pub enum OutputFormat {
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["db", "input"]))]
 pub struct Args {
-    /// The SQLite database written by `dispo run` / `dispo import`.
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
+    #[arg(long, value_name = "FILE", env = "DISPO_DB")]
+    pub db: Option<crate::store::Target>,
     /// An observation CSV (header `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`).
     #[arg(long, value_name = "FILE.csv")]
     pub input: Option<PathBuf>,
@@ -68,7 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Some(span) => period::period_of_span(span, &settings),
                     None => bail!(
                         "no observations in {}, and no --from/--to given: nothing to count",
-                        db.display()
+                        db
                     ),
                 },
             };

@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "db")]
     pub out: Option<PathBuf>,
     /// Write into a database.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    #[arg(long, env = "DISPO_DB")]
+    pub db: Option<crate::store::Target>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -105,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             store.close().await;
-            println!("{added} synthetic observations added to {}", db.display());
+            println!("{added} synthetic observations added to {db}");
         }
         (None, None) => super::usage!("give --out FILE.csv or --db FILE"),
     }

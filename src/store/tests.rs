@@ -1,6 +1,17 @@
 //! Store round trips: what goes in comes back unchanged, duplicates are skipped, heartbeats merge.
 
+use super::testing::{Backend, on_both};
 use super::*;
+use sqlx::SqlitePool;
+
+on_both!(
+    observations_round_trip_and_duplicates_are_skipped,
+    coverage_comes_from_monitor_runs_per_series_and_log_spans,
+    the_lean_read_gives_what_the_full_read_gives,
+    the_lean_read_names_a_bad_row,
+    a_batch_that_fails_leaves_nothing_behind,
+    a_large_mixed_batch_goes_in_whole_and_once,
+);
 
 fn temp_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dispo-store-{name}-{}", std::process::id()));
@@ -43,9 +54,8 @@ fn obs(at: i64, rid: &str, status: Option<u16>) -> StoredObservation {
     }
 }
 
-#[tokio::test]
-async fn observations_round_trip_and_duplicates_are_skipped() {
-    let store = Store::open(&temp_db("rt")).await.unwrap();
+async fn observations_round_trip_and_duplicates_are_skipped(b: Backend) {
+    let store = b.store("rt").await;
     let rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
@@ -83,11 +93,10 @@ async fn observations_round_trip_and_duplicates_are_skipped() {
     );
 }
 
-#[tokio::test]
-async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
+async fn coverage_comes_from_monitor_runs_per_series_and_log_spans(b: Backend) {
     use crate::domain::{CoverageKind, CoverageSpan, Interface};
     use crate::store::coverage::LogSpans;
-    let store = Store::open(&temp_db("hb")).await.unwrap();
+    let store = b.store("hb").await;
     assert_eq!(store.coverage(0, 1_000_000, 0).await.unwrap(), vec![]);
     let (e1, e2): (EstablishmentCode, EstablishmentCode) =
         ("13807".parse().unwrap(), "10807".parse().unwrap());
@@ -142,9 +151,8 @@ async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
     );
 }
 
-#[tokio::test]
-async fn the_lean_read_gives_what_the_full_read_gives() {
-    let store = Store::open(&temp_db("scan")).await.unwrap();
+async fn the_lean_read_gives_what_the_full_read_gives(b: Backend) {
+    let store = b.store("scan").await;
     let mut rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
@@ -211,16 +219,16 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
     assert_eq!(times, [1_000, 1_000, 2_000, 3_000]);
 }
 
-#[tokio::test]
-async fn the_lean_read_names_a_bad_row() {
-    let store = Store::open(&temp_db("scan-bad")).await.unwrap();
+async fn the_lean_read_names_a_bad_row(b: Backend) {
+    let store = b.store("scan-bad").await;
     // The good row lies in the first half of the read, the bad one in the second: the first
     // half's observations are dropped, the error names the bad row.
     store
         .insert_observations([obs(1_000, "a", Some(200)), obs(8_000, "b", Some(200))])
         .await
         .unwrap();
-    sqlx::query("UPDATE observations SET interface = 'teletype' WHERE request_id = 'b'")
+    store
+        .q("UPDATE observations SET interface = 'teletype' WHERE request_id = 'b'")
         .execute(store.pool())
         .await
         .unwrap();
@@ -236,17 +244,25 @@ async fn the_lean_read_names_a_bad_row() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_that_fails_leaves_nothing_behind() {
+async fn a_batch_that_fails_leaves_nothing_behind(b: Backend) {
     // A trigger refuses the third row: the two before it, in the same batch, must not land.
-    let store = Store::open(&temp_db("bulk-abort")).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse BEFORE INSERT ON observations WHEN NEW.request_id = 'boom' \
-         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    let store = b.store("bulk-abort").await;
+    let trigger: &[&str] = match b {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER refuse BEFORE INSERT ON observations WHEN NEW.request_id = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.request_id = 'boom' THEN RAISE EXCEPTION 'refused by test'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON observations FOR EACH ROW \
+             EXECUTE FUNCTION refuse()",
+        ],
+    };
+    for t in trigger {
+        store.q(t).execute(store.pool()).await.unwrap();
+    }
     let rows = [
         obs(1_000, "a", Some(200)),
         obs(2_000, "b", Some(200)),
@@ -254,10 +270,12 @@ async fn a_batch_that_fails_leaves_nothing_behind() {
     ];
     let err = store.insert_observations(&rows[..]).await.unwrap_err();
     assert!(err.to_string().contains("refused by test"), "{err}");
-    assert!(
-        err.to_string().contains("t.db"),
-        "names the database: {err}"
-    );
+    if b == Backend::Sqlite {
+        assert!(
+            err.to_string().contains("t.db"),
+            "names the database: {err}"
+        );
+    }
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM observations")
         .fetch_one(store.pool())
         .await
@@ -278,9 +296,8 @@ fn plain(at: i64, rid: &str) -> StoredObservation {
     r
 }
 
-#[tokio::test]
-async fn a_large_mixed_batch_goes_in_whole_and_once() {
-    let store = Store::open(&temp_db("bulk-mixed")).await.unwrap();
+async fn a_large_mixed_batch_goes_in_whole_and_once(b: Backend) {
+    let store = b.store("bulk-mixed").await;
     // 200 rows, one second apart: plain ones (gateway logs) go 64 to a statement, the four
     // probe rows with phases (i = 7, 57, 107, 157) one by one, which also breaks the runs of 64
     // around them. The last ten repeat the first ten: 190 are new.
