@@ -448,13 +448,19 @@ mod tests {
 
     use super::*;
     use crate::alert::Severity;
+    use crate::store::testing::{Backend, on_both};
 
     async fn store(name: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("dispo-outbox-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Store::open(&dir.join("t.db")).await.unwrap()
+        Backend::Sqlite.store(&format!("outbox-{name}")).await
     }
+
+    on_both!(
+        one_alert_per_key_and_one_resolution,
+        a_retried_firing_goes_out_before_its_resolution,
+        reminders_at_the_interval_and_not_to_a_channel_still_behind,
+        stale_alerts_of_a_kind_are_resolved,
+        two_monitors_racing_write_one_alert_one_resolution_one_send,
+    );
 
     fn alert(key: &str) -> Alert {
         Alert {
@@ -512,9 +518,8 @@ mod tests {
         assert_eq!(n, 2, "the firing and the resolution are both queued");
     }
 
-    #[tokio::test]
-    async fn one_alert_per_key_and_one_resolution() {
-        let s = store("dedup").await;
+    async fn one_alert_per_key_and_one_resolution(b: Backend) {
+        let s = b.store("outbox-dedup").await;
         let ch = ["a".to_string(), "b".to_string()];
         assert!(s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap());
         assert!(!s.raise_alert(&alert("k"), &ch, 2_000).await.unwrap());
@@ -533,9 +538,8 @@ mod tests {
         assert_eq!(due[0].notice.alert.ends_at_ms, Some(5_000));
     }
 
-    #[tokio::test]
-    async fn a_retried_firing_goes_out_before_its_resolution() {
-        let s = store("order").await;
+    async fn a_retried_firing_goes_out_before_its_resolution(b: Backend) {
+        let s = b.store("outbox-order").await;
         let ch = ["a".to_string()];
         s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap();
         let first = s.due_deliveries(1_000, 100).await.unwrap();
@@ -559,9 +563,8 @@ mod tests {
         assert_eq!(events(&due), [("a", "resolved")]);
     }
 
-    #[tokio::test]
-    async fn reminders_at_the_interval_and_not_to_a_channel_still_behind() {
-        let s = store("remind").await;
+    async fn reminders_at_the_interval_and_not_to_a_channel_still_behind(b: Backend) {
+        let s = b.store("outbox-remind").await;
         let ch = ["a".to_string(), "b".to_string()];
         s.raise_alert(&alert("k"), &ch, 0).await.unwrap();
         for d in s.due_deliveries(0, 100).await.unwrap() {
@@ -589,12 +592,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn stale_alerts_of_a_kind_are_resolved() {
-        let s = store("stale").await;
+    async fn stale_alerts_of_a_kind_are_resolved(b: Backend) {
+        let s = b.store("outbox-stale").await;
         let ch = ["a".to_string()];
         s.raise_alert(&alert("old"), &ch, 0).await.unwrap();
-        s.raise_alert(&alert("new"), &ch, 0).await.unwrap();
+        // Another series (PostgreSQL keeps one firing "interface down" per series).
+        let mut new = alert("new");
+        new.interface = Some("fallback".into());
+        assert!(s.raise_alert(&new, &ch, 0).await.unwrap());
         let n = s
             .resolve_firing_except("interface_down", |a| a.key == "new", "(renewed)", &ch, 50)
             .await
@@ -609,5 +614,53 @@ mod tests {
             .collect();
         assert_eq!(firing, ["new"]);
         assert_eq!(s.firing_alerts("probe_error").await.unwrap(), []);
+    }
+
+    /// Two monitors on one database (two handles: two pools) see the same outage, each from
+    /// its own probes, at its own instants: their episode keys differ by milliseconds. They
+    /// raise, resolve and deliver at the same time: the outbox holds one alert, one firing and
+    /// one resolution notice, and each notice is claimed for sending once.
+    async fn two_monitors_racing_write_one_alert_one_resolution_one_send(b: Backend) {
+        let s1 = b.store("outbox-race").await;
+        let s2 = Store::open(s1.target()).await.unwrap();
+        let ch = ["a".to_string()];
+        let (a1, mut a2) = (alert("13807-api-20260101T000000.010Z"), alert("x"));
+        a2.key = "13807-api-20260101T000000.013Z".into();
+        a2.starts_at_ms = 1_003;
+        let (r1, r2) = tokio::join!(
+            s1.raise_alert(&a1, &ch, 1_000),
+            s2.raise_alert(&a2, &ch, 1_000)
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        match b {
+            // One firing "interface down" per series (a unique index of the PostgreSQL schema).
+            Backend::Postgres => assert!(r1 ^ r2, "exactly one raised: {r1} {r2}"),
+            // One monitor per SQLite file: keys alone deduplicate.
+            Backend::Sqlite => assert!(r1 && r2),
+        }
+        if b == Backend::Sqlite {
+            return;
+        }
+        let key = if r1 { &a1.key } else { &a2.key };
+        let (x1, x2) = tokio::join!(
+            s1.resolve_alert(key, 9_000, None, &ch, 9_000),
+            s2.resolve_alert(key, 9_000, None, &ch, 9_000)
+        );
+        assert!(x1.unwrap() ^ x2.unwrap(), "exactly one resolution");
+        let due = s1.due_deliveries(10_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "firing")]);
+        let (c1, c2) = tokio::join!(
+            s1.claim_delivery(due[0].id, 10_000, 130_000),
+            s2.claim_delivery(due[0].id, 10_000, 130_000)
+        );
+        assert!(c1.unwrap() ^ c2.unwrap(), "exactly one sender");
+        // Claimed: due to nobody until the claim lapses, then due again.
+        assert!(s2.due_deliveries(129_999, 100).await.unwrap().is_empty());
+        assert_eq!(s2.due_deliveries(130_000, 100).await.unwrap().len(), 1);
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_deliveries")
+            .fetch_one(s1.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "one firing and one resolution notice");
     }
 }
