@@ -85,7 +85,7 @@ fn run(cfg: &Path, db: &Path, duration: &str) {
     );
 }
 
-async fn rows(db: &Path, sql: &'static str) -> Vec<sqlx::sqlite::SqliteRow> {
+async fn rows(db: &Path, sql: &'static str) -> Vec<sqlx::any::AnyRow> {
     let store = dispo::store::Store::open(db).await.unwrap();
     sqlx::query(sql).fetch_all(store.pool()).await.unwrap()
 }
