@@ -24,15 +24,17 @@ pub fn init() {
     dispo::install_crypto_provider();
 }
 
-/// Starts `dispo run --config cfg --db db` with `args` before them, output discarded.
-pub fn spawn_run(cfg: &Path, db: &Path, args: &[&str]) -> Child {
+/// Starts `dispo run --config cfg --db db` with `args` before them, output discarded. The
+/// state directory (a PostgreSQL store's spill journal) is the configuration's directory.
+pub fn spawn_run(cfg: &Path, db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Child {
     Command::new(dispo_bin())
+        .env("DISPO_STATE_DIR", cfg.parent().unwrap())
         .arg("run")
         .args(args)
         .arg("--config")
         .arg(cfg)
         .arg("--db")
-        .arg(db)
+        .arg(db.as_ref())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
