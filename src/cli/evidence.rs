@@ -45,8 +45,8 @@ pub enum Sub {
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
-    #[arg(long, env = "DISPO_DB")]
+    /// The database: a SQLite file or a postgres:// URL (DISPO_DB if not given).
+    #[arg(long)]
     pub db: Option<crate::store::Target>,
     /// One episode, by its id `<establishment>-<interface>-<start UTC>` (e.g.
     /// 13807-api-20240704T100000.000Z).
@@ -249,7 +249,7 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = a.establishment {
         super::kpi::warn_unknown_codes([code], a.config.as_deref());
     }
-    let Some(db) = a.db else {
+    let Some(db) = super::db_or_env(a.db)? else {
         super::usage!("--db FILE is required (or use `dispo evidence verify DIR`)");
     };
     let Some(out) = a.out else {

@@ -20,10 +20,10 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["db", "input"]))]
+#[command(group = clap::ArgGroup::new("source").args(["db", "input"]))]
 pub struct Args {
-    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
-    #[arg(long, value_name = "FILE", env = "DISPO_DB")]
+    /// The database: a SQLite file or a postgres:// URL (without --input: DISPO_DB if set).
+    #[arg(long, value_name = "FILE")]
     pub db: Option<crate::store::Target>,
     /// An observation CSV (header `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`).
     #[arg(long, value_name = "FILE.csv")]
@@ -59,7 +59,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Any synthetic observation read (`dispo synth`): every output says so.
     let mut synthetic = false;
-    let kpis = match (&args.db, &args.input) {
+    let db = match &args.input {
+        Some(_) => None,
+        None => super::db_or_env(args.db.clone())?,
+    };
+    let kpis = match (&db, &args.input) {
         (Some(db), _) => {
             let store = Store::open_existing(db).await?;
             let period = match given {
@@ -92,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             engine::compute(&input, period, &settings)?
         }
-        (None, None) => super::usage!("give --db FILE or --input FILE.csv"),
+        (None, None) => super::usage!("give --db FILE (or set DISPO_DB) or --input FILE.csv"),
     };
     let mut out = std::io::stdout().lock();
     match args.format {

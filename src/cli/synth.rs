@@ -30,8 +30,9 @@ pub struct Args {
     /// Write an observation CSV (the format of `dispo import` / `dispo kpi --input`).
     #[arg(long, conflicts_with = "db")]
     pub out: Option<PathBuf>,
-    /// Write into a database.
-    #[arg(long, env = "DISPO_DB")]
+    /// Write into a database: a SQLite file or a postgres:// URL (without --out: DISPO_DB if
+    /// set).
+    #[arg(long)]
     pub db: Option<crate::store::Target>,
 }
 
@@ -66,7 +67,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let rows = Synth::new(spec);
-    match (&args.out, &args.db) {
+    let db = match &args.out {
+        Some(_) => None,
+        None => super::db_or_env(args.db.clone())?,
+    };
+    match (&args.out, &db) {
         (Some(path), _) => {
             let n = crate::import::csv_rows::write_csv(path, rows)
                 .with_context(|| format!("cannot write {}", path.display()))?;

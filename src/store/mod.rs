@@ -26,6 +26,7 @@ mod bulk;
 pub mod coverage;
 mod outbox;
 pub mod pg;
+#[doc(hidden)]
 pub mod pg_cluster;
 mod raw;
 pub mod scan;

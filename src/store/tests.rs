@@ -522,20 +522,7 @@ async fn vantage_migration_names_the_node_of_older_rows() {
     for m in migrator.iter().filter(|m| m.version < 9) {
         sqlx::raw_sql(m.sql.clone()).execute(&pool).await.unwrap();
     }
-    // Two runs: "paris" from 1 000 to 5 000 (stopped), "lyon" from 10 000, last beat 20 000.
-    sqlx::raw_sql(
-        "INSERT INTO heartbeats (monitor_id, started_at, last_beat, stopped_at) VALUES \
-         ('paris', 1000, 4000, 5000), ('lyon', 10000, 20000, NULL); \
-         INSERT INTO observations (received_at, establishment, interface, service, source, \
-           request_id, outcome) VALUES \
-         (2000, '13807', 'api', 'cbpii', 'probe', 'p1', 'ok'), \
-         (15000, '13807', 'api', 'cbpii', 'probe', 'l1', 'ok'), \
-         (15000, '13807', 'api', 'cbpii', 'log', 'g1', 'ok'), \
-         (900000, '13807', 'api', 'cbpii', 'probe', 'x1', 'ok');",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::raw_sql(VANTAGE_ROWS).execute(&pool).await.unwrap();
     let m9 = migrator.iter().find(|m| m.version == 9).unwrap();
     sqlx::raw_sql(m9.sql.clone()).execute(&pool).await.unwrap();
     let rows: Vec<(String, String)> =
@@ -543,6 +530,50 @@ async fn vantage_migration_names_the_node_of_older_rows() {
             .fetch_all(&pool)
             .await
             .unwrap();
+    assert_vantages(&rows);
+}
+
+/// The same on PostgreSQL: its migration 2 is SQLite's 9.
+#[tokio::test]
+async fn vantage_migration_names_the_node_of_older_rows_on_postgresql() {
+    let url = tokio::task::spawn_blocking(|| {
+        super::pg_cluster::Cluster::shared().fresh_db("vantage-migration")
+    })
+    .await
+    .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    let m = |v| {
+        migrator
+            .iter()
+            .find(|m| m.version == v)
+            .unwrap()
+            .sql
+            .clone()
+    };
+    sqlx::raw_sql(m(1)).execute(&pool).await.unwrap();
+    sqlx::raw_sql(VANTAGE_ROWS).execute(&pool).await.unwrap();
+    sqlx::raw_sql(m(2)).execute(&pool).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT request_id, vantage FROM observations ORDER BY request_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_vantages(&rows);
+}
+
+/// Two runs: "paris" from 1 000 to 5 000 (stopped), "lyon" from 10 000, last beat 20 000; rows
+/// written before vantages were kept.
+const VANTAGE_ROWS: &str = "INSERT INTO heartbeats (monitor_id, started_at, last_beat, stopped_at) VALUES \
+     ('paris', 1000, 4000, 5000), ('lyon', 10000, 20000, NULL); \
+     INSERT INTO observations (received_at, establishment, interface, service, source, \
+       request_id, outcome) VALUES \
+     (2000, '13807', 'api', 'cbpii', 'probe', 'p1', 'ok'), \
+     (15000, '13807', 'api', 'cbpii', 'probe', 'l1', 'ok'), \
+     (15000, '13807', 'api', 'cbpii', 'log', 'g1', 'ok'), \
+     (900000, '13807', 'api', 'cbpii', 'probe', 'x1', 'ok');";
+
+fn assert_vantages(rows: &[(String, String)]) {
     let got: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     // x1 (900 000) is 880 s past lyon's last beat: more than the 60 s of slack.
     assert_eq!(
@@ -567,4 +598,12 @@ async fn the_vantage_round_trips() {
     let back = store.load_observations(0, 10_000, &[]).await.unwrap();
     let v: Vec<_> = back.iter().map(|r| r.obs.vantage.as_str()).collect();
     assert_eq!(v, ["paris-dc1", "lyon.dc2"]);
+}
+
+#[test]
+fn placeholders_are_numbered_for_postgresql_outside_quoted_text() {
+    assert_eq!(
+        numbered("UPDATE t SET a = ?, b = 'why?' WHERE c = ? AND d IN (?)"),
+        "UPDATE t SET a = $1, b = 'why?' WHERE c = $2 AND d IN ($3)"
+    );
 }
