@@ -367,7 +367,8 @@ async fn a_killed_monitor_loses_nothing_it_wrote() {
         "SELECT stopped_at IS NULL, last_beat > started_at FROM heartbeats",
     )
     .await;
-    assert!(hb[0].get::<bool, _>(0) && hb[0].get::<bool, _>(1));
+    // (Booleans come back as SQLite stores them: integers.)
+    assert!(hb[0].get::<i64, _>(0) == 1 && hb[0].get::<i64, _>(1) == 1);
     run(&cfg, &db, "1500ms");
     let after = rows(&db, "SELECT COUNT(*) FROM observations").await[0].get::<i64, _>(0);
     assert!(after > before, "{before} then {after}");
