@@ -194,8 +194,8 @@ pub fn shown_path(p: &std::path::Path) -> String {
 pub fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "info,sqlx::query=error",
-        1 => "debug,sqlx::query=warn",
+        0 => "info,sqlx::query=error,sqlx::postgres::notice=warn",
+        1 => "debug,sqlx::query=warn,sqlx::postgres::notice=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -204,6 +204,42 @@ fn kpi_from_a_database_agrees_with_the_csv(b: support::Backend) {
     );
     assert_eq!(day(&one, "2024-07-02", "13807", "api")["uptime_pct"], 100.0);
     assert!(one["episodes"].as_array().unwrap().is_empty());
+    if b == support::Backend::Postgres {
+        // `dispo backup` leaves a PostgreSQL store to PostgreSQL's tools, and says so.
+        let out = Command::new(support::dispo_bin())
+            .args(["backup", "--db", &db])
+            .arg(dir.join("copy.db"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("pg_dump"), "{err}");
+        // Nothing but the message: PostgreSQL's notices (a migration table already there) are
+        // not news.
+        assert!(!err.contains("notice"), "{err}");
+        // A database without dispo's tables is refused untouched (a wrong URL, not an empty
+        // quarter), and DISPO_DB stands for --db.
+        let empty = b.db(&dir, "empty");
+        let out = Command::new(support::dispo_bin())
+            .args(["kpi", "--format", "json"])
+            .env("DISPO_DB", &empty)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("holds no dispo tables"),
+            "{err}"
+        );
+        let out = Command::new(support::dispo_bin())
+            .args(["kpi", "--format", "json"])
+            .env("DISPO_DB", &db)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            from_db
+        );
+    }
 }
 
 #[test]

@@ -262,13 +262,7 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
 
     // A wrong quarter and an empty period are clear errors.
     let bad = Command::new(support::dispo_bin())
-        .args([
-            "report",
-            "--db",
-            &db,
-            "--quarter",
-            "2024-Q5",
-        ])
+        .args(["report", "--db", &db, "--quarter", "2024-Q5"])
         .output()
         .unwrap();
     assert!(
