@@ -45,6 +45,11 @@ struct ChannelLoop {
     retry_at_ms: i64,
 }
 
+/// How long a claimed notice is left to its sender before another may send it (see
+/// [`Store::claim_delivery`]): longer than a delivery takes (the channels time out well
+/// before).
+const CLAIM_MS: i64 = 120_000;
+
 impl ChannelLoop {
     /// Sends this channel's due notices, in order, until one fails. Returns how many went out.
     async fn pass(&mut self, store: &Store, http: &reqwest::Client) -> usize {
@@ -61,6 +66,17 @@ impl ChannelLoop {
         };
         let mut n = 0;
         for d in due {
+            // Monitors sharing a PostgreSQL outbox each run this loop: the one whose claim
+            // lands sends; another's means it is on its way (or it will be, once the claim
+            // lapses), and the later notices of its alert wait behind it.
+            match store.claim_delivery(d.id, now, now + CLAIM_MS).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a notice of the alert outbox");
+                    break;
+                }
+            }
             match self.channel.deliver(http, &d.notice).await {
                 Ok(()) => {
                     n += 1;
