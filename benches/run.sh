@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
-for b in sim_throughput engine import probe report; do
+for b in sim_throughput engine import probe report postgres; do
   echo "== $b" >&2
   cargo bench --bench "$b" 2>&2 | tee -a "$out" >&2
 done

@@ -399,7 +399,7 @@ async fn refresh_tokens(store: &Store, cfg: &Config) -> Vec<(String, i64)> {
             out.push((e.code.to_string(), d.as_millis() as i64));
         }
     }
-    let rows = sqlx::query(
+    let rows = store.q(
         "SELECT establishment, MAX(obtained_at) FROM token_metadata WHERE grant_type = 'authorization_code' \
          AND has_refresh_token = 1 GROUP BY establishment",
     )

@@ -9,8 +9,8 @@ use crate::store::Store;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The database to copy.
-    #[arg(long, default_value = "dispo.db")]
-    pub db: PathBuf,
+    #[arg(long, default_value = "dispo.db", env = "DISPO_DB")]
+    pub db: crate::store::Target,
     /// The copy: a new file (an existing one is refused).
     #[arg(value_name = "COPY.db")]
     pub to: PathBuf,
@@ -27,7 +27,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     store.backup(&args.to).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot copy {} into {}: {e}",
-            super::shown_path(&args.db),
+            args.db.shown(),
             super::shown_path(&args.to)
         )
     })?;
@@ -35,7 +35,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::metadata(&args.to).map(|m| m.len()).unwrap_or(0);
     println!(
         "{} copied into {} ({bytes} bytes)",
-        super::shown_path(&args.db),
+        args.db.shown(),
         super::shown_path(&args.to)
     );
     Ok(ExitCode::SUCCESS)

@@ -45,9 +45,9 @@ pub enum Sub {
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The SQLite database.
+    /// The database: a SQLite file or a postgres:// URL (DISPO_DB if not given).
     #[arg(long)]
-    pub db: Option<PathBuf>,
+    pub db: Option<crate::store::Target>,
     /// One episode, by its id `<establishment>-<interface>-<start UTC>` (e.g.
     /// 13807-api-20240704T100000.000Z).
     #[arg(long, conflicts_with_all = ["from", "to"])]
@@ -249,7 +249,7 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = a.establishment {
         super::kpi::warn_unknown_codes([code], a.config.as_deref());
     }
-    let Some(db) = a.db else {
+    let Some(db) = super::db_or_env(a.db)? else {
         super::usage!("--db FILE is required (or use `dispo evidence verify DIR`)");
     };
     let Some(out) = a.out else {
@@ -277,10 +277,14 @@ async fn build(a: BuildArgs) -> anyhow::Result<ExitCode> {
         lang: a.lang,
         out_dir: out,
         context_ms: a.context_minutes.max(0) * 60_000,
-        db_name: db
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        db_name: match &db {
+            crate::store::Target::Sqlite(p) => p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            // The database's name, never the server's address or credentials.
+            crate::store::Target::Postgres(u) => u.slug(),
+        },
     };
     // The seal: given, or the QSealC of the probe configuration's establishment.
     let seal = match (&a.seal_key, &a.seal_cert, &a.config) {

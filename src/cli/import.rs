@@ -26,9 +26,9 @@ landed stay; re-running is safe); 130 interrupted by Ctrl-C (the summary says wh
 2 a usage error."
 )]
 pub struct Args {
-    /// The SQLite database (created if missing).
-    #[arg(long)]
-    pub db: PathBuf,
+    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
+    #[arg(long, env = "DISPO_DB")]
+    pub db: crate::store::Target,
     /// Input format: the observation CSV of `dispo kpi`, or JSON lines read through --mapping.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
@@ -84,14 +84,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.max_id_chars as usize,
         args.max_error_text_chars as usize,
     );
-    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
-        let mut p = args.db.clone().into_os_string();
-        p.push(".rejects.jsonl");
-        PathBuf::from(p)
-    });
+    let rejects_path = args
+        .rejects
+        .clone()
+        .unwrap_or_else(|| args.db.sibling(".rejects.jsonl"));
     let store = Store::open(&args.db)
         .await
-        .with_context(|| format!("opening {}", args.db.display()))?;
+        .with_context(|| format!("opening {}", args.db))?;
     let inputs: Vec<Input> = args.files.iter().map(|p| Input::from_arg(p)).collect();
     let opts = ImportOptions {
         format: args.format,

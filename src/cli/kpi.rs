@@ -20,11 +20,11 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["db", "input"]))]
+#[command(group = clap::ArgGroup::new("source").args(["db", "input"]))]
 pub struct Args {
-    /// The SQLite database written by `dispo run` / `dispo import`.
+    /// The database: a SQLite file or a postgres:// URL (without --input: DISPO_DB if set).
     #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    pub db: Option<crate::store::Target>,
     /// An observation CSV (header `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`).
     #[arg(long, value_name = "FILE.csv")]
     pub input: Option<PathBuf>,
@@ -59,7 +59,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Any synthetic observation read (`dispo synth`): every output says so.
     let mut synthetic = false;
-    let kpis = match (&args.db, &args.input) {
+    let db = match &args.input {
+        Some(_) => None,
+        None => super::db_or_env(args.db.clone())?,
+    };
+    let kpis = match (&db, &args.input) {
         (Some(db), _) => {
             let store = Store::open_existing(db).await?;
             let period = match given {
@@ -68,7 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Some(span) => period::period_of_span(span, &settings),
                     None => bail!(
                         "no observations in {}, and no --from/--to given: nothing to count",
-                        db.display()
+                        db
                     ),
                 },
             };
@@ -92,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             engine::compute(&input, period, &settings)?
         }
-        (None, None) => super::usage!("give --db FILE or --input FILE.csv"),
+        (None, None) => super::usage!("give --db FILE (or set DISPO_DB) or --input FILE.csv"),
     };
     let mut out = std::io::stdout().lock();
     match args.format {

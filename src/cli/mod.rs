@@ -165,6 +165,24 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// A path as messages show it: absolute, so "no such file" says where dispo looked.
+/// `--db` when given, else `DISPO_DB` (for the commands where `--db` is one of several
+/// sources: clap's own `env` would count the variable as given and refuse `--input`, `--out` or
+/// a subcommand beside it).
+pub fn db_or_env(
+    given: Option<crate::store::Target>,
+) -> anyhow::Result<Option<crate::store::Target>> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    match std::env::var("DISPO_DB") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("DISPO_DB: {e}")),
+        _ => Ok(None),
+    }
+}
+
 pub fn shown_path(p: &std::path::Path) -> String {
     std::path::absolute(p)
         .unwrap_or_else(|_| p.to_owned())
@@ -176,8 +194,8 @@ pub fn shown_path(p: &std::path::Path) -> String {
 pub fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "info,sqlx::query=error",
-        1 => "debug,sqlx::query=warn",
+        0 => "info,sqlx::query=error,sqlx::postgres::notice=warn",
+        1 => "debug,sqlx::query=warn,sqlx::postgres::notice=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

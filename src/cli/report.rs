@@ -14,9 +14,9 @@ use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The SQLite database.
-    #[arg(long)]
-    pub db: PathBuf,
+    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
+    #[arg(long, env = "DISPO_DB")]
+    pub db: crate::store::Target,
     /// The quarter: 2024-Q3 or T3-2024.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub quarter: Option<String>,
@@ -70,12 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.db.exists() {
         bail!(
             "database {} does not exist (fill it with `dispo run` or `dispo import`)",
-            args.db.display()
+            args.db
         );
     }
     let store = Store::open(&args.db)
         .await
-        .with_context(|| format!("database {}", args.db.display()))?;
+        .with_context(|| format!("database {}", args.db))?;
     if args.exemption {
         let lang = match args.lang {
             Lang::Fr => crate::evidence::Lang::Fr,

@@ -15,8 +15,8 @@ pub struct Args {
     #[arg(long, default_value = "probes/sandbox.toml")]
     pub config: PathBuf,
     /// SQLite database (created when missing).
-    #[arg(long, default_value = "dispo.db")]
-    pub db: PathBuf,
+    #[arg(long, default_value = "dispo.db", env = "DISPO_DB")]
+    pub db: crate::store::Target,
     /// Stop after this long (`90s`, `2m`, `1h`); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -92,13 +92,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     // One `dispo run` per monitor id and database (held until the process ends).
-    let _lock = crate::store::lock_monitor(&args.db, &cfg.monitor.id)?;
+    let _lock = crate::store::lock_monitor(&args.db, &cfg.monitor.id).await?;
     let store = Store::open(&args.db)
         .await
-        .with_context(|| format!("database {}", args.db.display()))?;
+        .with_context(|| format!("database {}", args.db))?;
     tracing::info!(
         config = %super::shown_path(&args.config),
-        db = %super::shown_path(&args.db),
+        db = %args.db.shown(),
         monitor = %cfg.monitor.id,
         establishments = cfg.establishments.len(),
         probes = cfg.probes.len(),
@@ -225,8 +225,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     store.close().await;
     println!(
         "{} observations recorded in {}",
-        summary.observations_written,
-        args.db.display()
+        summary.observations_written, args.db
     );
     Ok(ExitCode::SUCCESS)
 }

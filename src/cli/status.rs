@@ -22,9 +22,9 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The SQLite database written by `dispo run` / `dispo import`.
-    #[arg(long, value_name = "FILE")]
-    pub db: PathBuf,
+    /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
+    #[arg(long, value_name = "FILE", env = "DISPO_DB")]
+    pub db: crate::store::Target,
     /// A probe configuration: its establishments (names, probed interfaces) and its
     /// `[counting]` table (policies, maintenance calendar).
     #[arg(long, value_name = "PROBES.toml")]
@@ -43,7 +43,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.db.exists() {
         bail!(
             "database {} does not exist (create it with `dispo run` or `dispo import`)",
-            args.db.display()
+            args.db
         );
     }
     let scope = match &args.config {
@@ -52,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let store = Store::open(&args.db)
         .await
-        .with_context(|| format!("database {}", args.db.display()))?;
+        .with_context(|| format!("database {}", args.db))?;
     let now = chrono::Utc::now().timestamp_millis();
     let page = service::once(&store, &scope, now).await?;
     let json = crate::status::json::to_json(&page);

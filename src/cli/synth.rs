@@ -30,9 +30,10 @@ pub struct Args {
     /// Write an observation CSV (the format of `dispo import` / `dispo kpi --input`).
     #[arg(long, conflicts_with = "db")]
     pub out: Option<PathBuf>,
-    /// Write into a database.
+    /// Write into a database: a SQLite file or a postgres:// URL (without --out: DISPO_DB if
+    /// set).
     #[arg(long)]
-    pub db: Option<PathBuf>,
+    pub db: Option<crate::store::Target>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,7 +67,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let rows = Synth::new(spec);
-    match (&args.out, &args.db) {
+    let db = match &args.out {
+        Some(_) => None,
+        None => super::db_or_env(args.db.clone())?,
+    };
+    match (&args.out, &db) {
         (Some(path), _) => {
             let n = crate::import::csv_rows::write_csv(path, rows)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -105,7 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             store.close().await;
-            println!("{added} synthetic observations added to {}", db.display());
+            println!("{added} synthetic observations added to {db}");
         }
         (None, None) => super::usage!("give --out FILE.csv or --db FILE"),
     }

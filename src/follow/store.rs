@@ -56,7 +56,7 @@ impl Spans {
 impl Store {
     /// Where the follower of `source` stopped, if it ever ran.
     pub async fn source_offset(&self, source: &str) -> Result<Option<Saved>, StoreError> {
-        let row = sqlx::query(
+        let row = self.q(
             "SELECT dev, ino, byte_offset, line, fp_len, fp_hash, last_at FROM source_offsets WHERE source = ?",
         )
         .bind(source)
@@ -79,7 +79,7 @@ impl Store {
 
     /// The latest coverage span of each series of `source`, to extend.
     pub async fn source_spans(&self, source: &str) -> Result<Spans, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.q(
             "SELECT id, establishment, interface, first_at, last_at FROM log_spans \
              WHERE id IN (SELECT max(id) FROM log_spans WHERE source = ? GROUP BY establishment, interface)",
         )
@@ -110,7 +110,7 @@ impl Store {
         let mut conn = self.pool().acquire().await?;
         let mut out = Vec::with_capacity(rows.len());
         for o in rows {
-            let hit = sqlx::query(
+            let hit = self.q(
                 "SELECT 1 FROM observations WHERE received_at = ? AND establishment = ? AND request_id = ?",
             )
             .bind(o.obs.received_at_ms)
@@ -139,10 +139,12 @@ impl Store {
         for (&(e, i), s) in spans.0.iter().filter(|(_, s)| s.dirty) {
             let id = match s.id {
                 Some(id) => {
-                    sqlx::query(
+                    self.q(self.pick(
                         "UPDATE log_spans SET first_at = min(first_at, ?), last_at = max(last_at, ?), \
                          imported_at = ? WHERE id = ?",
-                    )
+                        "UPDATE log_spans SET first_at = LEAST(first_at, ?), last_at = GREATEST(last_at, ?), \
+                         imported_at = ? WHERE id = ?",
+                    ))
                     .bind(s.first_ms)
                     .bind(s.last_ms)
                     .bind(now_ms)
@@ -151,7 +153,7 @@ impl Store {
                     .await?;
                     id
                 }
-                None => sqlx::query(
+                None => self.q(
                     "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at) \
                      VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 )
@@ -168,7 +170,7 @@ impl Store {
             ids.push(((e, i), id));
         }
         let p = &saved.position;
-        sqlx::query(
+        self.q(
             "INSERT INTO source_offsets (source, path, dev, ino, byte_offset, line, fp_len, fp_hash, last_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET \
              path = excluded.path, dev = excluded.dev, ino = excluded.ino, byte_offset = excluded.byte_offset, \

@@ -49,7 +49,7 @@ pub struct Durable {
 
 impl Durable {
     pub fn new(store: Store, health: WriterHealth) -> Self {
-        let spill = Spill::beside(store.path());
+        let spill = Spill::of(store.target());
         Self {
             spilling: Arc::new(AtomicBool::new(spill.pending())),
             store,

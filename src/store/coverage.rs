@@ -97,7 +97,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         self.end_earlier_runs(monitor_id, now_ms).await?;
         let mut tx = self.pool().begin().await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = self.q(
             "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
         )
         .bind(monitor_id)
@@ -107,9 +107,9 @@ impl Store {
         .await?
         .try_get(0)?;
         for (e, i) in series {
-            sqlx::query(
-                "INSERT OR IGNORE INTO heartbeat_series (heartbeat_id, establishment, interface) \
-                 VALUES (?, ?, ?)",
+            self.q(
+                "INSERT INTO heartbeat_series (heartbeat_id, establishment, interface) \
+                 VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(e.as_str())
@@ -129,7 +129,7 @@ impl Store {
         monitor_id: &str,
         before_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.q(
             "UPDATE heartbeats SET stopped_at = last_beat, stop_reason = 'not running at restart' \
              WHERE monitor_id = ? AND stopped_at IS NULL AND started_at < ?",
         )
@@ -164,7 +164,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         for s in spans {
-            sqlx::query(
+            self.q(
                 "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at) \
                  VALUES (?, ?, ?, ?, ?, ?)",
             )
@@ -190,7 +190,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<CoverageSpan>, StoreError> {
         let mut out = Vec::new();
-        let rows = sqlx::query(
+        let rows = self.q(
             "SELECT h.id, h.started_at, h.last_beat, h.stopped_at, s.establishment, s.interface, \
              h.monitor_id \
              FROM heartbeats h LEFT JOIN heartbeat_series s ON s.heartbeat_id = h.id \
@@ -236,14 +236,15 @@ impl Store {
                 to_ms,
             );
         }
-        let rows = sqlx::query(
-            "SELECT establishment, interface, first_at, last_at FROM log_spans \
+        let rows = self
+            .q(
+                "SELECT establishment, interface, first_at, last_at FROM log_spans \
              WHERE last_at >= ? AND first_at < ? ORDER BY first_at",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?;
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?;
         for r in rows {
             let (est, iface, first, last): (String, String, i64, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);

@@ -1,29 +1,42 @@
 //! The store: observations, monitor heartbeats and what the other stages persist, in SQLite
-//! through sqlx.
+//! (the embedded default) or PostgreSQL (shared by several monitors), through sqlx.
 //!
 //! In: observations from probes and imports, heartbeats from the probe daemon. Out: the rows the
-//! engine counts from. Schema in `migrations/`, applied on open; WAL mode so readers (`kpi`,
-//! `report`) never block the monitor; `synchronous = FULL` on every connection, so a write is
-//! durable once its transaction commits, through a `kill -9` and through a power cut (see
-//! [`SYNCHRONOUS`]). Times are integer epoch ms UTC.
+//! engine counts from. Where it lives is a [`Target`] (`--db FILE` or `--db postgres://...`).
+//! Schema in `migrations/` (SQLite) and `migrations/postgres/`, applied on open. The small
+//! queries go through sqlx's `Any` driver, written once with `?` placeholders ([`Store::sql`]
+//! numbers them for PostgreSQL); the heavy paths have one implementation per backend: the bulk
+//! insert ([`bulk`] over SQLite's C API, [`pg`] through `COPY`) and the streamed read of a
+//! period ([`scan`], [`pg`]).
+//!
+//! SQLite: WAL mode so readers (`kpi`, `report`) never block the monitor; `synchronous = FULL`
+//! on every connection, so a write is durable once its transaction commits, through a `kill -9`
+//! and through a power cut (see [`SYNCHRONOUS`]). Times are integer epoch ms UTC.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyPool, Connection as _, Executor as _, PgPool, Row, SqlSafeStr, SqlStr};
 
 mod bulk;
 pub mod coverage;
 mod outbox;
+pub mod pg;
+#[doc(hidden)]
+pub mod pg_cluster;
 mod raw;
 pub mod scan;
 pub mod spill;
+mod target;
 mod tokens;
 pub mod vantages;
 
 pub use outbox::PendingDelivery;
+pub use target::{PgUrl, Target, TargetError, state_dir};
 pub use vantages::VantageEpisode;
 
 use crate::domain::{
@@ -83,8 +96,11 @@ impl From<Observation> for StoredObservation {
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    path: std::path::PathBuf,
+    /// Every small query, either backend.
+    pool: AnyPool,
+    target: Target,
+    /// PostgreSQL only: the native pool for `COPY`, the streamed reads and the locks.
+    pg: Option<PgPool>,
 }
 
 /// Page size of a new database, in bytes (an existing one keeps its own). Twice SQLite's
@@ -119,18 +135,26 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 }
 
 /// Held while a `dispo run` probes under a monitor id on a database: a second one with the same
-/// id refuses to start (both would write heartbeats and probes under one name). An advisory
-/// lock on `<db>.<monitor id>.lock`, released by the kernel when the process ends, however it
-/// ends; the file holds the holder's pid for the message.
+/// id refuses to start (both would write heartbeats and probes under one name). SQLite: an
+/// advisory lock on `<db>.<monitor id>.lock`, released by the kernel when the process ends,
+/// however it ends; the file holds the holder's pid for the message. PostgreSQL: a session
+/// advisory lock keyed on the monitor id, on a connection of its own, released by the server
+/// when that connection ends (the process ends, or the server loses it).
 #[derive(Debug)]
 pub struct MonitorLock {
-    _file: std::fs::File,
+    _held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    File(#[allow(dead_code)] std::fs::File),
+    Session(#[allow(dead_code)] Box<sqlx::PgConnection>),
 }
 
 /// Why [`lock_monitor`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("monitor '{monitor}' already running (pid {pid}) on {db}")]
+    #[error("monitor '{monitor}' already running ({pid}) on {db}")]
     Running {
         monitor: String,
         pid: String,
@@ -140,8 +164,15 @@ pub enum LockError {
     Io { path: String, why: String },
 }
 
-/// Takes the lock of `monitor_id` on the database at `db`.
-pub fn lock_monitor(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockError> {
+/// Takes the lock of `monitor_id` on the database `db`.
+pub async fn lock_monitor(db: &Target, monitor_id: &str) -> Result<MonitorLock, LockError> {
+    match db {
+        Target::Sqlite(p) => lock_file(p, monitor_id),
+        Target::Postgres(u) => pg::lock_monitor(u, monitor_id).await,
+    }
+}
+
+fn lock_file(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockError> {
     use std::io::{Read as _, Seek as _, Write as _};
     let safe: String = monitor_id
         .chars()
@@ -174,7 +205,7 @@ pub fn lock_monitor(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockErro
             let _ = f.read_to_string(&mut pid);
             return Err(LockError::Running {
                 monitor: monitor_id.to_owned(),
-                pid: pid.trim().to_owned(),
+                pid: format!("pid {}", pid.trim()),
                 db: std::path::absolute(db)
                     .unwrap_or_else(|_| db.to_owned())
                     .display()
@@ -187,40 +218,117 @@ pub fn lock_monitor(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockErro
     f.rewind().map_err(io)?;
     write!(f, "{}", std::process::id()).map_err(io)?;
     f.flush().map_err(io)?;
-    Ok(MonitorLock { _file: f })
+    Ok(MonitorLock {
+        _held: Held::File(f),
+    })
+}
+
+/// `?` placeholders numbered `$1, $2...` for PostgreSQL (outside quoted text).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut n, mut quoted) = (0, false);
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `sqlite:` URL of a file for sqlx's `Any` driver: the path percent-encoded (`?`, `#`,
+/// `%` and spaces are path characters to SQLite, syntax to a URL).
+fn sqlite_url(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut url = String::from("sqlite://");
+    for b in abs.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// Runs of the migrations before `Store::open` reports their error.
 const MIGRATE_ATTEMPTS: u32 = 3;
 
 impl Store {
-    /// Opens (creating if missing) the database at `path` and applies the migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let shown = path.display().to_string();
-        create_private(path).map_err(|e| StoreError::Raw {
+    /// Opens (creating if missing) the database `db` and applies the migrations.
+    pub async fn open(db: impl Into<Target>) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let target: Target = db.into();
+        let shown = target.to_string();
+        let open_err = |source| StoreError::Open {
             path: shown.clone(),
-            why: format!("cannot create the database: {e}"),
-        })?;
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .page_size(PAGE_SIZE)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: shown.clone(),
-                source,
-            })?;
+            source,
+        };
+        let (pool, pg, migrator) = match &target {
+            Target::Sqlite(path) => {
+                create_private(path).map_err(|e| StoreError::Raw {
+                    path: shown.clone(),
+                    why: format!("cannot create the database: {e}"),
+                })?;
+                // Page size and WAL belong to the file: set once, natively, before the pool.
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .page_size(PAGE_SIZE)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(std::time::Duration::from_secs(30))
+                    .foreign_keys(true);
+                sqlx::SqliteConnection::connect_with(&opts)
+                    .await
+                    .map_err(open_err)?
+                    .close()
+                    .await
+                    .map_err(open_err)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 30000").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url(path))
+                    .await
+                    .map_err(open_err)?;
+                (pool, None, sqlx::migrate!("./migrations"))
+            }
+            Target::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url.secret())
+                    .map_err(open_err)?
+                    .application_name("dispo");
+                let pg = PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await
+                    .map_err(open_err)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .connect(url.secret())
+                    .await
+                    .map_err(open_err)?;
+                (pool, Some(pg), sqlx::migrate!("./migrations/postgres"))
+            }
+        };
         // Two commands opening a database a migration is due on may both start it: the second
         // waits for the first's write lock, then fails on the migration the first recorded (its
         // transaction rolls back whole). Run again, it finds the migration applied.
-        let migrator = sqlx::migrate!("./migrations");
+        // (PostgreSQL: sqlx serialises migrators with an advisory lock.)
         let mut attempt = 1;
         loop {
             match migrator.run(&pool).await {
@@ -238,7 +346,7 @@ impl Store {
                 }
             }
         }
-        let spill = spill::Spill::beside(path);
+        let spill = spill::Spill::of(&target);
         if spill.pending() {
             // Every reader hears of it: what the journal holds is in no figure yet.
             tracing::warn!(
@@ -247,10 +355,35 @@ impl Store {
                 "observations the database refused wait in the spill journal: no figure counts them until `dispo run` on this database replays them"
             );
         }
-        Ok(Self {
-            pool,
-            path: path.to_owned(),
-        })
+        Ok(Self { pool, target, pg })
+    }
+
+    /// `sql` as this backend writes it: written with `?` placeholders, numbered `$1, $2...`
+    /// for PostgreSQL.
+    pub fn sql(&self, sql: &str) -> SqlStr {
+        match self.target {
+            Target::Sqlite(_) => sqlx::AssertSqlSafe(sql.to_owned()).into_sql_str(),
+            Target::Postgres(_) => sqlx::AssertSqlSafe(numbered(sql)).into_sql_str(),
+        }
+    }
+
+    /// A query on this backend (see [`Store::sql`]).
+    pub fn q(&self, sql: &str) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+        sqlx::query(self.sql(sql))
+    }
+
+    /// The first text where the backends differ (SQLite's scalar `MAX(a, b)` is PostgreSQL's
+    /// `GREATEST(a, b)`...).
+    pub(crate) fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self.target {
+            Target::Sqlite(_) => sqlite,
+            Target::Postgres(_) => postgres,
+        }
+    }
+
+    /// Whether the store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// Establishments whose fallback access TPPs used (gateway log rows) in `[from_ms, to_ms)`:
@@ -260,10 +393,10 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<EstablishmentCode>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows: Vec<String> = sqlx::query_scalar(self.sql(
             "SELECT DISTINCT establishment FROM observations WHERE received_at >= ? \
              AND received_at < ? AND interface = 'fallback' AND source = 'log'",
-        )
+        ))
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&self.pool)
@@ -278,18 +411,34 @@ impl Store {
             .collect()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// The pool of the small queries (either backend; write SQL through [`Store::sql`]).
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// The native PostgreSQL pool, when the store is PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        self.pg.as_ref()
+    }
+
     /// Opens a database that must already exist: a missing, empty or non-SQLite file is
-    /// refused untouched (`dispo kpi --db notes.txt` must not turn it into a database).
-    pub async fn open_existing(path: &Path) -> Result<Self, StoreError> {
+    /// refused untouched (`dispo kpi --db notes.txt` must not turn it into a database), and
+    /// so is a PostgreSQL database without dispo's tables.
+    pub async fn open_existing(db: impl Into<Target>) -> Result<Self, StoreError> {
+        let target: Target = db.into();
+        let path = match &target {
+            Target::Sqlite(p) => p.clone(),
+            Target::Postgres(u) => {
+                pg::check_exists(u).await?;
+                return Self::open(target).await;
+            }
+        };
+        let path = path.as_path();
         let shown = std::path::absolute(path)
             .unwrap_or_else(|_| path.to_owned())
             .display()
@@ -328,18 +477,31 @@ impl Store {
     /// the `.db` file alone holds everything (a copy of it is a backup; `-wal` and `-shm` are
     /// removed). Called when a command that wrote ends; other holders of the pool see it closed.
     pub async fn close(&self) {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
+        if !self.is_postgres()
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
         {
-            tracing::warn!(db = %self.path.display(), error = %e, "checkpoint at exit failed");
+            tracing::warn!(db = %self.target, error = %e, "checkpoint at exit failed");
         }
         self.pool.close().await;
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
     }
 
     /// A consistent copy of the database into `to` (`VACUUM INTO`), safe while `dispo run`
     /// writes; `to` must not exist.
     pub async fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        if self.is_postgres() {
+            return Err(StoreError::Raw {
+                path: self.target.to_string(),
+                why: "is a PostgreSQL database: back it up with PostgreSQL's own tools, e.g. \
+                      `pg_dump --format=custom --file=dispo.dump 'postgres://...'` (restore with \
+                      pg_restore), or continuous archiving"
+                    .into(),
+            });
+        }
         let target = to.to_str().ok_or_else(|| StoreError::Raw {
             path: to.display().to_string(),
             why: "the path is not UTF-8".into(),
@@ -381,11 +543,15 @@ impl Store {
         rows: Arc<[StoredObservation]>,
         busy_ms: Option<i32>,
     ) -> Result<u64, StoreError> {
-        let path = self.path.clone();
+        let path = match (&self.target, &self.pg) {
+            (_, Some(pg)) => return pg::insert(pg, &rows, busy_ms).await,
+            (Target::Sqlite(p), None) => p.clone(),
+            (Target::Postgres(_), None) => unreachable!("a PostgreSQL store has its pool"),
+        };
         tokio::task::spawn_blocking(move || bulk::insert(&path, &rows, busy_ms))
             .await
             .map_err(|e| StoreError::Raw {
-                path: self.path.display().to_string(),
+                path: self.target.to_string(),
                 why: format!("the inserting thread stopped: {e}"),
             })?
     }
@@ -398,43 +564,40 @@ impl Store {
         to_ms: i64,
         establishments: &[EstablishmentCode],
     ) -> Result<Vec<StoredObservation>, StoreError> {
-        let mut qb = QueryBuilder::new(
+        // Establishment codes are five digits (checked by their type): safe to inline.
+        let filter = if establishments.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = establishments
+                .iter()
+                .map(|e| format!("'{}'", e.as_str()))
+                .collect();
+            format!(" AND establishment IN ({})", list.join(", "))
+        };
+        let select = format!(
             "SELECT received_at, establishment, interface, service, source, tpp, status, \
              latency_ms, error_code, error_text, request_id, outcome, no_reply_kind, probe_id, \
              resolve_ms, connect_ms, tls_ms, processing_ms, transfer_ms, synthetic, vantage \
-             FROM observations WHERE received_at >= ",
+             FROM observations WHERE received_at >= ? AND received_at < ?{filter} \
+             ORDER BY received_at, request_id"
         );
-        qb.push_bind(from_ms)
-            .push(" AND received_at < ")
-            .push_bind(to_ms);
-        if !establishments.is_empty() {
-            qb.push(" AND establishment IN (");
-            let mut sep = qb.separated(", ");
-            for e in establishments {
-                sep.push_bind(e.as_str().to_owned());
-            }
-            qb.push(")");
-        }
-        qb.push(" ORDER BY received_at, request_id");
-        // Streamed: each row becomes an observation as it arrives, so SQLite's rows are never
-        // all held at once beside the observations made from them.
+        // Streamed: each row becomes an observation as it arrives, so the database's rows are
+        // never all held at once beside the observations made from them.
         use futures_util::TryStreamExt as _;
         // Counted first, so the vector is allocated once rather than grown by doubling.
-        let mut cq = QueryBuilder::new("SELECT COUNT(*) FROM observations WHERE received_at >= ");
-        cq.push_bind(from_ms)
-            .push(" AND received_at < ")
-            .push_bind(to_ms);
-        if !establishments.is_empty() {
-            cq.push(" AND establishment IN (");
-            let mut sep = cq.separated(", ");
-            for e in establishments {
-                sep.push_bind(e.as_str().to_owned());
-            }
-            cq.push(")");
-        }
-        let n: i64 = cq.build().fetch_one(&self.pool).await?.try_get(0)?;
+        let count = format!(
+            "SELECT COUNT(*) FROM observations WHERE received_at >= ? AND received_at < ?{filter}"
+        );
+        let n: i64 = self
+            .q(&count)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         let mut out = Vec::with_capacity(n.max(0) as usize);
-        let mut rows = qb.build().fetch(&self.pool);
+        let q = self.q(&select).bind(from_ms).bind(to_ms);
+        let mut rows = q.fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
             out.push(row_to_observation(&r)?);
         }
@@ -450,11 +613,18 @@ impl Store {
         establishments: &[EstablishmentCode],
         probe_latency: crate::engine::ProbeLatency,
     ) -> Result<scan::CountingRows, StoreError> {
-        let (path, ests) = (self.path.clone(), establishments.to_vec());
+        let path = match (&self.target, &self.pg) {
+            (_, Some(pg)) => {
+                return pg::read(pg, from_ms, to_ms, establishments, probe_latency).await;
+            }
+            (Target::Sqlite(p), None) => p.clone(),
+            (Target::Postgres(_), None) => unreachable!("a PostgreSQL store has its pool"),
+        };
+        let ests = establishments.to_vec();
         tokio::task::spawn_blocking(move || scan::read(&path, from_ms, to_ms, &ests, probe_latency))
             .await
             .map_err(|e| StoreError::Raw {
-                path: self.path.display().to_string(),
+                path: self.target.to_string(),
                 why: format!("the reading thread failed: {e}"),
             })?
     }
@@ -475,7 +645,23 @@ impl Store {
         S: Send + 'static,
         F: FnMut(&mut S, Vec<Observation>) -> bool + Send + 'static,
     {
-        let (path, ests) = (self.path.clone(), establishments.to_vec());
+        let path = match (&self.target, &self.pg) {
+            (_, Some(pg)) => {
+                return pg::stream(
+                    pg,
+                    from_ms,
+                    to_ms,
+                    establishments,
+                    probe_latency,
+                    state,
+                    each,
+                )
+                .await;
+            }
+            (Target::Sqlite(p), None) => p.clone(),
+            (Target::Postgres(_), None) => unreachable!("a PostgreSQL store has its pool"),
+        };
+        let ests = establishments.to_vec();
         tokio::task::spawn_blocking(move || {
             let synthetic = scan::stream(&path, from_ms, to_ms, &ests, probe_latency, |b| {
                 each(&mut state, b)
@@ -484,7 +670,7 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Raw {
-            path: self.path.display().to_string(),
+            path: self.target.to_string(),
             why: format!("the reading thread failed: {e}"),
         })?
     }
@@ -501,11 +687,14 @@ impl Store {
 
     /// Advances a running monitor's heartbeat.
     pub async fn beat(&self, heartbeat_id: i64, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE heartbeats SET last_beat = MAX(last_beat, ?) WHERE id = ?")
-            .bind(now_ms)
-            .bind(heartbeat_id)
-            .execute(&self.pool)
-            .await?;
+        self.q(self.pick(
+            "UPDATE heartbeats SET last_beat = MAX(last_beat, ?) WHERE id = ?",
+            "UPDATE heartbeats SET last_beat = GREATEST(last_beat, ?) WHERE id = ?",
+        ))
+        .bind(now_ms)
+        .bind(heartbeat_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -516,9 +705,10 @@ impl Store {
         now_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.q(self.pick(
             "UPDATE heartbeats SET last_beat = MAX(last_beat, ?), stopped_at = ?, stop_reason = ? WHERE id = ?",
-        )
+            "UPDATE heartbeats SET last_beat = GREATEST(last_beat, ?), stopped_at = ?, stop_reason = ? WHERE id = ?",
+        ))
         .bind(now_ms)
         .bind(now_ms)
         .bind(reason)
@@ -545,7 +735,7 @@ pub(crate) fn bad_row(
     }
 }
 
-fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, StoreError> {
+fn row_to_observation(r: &AnyRow) -> Result<StoredObservation, StoreError> {
     let parse = |col: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(col)?) };
     let (at, est, rid): (i64, String, String) = (
         r.try_get("received_at")?,
@@ -593,6 +783,61 @@ fn row_to_observation(r: &sqlx::sqlite::SqliteRow) -> Result<StoredObservation, 
         phases,
         synthetic: r.try_get::<i64, _>("synthetic")? != 0,
     })
+}
+
+/// For the tests of the store's users: a fresh store on either backend.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Store, Target};
+
+    /// Which store a test runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    impl Backend {
+        /// A new empty store named after `name`: a file in a fresh temporary directory, or a
+        /// fresh database on the test binary's PostgreSQL cluster.
+        pub async fn store(self, name: &str) -> Store {
+            match self {
+                Backend::Sqlite => {
+                    let dir = std::env::temp_dir()
+                        .join(format!("dispo-store-{name}-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    std::fs::create_dir_all(&dir).unwrap();
+                    Store::open(&dir.join("t.db")).await.unwrap()
+                }
+                Backend::Postgres => {
+                    let url = tokio::task::spawn_blocking({
+                        let name = name.to_owned();
+                        move || super::pg_cluster::Cluster::shared().fresh_db(&name)
+                    })
+                    .await
+                    .unwrap();
+                    Store::open(url.parse::<Target>().unwrap()).await.unwrap()
+                }
+            }
+        }
+    }
+
+    /// Runs `async fn NAME(Backend)` as two tests, `NAME::sqlite` and `NAME::postgres`.
+    macro_rules! on_both {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(crate::store::testing::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(crate::store::testing::Backend::Postgres).await
+                }
+            }
+        )*};
+    }
+    pub(crate) use on_both;
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub struct PendingDelivery {
     pub attempts: i64,
 }
 
-fn pending(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<PendingDelivery> {
+fn pending(rows: &[sqlx::any::AnyRow]) -> Vec<PendingDelivery> {
     rows.iter()
         .filter_map(|r| {
             Some(PendingDelivery {
@@ -39,18 +39,24 @@ impl Store {
     /// writer, such as an import or the probes' inserts, up to the busy timeout). A deferred
     /// one would fail outright when another connection wrote between its read and its write,
     /// and an alert or its resolution would not be queued.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool().begin_with("BEGIN IMMEDIATE").await?)
+    /// (PostgreSQL: a plain transaction; rows are locked as they are written, and every
+    /// write below is conditional, so two monitors racing on one alert write it once.)
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self
+            .pool()
+            .begin_with(self.pick("BEGIN IMMEDIATE", "BEGIN"))
+            .await?)
     }
 
     async fn enqueue(
-        tx: &mut sqlx::SqliteConnection,
+        &self,
+        tx: &mut sqlx::AnyConnection,
         notice: &Notice,
         channels: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         for c in channels {
-            sqlx::query(
+            self.q(
                 "INSERT INTO alert_deliveries (alert_key, channel, notice, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
             )
             .bind(&notice.alert.key)
@@ -62,10 +68,12 @@ impl Store {
             .await?;
             // A later notice waits for the earlier ones of its alert on that channel: retry those
             // now rather than after their backoff, so the news goes out in order and promptly.
-            sqlx::query(
+            self.q(self.pick(
                 "UPDATE alert_deliveries SET next_attempt_at = MIN(next_attempt_at, ?) \
                  WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
-            )
+                "UPDATE alert_deliveries SET next_attempt_at = LEAST(next_attempt_at, ?) \
+                 WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
+            ))
             .bind(now_ms)
             .bind(&notice.alert.key)
             .bind(c)
@@ -84,28 +92,24 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<String> = sqlx::query("SELECT state FROM alerts WHERE key = ?")
+        // Nothing when the key exists (or, on PostgreSQL, another monitor's alert for the same
+        // episode fires: see migrations/postgres); the transaction then ends unused.
+        let added = self
+            .q("INSERT INTO alerts (key, kind, establishment, interface, state, starts_at, last_notified_at, alert) \
+                VALUES (?, ?, ?, ?, 'firing', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id")
             .bind(&alert.key)
+            .bind(&alert.kind)
+            .bind(&alert.establishment)
+            .bind(&alert.interface)
+            .bind(alert.starts_at_ms)
+            .bind(now_ms)
+            .bind(json(alert))
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get(0));
-        if exists.is_some() {
+            .await?;
+        if added.is_none() {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO alerts (key, kind, establishment, interface, state, starts_at, last_notified_at, alert) \
-             VALUES (?, ?, ?, ?, 'firing', ?, ?, ?)",
-        )
-        .bind(&alert.key)
-        .bind(&alert.kind)
-        .bind(&alert.establishment)
-        .bind(&alert.interface)
-        .bind(alert.starts_at_ms)
-        .bind(now_ms)
-        .bind(json(alert))
-        .execute(&mut *tx)
-        .await?;
-        Self::enqueue(
+        self.enqueue(
             &mut tx,
             &Notice {
                 event: Event::Firing,
@@ -129,7 +133,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let Some(row) = sqlx::query("SELECT alert FROM alerts WHERE key = ? AND state = 'firing'")
+        let Some(row) = self
+            .q("SELECT alert FROM alerts WHERE key = ? AND state = 'firing'")
             .bind(key)
             .fetch_optional(&mut *tx)
             .await?
@@ -142,13 +147,19 @@ impl Store {
         if let Some(d) = description {
             alert.description = d;
         }
-        sqlx::query("UPDATE alerts SET state = 'resolved', ends_at = ?, alert = ? WHERE key = ?")
+        // Conditional: of two monitors resolving it at once, one writes the resolution.
+        let changed = self
+            .q("UPDATE alerts SET state = 'resolved', ends_at = ?, alert = ? WHERE key = ? AND state = 'firing'")
             .bind(ends_at_ms)
             .bind(json(&alert))
             .bind(key)
             .execute(&mut *tx)
-            .await?;
-        Self::enqueue(
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.enqueue(
             &mut tx,
             &Notice {
                 event: Event::Resolved,
@@ -189,7 +200,8 @@ impl Store {
 
     /// Every alert firing now, of any kind.
     pub async fn all_firing_alerts(&self) -> Result<Vec<Alert>, StoreError> {
-        let rows = sqlx::query("SELECT alert FROM alerts WHERE state = 'firing' ORDER BY id")
+        let rows = self
+            .q("SELECT alert FROM alerts WHERE state = 'firing' ORDER BY id")
             .fetch_all(self.pool())
             .await?;
         Ok(rows
@@ -200,11 +212,11 @@ impl Store {
 
     /// Keys of firing alerts of a kind for a series (to resolve what a previous run left open).
     pub async fn firing_alerts(&self, kind: &str) -> Result<Vec<Alert>, StoreError> {
-        let rows =
-            sqlx::query("SELECT alert FROM alerts WHERE kind = ? AND state = 'firing' ORDER BY id")
-                .bind(kind)
-                .fetch_all(self.pool())
-                .await?;
+        let rows = self
+            .q("SELECT alert FROM alerts WHERE kind = ? AND state = 'firing' ORDER BY id")
+            .bind(kind)
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows
             .iter()
             .filter_map(|r| serde_json::from_str(&r.get::<String, _>(0)).ok())
@@ -221,7 +233,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows: Vec<_> =
-            sqlx::query("SELECT key, alert, kind, last_notified_at FROM alerts WHERE state = 'firing' ORDER BY id")
+            self.q("SELECT key, alert, kind, last_notified_at FROM alerts WHERE state = 'firing' ORDER BY id")
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
@@ -230,27 +242,40 @@ impl Store {
                     every > 0 && r.get::<i64, _>(3) <= now_ms - every
                 })
                 .collect();
+        let mut reminded = 0;
         for r in &rows {
             let Ok(alert) = serde_json::from_str::<Alert>(&r.get::<String, _>(1)) else {
                 continue;
             };
-            // A channel that has not taken the previous notice yet gets no pile of reminders.
             let key: String = r.get(0);
+            // Conditional: of two monitors reminding at once, one does.
+            let claimed = self
+                .q("UPDATE alerts SET last_notified_at = ? WHERE key = ? AND last_notified_at = ?")
+                .bind(now_ms)
+                .bind(&key)
+                .bind(r.get::<i64, _>(3))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed == 0 {
+                continue;
+            }
+            reminded += 1;
+            // A channel that has not taken the previous notice yet gets no pile of reminders.
             let mut idle = Vec::new();
             for c in channels {
-                let pending: i64 = sqlx::query(
-                    "SELECT COUNT(*) FROM alert_deliveries WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
-                )
-                .bind(&key)
-                .bind(c)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
+                let pending: i64 = self
+                    .q("SELECT COUNT(*) FROM alert_deliveries WHERE alert_key = ? AND channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL")
+                    .bind(&key)
+                    .bind(c)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
                 if pending == 0 {
                     idle.push(c.clone());
                 }
             }
-            Self::enqueue(
+            self.enqueue(
                 &mut tx,
                 &Notice {
                     event: Event::Reminder,
@@ -260,14 +285,9 @@ impl Store {
                 now_ms,
             )
             .await?;
-            sqlx::query("UPDATE alerts SET last_notified_at = ? WHERE key = ?")
-                .bind(now_ms)
-                .bind(r.get::<String, _>(0))
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(reminded)
     }
 
     /// Notices due at `now_ms`, every channel, oldest first; a notice waits while an earlier
@@ -277,7 +297,7 @@ impl Store {
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.q(
             "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= ? \
              AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key AND p.channel = d.channel \
              AND p.delivered_at IS NULL AND p.abandoned_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
@@ -296,7 +316,7 @@ impl Store {
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.q(
             "SELECT id, channel, notice, attempts FROM alert_deliveries d WHERE channel = ? AND delivered_at IS NULL AND abandoned_at IS NULL \
              AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries p WHERE p.alert_key = d.alert_key \
              AND p.channel = d.channel AND p.delivered_at IS NULL AND p.abandoned_at IS NULL AND p.id < d.id) ORDER BY id LIMIT ?",
@@ -310,31 +330,30 @@ impl Store {
     }
 
     /// Claims a due notice for sending: moves its next attempt to `until_ms`, if it is still
-    /// due at `now_ms` and undelivered. Of several nodes sharing the outbox, the one whose claim
-    /// lands sends it; the others see it claimed and leave it. A node that dies while sending
-    /// leaves the claim to lapse at `until_ms`, and the notice goes out then (at least once, as
-    /// before).
+    /// due at `now_ms` and undelivered. Of several monitors sharing the outbox, the one whose
+    /// claim lands sends it; the others see it claimed and leave it. A monitor that dies while
+    /// sending leaves the claim to lapse at `until_ms`, and the notice goes out then (at least
+    /// once, as before).
     pub async fn claim_delivery(
         &self,
         id: i64,
         now_ms: i64,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL \
-             AND abandoned_at IS NULL AND next_attempt_at <= ?",
-        )
-        .bind(until_ms)
-        .bind(id)
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?
-        .rows_affected()
+        Ok(self
+            .q("UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL \
+                AND abandoned_at IS NULL AND next_attempt_at <= ?")
+            .bind(until_ms)
+            .bind(id)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
             == 1)
     }
 
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE alert_deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+        self.q("UPDATE alert_deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
             .bind(now_ms)
             .bind(id)
             .execute(self.pool())
@@ -350,7 +369,7 @@ impl Store {
         now_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, abandoned_at = ?, last_error = ? WHERE id = ?")
+        self.q("UPDATE alert_deliveries SET attempts = attempts + 1, abandoned_at = ?, last_error = ? WHERE id = ?")
             .bind(now_ms)
             .bind(error)
             .bind(id)
@@ -362,19 +381,18 @@ impl Store {
     /// Moves the notices of a channel known by an older id (before channels had names, the id
     /// held the URL) to its id now. Returns how many moved.
     pub async fn rename_channel(&self, old: &str, new: &str) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("UPDATE alert_deliveries SET channel = ? WHERE channel = ?")
-                .bind(new)
-                .bind(old)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        Ok(self
+            .q("UPDATE alert_deliveries SET channel = ? WHERE channel = ?")
+            .bind(new)
+            .bind(old)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
     }
 
     /// Notices still waiting, per channel id.
     pub async fn pending_per_channel(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.q(
             "SELECT channel, COUNT(*) FROM alert_deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL GROUP BY channel ORDER BY channel",
         )
         .fetch_all(self.pool())
@@ -385,7 +403,7 @@ impl Store {
     /// Deletes the notices of `channel` delivered (or given up) before `before_ms`. Returns how
     /// many went.
     pub async fn prune_deliveries(&self, channel: &str, before_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        Ok(self.q(
             "DELETE FROM alert_deliveries WHERE channel = ? AND (delivered_at < ? OR abandoned_at < ?)",
         )
         .bind(channel)
@@ -399,14 +417,13 @@ impl Store {
     /// Deletes the notices of every channel, configured or not, delivered (or given up) before
     /// `before_ms`. Returns how many went.
     pub async fn prune_all_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM alert_deliveries WHERE delivered_at < ? OR abandoned_at < ?")
-                .bind(before_ms)
-                .bind(before_ms)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        Ok(self
+            .q("DELETE FROM alert_deliveries WHERE delivered_at < ? OR abandoned_at < ?")
+            .bind(before_ms)
+            .bind(before_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
     }
 
     pub async fn mark_failed(
@@ -415,7 +432,7 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+        self.q("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
             .bind(next_attempt_ms)
             .bind(error)
             .bind(id)
@@ -431,13 +448,19 @@ mod tests {
 
     use super::*;
     use crate::alert::Severity;
+    use crate::store::testing::{Backend, on_both};
 
     async fn store(name: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("dispo-outbox-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Store::open(&dir.join("t.db")).await.unwrap()
+        Backend::Sqlite.store(&format!("outbox-{name}")).await
     }
+
+    on_both!(
+        one_alert_per_key_and_one_resolution,
+        a_retried_firing_goes_out_before_its_resolution,
+        reminders_at_the_interval_and_not_to_a_channel_still_behind,
+        stale_alerts_of_a_kind_are_resolved,
+        two_monitors_racing_write_one_alert_one_resolution_one_send,
+    );
 
     fn alert(key: &str) -> Alert {
         Alert {
@@ -495,9 +518,8 @@ mod tests {
         assert_eq!(n, 2, "the firing and the resolution are both queued");
     }
 
-    #[tokio::test]
-    async fn one_alert_per_key_and_one_resolution() {
-        let s = store("dedup").await;
+    async fn one_alert_per_key_and_one_resolution(b: Backend) {
+        let s = b.store("outbox-dedup").await;
         let ch = ["a".to_string(), "b".to_string()];
         assert!(s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap());
         assert!(!s.raise_alert(&alert("k"), &ch, 2_000).await.unwrap());
@@ -516,29 +538,8 @@ mod tests {
         assert_eq!(due[0].notice.alert.ends_at_ms, Some(5_000));
     }
 
-    #[tokio::test]
-    async fn one_node_claims_a_notice_until_it_is_sent_or_the_claim_lapses() {
-        let s = store("claim").await;
-        s.raise_alert(&alert("k"), &["a".to_string()], 1_000)
-            .await
-            .unwrap();
-        let id = s.due_deliveries(1_000, 10).await.unwrap()[0].id;
-        // One node claims it until 1 100: another cannot, and it is due to nobody meanwhile.
-        assert!(s.claim_delivery(id, 1_000, 1_100).await.unwrap());
-        assert!(!s.claim_delivery(id, 1_050, 1_150).await.unwrap());
-        assert!(s.due_deliveries(1_099, 10).await.unwrap().is_empty());
-        // Its sender died: at 1 100 the claim lapses and another takes it.
-        assert!(s.claim_delivery(id, 1_100, 1_200).await.unwrap());
-        s.mark_delivered(id, 1_150).await.unwrap();
-        assert!(
-            !s.claim_delivery(id, 9_000, 9_100).await.unwrap(),
-            "delivered"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_retried_firing_goes_out_before_its_resolution() {
-        let s = store("order").await;
+    async fn a_retried_firing_goes_out_before_its_resolution(b: Backend) {
+        let s = b.store("outbox-order").await;
         let ch = ["a".to_string()];
         s.raise_alert(&alert("k"), &ch, 1_000).await.unwrap();
         let first = s.due_deliveries(1_000, 100).await.unwrap();
@@ -562,9 +563,8 @@ mod tests {
         assert_eq!(events(&due), [("a", "resolved")]);
     }
 
-    #[tokio::test]
-    async fn reminders_at_the_interval_and_not_to_a_channel_still_behind() {
-        let s = store("remind").await;
+    async fn reminders_at_the_interval_and_not_to_a_channel_still_behind(b: Backend) {
+        let s = b.store("outbox-remind").await;
         let ch = ["a".to_string(), "b".to_string()];
         s.raise_alert(&alert("k"), &ch, 0).await.unwrap();
         for d in s.due_deliveries(0, 100).await.unwrap() {
@@ -592,12 +592,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn stale_alerts_of_a_kind_are_resolved() {
-        let s = store("stale").await;
+    async fn stale_alerts_of_a_kind_are_resolved(b: Backend) {
+        let s = b.store("outbox-stale").await;
         let ch = ["a".to_string()];
         s.raise_alert(&alert("old"), &ch, 0).await.unwrap();
-        s.raise_alert(&alert("new"), &ch, 0).await.unwrap();
+        // Another series (PostgreSQL keeps one firing "interface down" per series).
+        let mut new = alert("new");
+        new.interface = Some("fallback".into());
+        assert!(s.raise_alert(&new, &ch, 0).await.unwrap());
         let n = s
             .resolve_firing_except("interface_down", |a| a.key == "new", "(renewed)", &ch, 50)
             .await
@@ -612,5 +614,53 @@ mod tests {
             .collect();
         assert_eq!(firing, ["new"]);
         assert_eq!(s.firing_alerts("probe_error").await.unwrap(), []);
+    }
+
+    /// Two monitors on one database (two handles: two pools) see the same outage, each from
+    /// its own probes, at its own instants: their episode keys differ by milliseconds. They
+    /// raise, resolve and deliver at the same time: the outbox holds one alert, one firing and
+    /// one resolution notice, and each notice is claimed for sending once.
+    async fn two_monitors_racing_write_one_alert_one_resolution_one_send(b: Backend) {
+        let s1 = b.store("outbox-race").await;
+        let s2 = Store::open(s1.target()).await.unwrap();
+        let ch = ["a".to_string()];
+        let (a1, mut a2) = (alert("13807-api-20260101T000000.010Z"), alert("x"));
+        a2.key = "13807-api-20260101T000000.013Z".into();
+        a2.starts_at_ms = 1_003;
+        let (r1, r2) = tokio::join!(
+            s1.raise_alert(&a1, &ch, 1_000),
+            s2.raise_alert(&a2, &ch, 1_000)
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        match b {
+            // One firing "interface down" per series (a unique index of the PostgreSQL schema).
+            Backend::Postgres => assert!(r1 ^ r2, "exactly one raised: {r1} {r2}"),
+            // One monitor per SQLite file: keys alone deduplicate.
+            Backend::Sqlite => assert!(r1 && r2),
+        }
+        if b == Backend::Sqlite {
+            return;
+        }
+        let key = if r1 { &a1.key } else { &a2.key };
+        let (x1, x2) = tokio::join!(
+            s1.resolve_alert(key, 9_000, None, &ch, 9_000),
+            s2.resolve_alert(key, 9_000, None, &ch, 9_000)
+        );
+        assert!(x1.unwrap() ^ x2.unwrap(), "exactly one resolution");
+        let due = s1.due_deliveries(10_000, 100).await.unwrap();
+        assert_eq!(events(&due), [("a", "firing")]);
+        let (c1, c2) = tokio::join!(
+            s1.claim_delivery(due[0].id, 10_000, 130_000),
+            s2.claim_delivery(due[0].id, 10_000, 130_000)
+        );
+        assert!(c1.unwrap() ^ c2.unwrap(), "exactly one sender");
+        // Claimed: due to nobody until the claim lapses, then due again.
+        assert!(s2.due_deliveries(129_999, 100).await.unwrap().is_empty());
+        assert_eq!(s2.due_deliveries(130_000, 100).await.unwrap().len(), 1);
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_deliveries")
+            .fetch_one(s1.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "one firing and one resolution notice");
     }
 }

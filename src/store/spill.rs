@@ -102,11 +102,18 @@ pub enum SpillError {
 }
 
 impl Spill {
-    /// The journal of the database at `db`.
+    /// The journal of the SQLite database at `db`: `<db>-spill.jsonl`.
     pub fn beside(db: &Path) -> Self {
-        let mut name = db.as_os_str().to_owned();
-        name.push("-spill.jsonl");
-        Self { path: name.into() }
+        Self::of(&super::Target::from(db))
+    }
+
+    /// The journal of a database: beside a SQLite file, in the state directory for
+    /// PostgreSQL (`<state dir>/pg-<host>-<port>-<database>-spill.jsonl`: one per node, as each
+    /// node keeps what the shared database refused it).
+    pub fn of(db: &super::Target) -> Self {
+        Self {
+            path: db.sibling("-spill.jsonl"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -140,6 +147,9 @@ impl Spill {
         }
         if buf.is_empty() {
             return Ok(());
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
         }
         crate::files::refuse_symlink(&self.path).map_err(err)?;
         let mut o = std::fs::OpenOptions::new();

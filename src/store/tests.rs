@@ -1,6 +1,17 @@
 //! Store round trips: what goes in comes back unchanged, duplicates are skipped, heartbeats merge.
 
+use super::testing::{Backend, on_both};
 use super::*;
+use sqlx::SqlitePool;
+
+on_both!(
+    observations_round_trip_and_duplicates_are_skipped,
+    coverage_comes_from_monitor_runs_per_series_and_log_spans,
+    the_lean_read_gives_what_the_full_read_gives,
+    the_lean_read_names_a_bad_row,
+    a_batch_that_fails_leaves_nothing_behind,
+    a_large_mixed_batch_goes_in_whole_and_once,
+);
 
 fn temp_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dispo-store-{name}-{}", std::process::id()));
@@ -43,9 +54,8 @@ fn obs(at: i64, rid: &str, status: Option<u16>) -> StoredObservation {
     }
 }
 
-#[tokio::test]
-async fn observations_round_trip_and_duplicates_are_skipped() {
-    let store = Store::open(&temp_db("rt")).await.unwrap();
+async fn observations_round_trip_and_duplicates_are_skipped(b: Backend) {
+    let store = b.store("rt").await;
     let rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
@@ -83,11 +93,10 @@ async fn observations_round_trip_and_duplicates_are_skipped() {
     );
 }
 
-#[tokio::test]
-async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
+async fn coverage_comes_from_monitor_runs_per_series_and_log_spans(b: Backend) {
     use crate::domain::{CoverageKind, CoverageSpan, Interface};
     use crate::store::coverage::LogSpans;
-    let store = Store::open(&temp_db("hb")).await.unwrap();
+    let store = b.store("hb").await;
     assert_eq!(store.coverage(0, 1_000_000, 0).await.unwrap(), vec![]);
     let (e1, e2): (EstablishmentCode, EstablishmentCode) =
         ("13807".parse().unwrap(), "10807".parse().unwrap());
@@ -144,9 +153,8 @@ async fn coverage_comes_from_monitor_runs_per_series_and_log_spans() {
     );
 }
 
-#[tokio::test]
-async fn the_lean_read_gives_what_the_full_read_gives() {
-    let store = Store::open(&temp_db("scan")).await.unwrap();
+async fn the_lean_read_gives_what_the_full_read_gives(b: Backend) {
+    let store = b.store("scan").await;
     let mut rows = [
         obs(1_000, "b", Some(200)),
         obs(1_000, "a", None),
@@ -213,16 +221,16 @@ async fn the_lean_read_gives_what_the_full_read_gives() {
     assert_eq!(times, [1_000, 1_000, 2_000, 3_000]);
 }
 
-#[tokio::test]
-async fn the_lean_read_names_a_bad_row() {
-    let store = Store::open(&temp_db("scan-bad")).await.unwrap();
+async fn the_lean_read_names_a_bad_row(b: Backend) {
+    let store = b.store("scan-bad").await;
     // The good row lies in the first half of the read, the bad one in the second: the first
     // half's observations are dropped, the error names the bad row.
     store
         .insert_observations([obs(1_000, "a", Some(200)), obs(8_000, "b", Some(200))])
         .await
         .unwrap();
-    sqlx::query("UPDATE observations SET interface = 'teletype' WHERE request_id = 'b'")
+    store
+        .q("UPDATE observations SET interface = 'teletype' WHERE request_id = 'b'")
         .execute(store.pool())
         .await
         .unwrap();
@@ -238,17 +246,25 @@ async fn the_lean_read_names_a_bad_row() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_that_fails_leaves_nothing_behind() {
+async fn a_batch_that_fails_leaves_nothing_behind(b: Backend) {
     // A trigger refuses the third row: the two before it, in the same batch, must not land.
-    let store = Store::open(&temp_db("bulk-abort")).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse BEFORE INSERT ON observations WHEN NEW.request_id = 'boom' \
-         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    let store = b.store("bulk-abort").await;
+    let trigger: &[&str] = match b {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER refuse BEFORE INSERT ON observations WHEN NEW.request_id = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.request_id = 'boom' THEN RAISE EXCEPTION 'refused by test'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON observations FOR EACH ROW \
+             EXECUTE FUNCTION refuse()",
+        ],
+    };
+    for t in trigger {
+        store.q(t).execute(store.pool()).await.unwrap();
+    }
     let rows = [
         obs(1_000, "a", Some(200)),
         obs(2_000, "b", Some(200)),
@@ -256,10 +272,12 @@ async fn a_batch_that_fails_leaves_nothing_behind() {
     ];
     let err = store.insert_observations(&rows[..]).await.unwrap_err();
     assert!(err.to_string().contains("refused by test"), "{err}");
-    assert!(
-        err.to_string().contains("t.db"),
-        "names the database: {err}"
-    );
+    if b == Backend::Sqlite {
+        assert!(
+            err.to_string().contains("t.db"),
+            "names the database: {err}"
+        );
+    }
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM observations")
         .fetch_one(store.pool())
         .await
@@ -280,9 +298,8 @@ fn plain(at: i64, rid: &str) -> StoredObservation {
     r
 }
 
-#[tokio::test]
-async fn a_large_mixed_batch_goes_in_whole_and_once() {
-    let store = Store::open(&temp_db("bulk-mixed")).await.unwrap();
+async fn a_large_mixed_batch_goes_in_whole_and_once(b: Backend) {
+    let store = b.store("bulk-mixed").await;
     // 200 rows, one second apart: plain ones (gateway logs) go 64 to a statement, the four
     // probe rows with phases (i = 7, 57, 107, 157) one by one, which also breaks the runs of 64
     // around them. The last ten repeat the first ten: 190 are new.
@@ -507,20 +524,7 @@ async fn vantage_migration_names_the_node_of_older_rows() {
     for m in migrator.iter().filter(|m| m.version < 9) {
         sqlx::raw_sql(m.sql.clone()).execute(&pool).await.unwrap();
     }
-    // Two runs: "paris" from 1 000 to 5 000 (stopped), "lyon" from 10 000, last beat 20 000.
-    sqlx::raw_sql(
-        "INSERT INTO heartbeats (monitor_id, started_at, last_beat, stopped_at) VALUES \
-         ('paris', 1000, 4000, 5000), ('lyon', 10000, 20000, NULL); \
-         INSERT INTO observations (received_at, establishment, interface, service, source, \
-           request_id, outcome) VALUES \
-         (2000, '13807', 'api', 'cbpii', 'probe', 'p1', 'ok'), \
-         (15000, '13807', 'api', 'cbpii', 'probe', 'l1', 'ok'), \
-         (15000, '13807', 'api', 'cbpii', 'log', 'g1', 'ok'), \
-         (900000, '13807', 'api', 'cbpii', 'probe', 'x1', 'ok');",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::raw_sql(VANTAGE_ROWS).execute(&pool).await.unwrap();
     let m9 = migrator.iter().find(|m| m.version == 9).unwrap();
     sqlx::raw_sql(m9.sql.clone()).execute(&pool).await.unwrap();
     let rows: Vec<(String, String)> =
@@ -528,6 +532,50 @@ async fn vantage_migration_names_the_node_of_older_rows() {
             .fetch_all(&pool)
             .await
             .unwrap();
+    assert_vantages(&rows);
+}
+
+/// The same on PostgreSQL: its migration 2 is SQLite's 9.
+#[tokio::test]
+async fn vantage_migration_names_the_node_of_older_rows_on_postgresql() {
+    let url = tokio::task::spawn_blocking(|| {
+        super::pg_cluster::Cluster::shared().fresh_db("vantage-migration")
+    })
+    .await
+    .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    let m = |v| {
+        migrator
+            .iter()
+            .find(|m| m.version == v)
+            .unwrap()
+            .sql
+            .clone()
+    };
+    sqlx::raw_sql(m(1)).execute(&pool).await.unwrap();
+    sqlx::raw_sql(VANTAGE_ROWS).execute(&pool).await.unwrap();
+    sqlx::raw_sql(m(2)).execute(&pool).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT request_id, vantage FROM observations ORDER BY request_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_vantages(&rows);
+}
+
+/// Two runs: "paris" from 1 000 to 5 000 (stopped), "lyon" from 10 000, last beat 20 000; rows
+/// written before vantages were kept.
+const VANTAGE_ROWS: &str = "INSERT INTO heartbeats (monitor_id, started_at, last_beat, stopped_at) VALUES \
+     ('paris', 1000, 4000, 5000), ('lyon', 10000, 20000, NULL); \
+     INSERT INTO observations (received_at, establishment, interface, service, source, \
+       request_id, outcome) VALUES \
+     (2000, '13807', 'api', 'cbpii', 'probe', 'p1', 'ok'), \
+     (15000, '13807', 'api', 'cbpii', 'probe', 'l1', 'ok'), \
+     (15000, '13807', 'api', 'cbpii', 'log', 'g1', 'ok'), \
+     (900000, '13807', 'api', 'cbpii', 'probe', 'x1', 'ok');";
+
+fn assert_vantages(rows: &[(String, String)]) {
     let got: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     // x1 (900 000) is 880 s past lyon's last beat: more than the 60 s of slack.
     assert_eq!(
@@ -552,4 +600,12 @@ async fn the_vantage_round_trips() {
     let back = store.load_observations(0, 10_000, &[]).await.unwrap();
     let v: Vec<_> = back.iter().map(|r| r.obs.vantage.as_str()).collect();
     assert_eq!(v, ["paris-dc1", "lyon.dc2"]);
+}
+
+#[test]
+fn placeholders_are_numbered_for_postgresql_outside_quoted_text() {
+    assert_eq!(
+        numbered("UPDATE t SET a = ?, b = 'why?' WHERE c = ? AND d IN (?)"),
+        "UPDATE t SET a = $1, b = 'why?' WHERE c = $2 AND d IN ($3)"
+    );
 }

@@ -6,7 +6,7 @@ use crate::probe::steps::TokenEvent;
 impl Store {
     pub async fn record_tokens(&self, events: &[TokenEvent]) -> Result<(), StoreError> {
         for e in events {
-            sqlx::query(
+            self.q(
                 "INSERT INTO token_metadata (establishment, grant_type, scope, obtained_at, expires_at, \
                  has_refresh_token, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
@@ -15,7 +15,7 @@ impl Store {
             .bind(&e.scope)
             .bind(e.obtained_at_ms)
             .bind(e.expires_at_ms)
-            .bind(e.has_refresh_token)
+            .bind(i64::from(e.has_refresh_token))
             .bind(&e.fingerprint)
             .execute(self.pool())
             .await?;

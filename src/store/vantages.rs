@@ -39,7 +39,7 @@ impl Store {
         end_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.q(
             "INSERT INTO vantage_episodes (establishment, interface, vantage, kind, start_at, end_at, opened_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (establishment, interface, vantage, kind, start_at) \
@@ -66,7 +66,7 @@ impl Store {
         at_ms: i64,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        Ok(self.q(
             "UPDATE vantage_episodes SET end_at = CASE WHEN start_at > ? THEN start_at ELSE ? END, \
              updated_at = ? WHERE vantage = ? AND end_at IS NULL",
         )
@@ -85,16 +85,17 @@ impl Store {
         series: (EstablishmentCode, Interface),
         from_ms: i64,
     ) -> Result<Vec<VantageEpisode>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT vantage, start_at, end_at, opened_at, kind FROM vantage_episodes \
+        let rows = self
+            .q(
+                "SELECT vantage, start_at, end_at, opened_at, kind FROM vantage_episodes \
              WHERE establishment = ? AND interface = ? AND (end_at IS NULL OR end_at >= ?) \
              ORDER BY start_at, vantage",
-        )
-        .bind(series.0.as_str())
-        .bind(series.1.as_str())
-        .bind(from_ms)
-        .fetch_all(self.pool())
-        .await?;
+            )
+            .bind(series.0.as_str())
+            .bind(series.1.as_str())
+            .bind(from_ms)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
             .map(|r| {
                 let v: String = r.try_get(0)?;
@@ -117,13 +118,14 @@ impl Store {
         &self,
         from_ms: i64,
     ) -> Result<Vec<(EstablishmentCode, Interface)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT establishment, interface FROM vantage_episodes \
+        let rows = self
+            .q(
+                "SELECT DISTINCT establishment, interface FROM vantage_episodes \
              WHERE end_at IS NULL OR end_at >= ? ORDER BY establishment, interface",
-        )
-        .bind(from_ms)
-        .fetch_all(self.pool())
-        .await?;
+            )
+            .bind(from_ms)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
             .map(|r| {
                 let (e, i): (String, String) = (r.try_get(0)?, r.try_get(1)?);

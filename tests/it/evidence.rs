@@ -64,17 +64,13 @@ pub fn assert_no_secrets(dir: &Path, secrets: &[&str]) {
     }
 }
 
-fn imported_db(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let d = tmp(name);
-    let db = d.join("o.db");
+/// A store (`--db` value) holding the episode's rows, and the test's directory.
+fn imported_db(name: &str, b: support::Backend) -> (std::path::PathBuf, String) {
+    let d = tmp(&format!("{name}-{b:?}"));
+    let db = b.db(&d, "o.db");
     std::fs::write(d.join("e.csv"), EPISODE_CSV).unwrap();
     let o = dispo(
-        &[
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            d.join("e.csv").to_str().unwrap(),
-        ],
+        &["import", "--db", &db, d.join("e.csv").to_str().unwrap()],
         None,
     );
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
@@ -88,16 +84,17 @@ fn csv_rows(p: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-#[test]
-fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
+support::on_both!(pack_of_an_imported_episode_verifies_and_detects_tampering);
+
+fn pack_of_an_imported_episode_verifies_and_detects_tampering(b: support::Backend) {
     support::init();
-    let (d, db) = imported_db("evidence-pack");
+    let (d, db) = imported_db("evidence-pack", b);
     let out = d.join("pack");
     let o = dispo(
         &[
             "evidence",
             "--db",
-            db.to_str().unwrap(),
+            &db,
             "--episode",
             EPISODE_ID,
             "--out",
@@ -250,7 +247,7 @@ fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
         &[
             "evidence",
             "--db",
-            db.to_str().unwrap(),
+            &db,
             "--episode",
             EPISODE_ID,
             "--out",
@@ -266,13 +263,13 @@ fn pack_of_an_imported_episode_verifies_and_detects_tampering() {
 #[test]
 fn period_packs_in_english_and_unknown_episodes() {
     support::init();
-    let (d, db) = imported_db("evidence-period");
+    let (d, db) = imported_db("evidence-period", support::Backend::Sqlite);
     let out = d.join("pack-en");
     let o = dispo(
         &[
             "evidence",
             "--db",
-            db.to_str().unwrap(),
+            &db,
             "--from",
             "2024-07-04",
             "--to",
@@ -301,7 +298,7 @@ fn period_packs_in_english_and_unknown_episodes() {
         &[
             "evidence",
             "--db",
-            db.to_str().unwrap(),
+            &db,
             "--episode",
             "13807-api-20240704T100105.000Z",
             "--out",
@@ -322,7 +319,7 @@ fn period_packs_in_english_and_unknown_episodes() {
 #[test]
 fn exemption_dossier_wants_three_months() {
     support::init();
-    let (d, db) = imported_db("evidence-exemption");
+    let (d, db) = imported_db("evidence-exemption", support::Backend::Sqlite);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -330,7 +327,7 @@ fn exemption_dossier_wants_three_months() {
     let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
     let settings = dispo::engine::Settings::default();
     rt.block_on(async {
-        let store = dispo::store::Store::open(&db).await.unwrap();
+        let store = support::open_store(&db).await;
         let lang = dispo::evidence::Lang::Fr;
         // 2024-07-01 to 2024-09-30 is one day short of three months.
         let e = dispo::evidence::exemption::build(

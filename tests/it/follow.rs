@@ -51,20 +51,21 @@ fn append(p: &Path, s: &str) {
 }
 
 /// `dispo run` for `secs`, its stdout once it ended.
-fn run_for(cfg: &Path, db: &Path, secs: &str) -> std::process::Child {
+fn run_for(cfg: &Path, db: impl AsRef<std::ffi::OsStr>, secs: &str) -> std::process::Child {
     Command::new(support::dispo_bin())
+        .env("DISPO_STATE_DIR", cfg.parent().unwrap())
         .args(["run", "--duration", secs, "--config"])
         .arg(cfg)
         .arg("--db")
-        .arg(db)
+        .arg(db.as_ref())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
 
-async fn load_all(db: &Path) -> Vec<dispo::store::StoredObservation> {
-    let s = dispo::store::Store::open(db).await.unwrap();
+async fn load_all(db: &str) -> Vec<dispo::store::StoredObservation> {
+    let s = support::open_store(db).await;
     s.load_observations(i64::MIN, i64::MAX, &[]).await.unwrap()
 }
 
@@ -77,10 +78,15 @@ fn followed(out: &std::process::Output) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_alerts() {
+support::on_both_async!(
+    a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_alerts
+);
+
+async fn a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_alerts(
+    b: support::Backend,
+) {
     support::init();
-    let d: PathBuf = tmp("follow");
+    let d: PathBuf = tmp(&format!("follow-{b:?}"));
     let port = support::free_port();
     let hooks = webhook(port).await;
     std::fs::copy(
@@ -100,7 +106,7 @@ async fn a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_al
         ),
     )
     .unwrap();
-    let (db, log) = (d.join("d.db"), d.join("kong.log"));
+    let (db, log) = (b.db(&d, "d.db"), d.join("kong.log"));
     // A minute ago the API answered; then five requests in 4 s failed (503).
     let t0 = chrono::Utc::now().timestamp_millis() / 1000 * 1000 - 60_000;
     append(
@@ -181,7 +187,7 @@ async fn a_followed_log_lands_once_across_rotation_and_restart_and_its_outage_al
     assert_eq!(load_all(&db).await.len(), 11);
     // The followed time is covered: one span from the first to the latest line.
     let spans: Vec<(String, i64, i64)> = {
-        let s = dispo::store::Store::open(&db).await.unwrap();
+        let s = support::open_store(&db).await;
         sqlx::query_as("SELECT source, first_at, last_at FROM log_spans")
             .fetch_all(s.pool())
             .await
@@ -224,6 +230,7 @@ async fn probes_and_followed_logs_alert_the_episode_kpi_counts() {
     )
     .unwrap();
     let (db, log) = (d.join("d.db"), d.join("kong.log"));
+    let db = db.to_str().unwrap().to_owned();
     append(&log, "");
     let run = run_for(&cfg, &db, "16s");
     // The bank refuses connections for 8 s from a whole second on.
@@ -246,7 +253,7 @@ async fn probes_and_followed_logs_alert_the_episode_kpi_counts() {
     assert!(out.status.success());
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    let k = crate::support::dispo_ok(&["kpi", "--format", "json", "--db", db.to_str().unwrap()]);
+    let k = crate::support::dispo_ok(&["kpi", "--format", "json", "--db", &db]);
     let k: Value = serde_json::from_slice(&k.stdout).unwrap();
     let kpi_ids: Vec<String> = k["episodes"]
         .as_array()
@@ -265,7 +272,7 @@ async fn probes_and_followed_logs_alert_the_episode_kpi_counts() {
     assert_eq!(kpi_ids.len(), 1, "{k}");
     assert_eq!(fired, kpi_ids);
     // And that episode began after the TPP's answer.
-    let begun = dispo::store::Store::open(&db).await.unwrap();
+    let begun = support::open_store(&db).await;
     let first_fail: i64 = sqlx::query_scalar(
         "SELECT MIN(received_at) FROM observations WHERE source = 'probe' AND outcome = 'no_reply' \
          AND interface = 'api'",

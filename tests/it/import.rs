@@ -53,13 +53,15 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-pub fn load_all(db: &Path) -> Vec<StoredObservation> {
+/// Every observation of the store `db` (a file or a postgres:// URL).
+pub fn load_all(db: impl AsRef<std::ffi::OsStr>) -> Vec<StoredObservation> {
+    let db = db.as_ref().to_str().unwrap().to_owned();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let s = Store::open(db).await.unwrap();
+        let s = support::open_store(&db).await;
         s.load_observations(i64::MIN, i64::MAX, &[]).await.unwrap()
     })
 }
@@ -86,12 +88,13 @@ fn summary_line(stdout: &str) -> &str {
         .expect("summary line")
 }
 
-#[test]
-fn csv_plain_gzip_and_stdin_are_idempotent() {
+support::on_both!(csv_plain_gzip_and_stdin_are_idempotent);
+
+fn csv_plain_gzip_and_stdin_are_idempotent(b: support::Backend) {
     support::init();
-    let d = tmp("import-idem");
-    let db = d.join("o.db");
-    let db_s = db.to_str().unwrap();
+    let d = tmp(&format!("import-idem-{b:?}"));
+    let db = b.db(&d, "o.db");
+    let db_s = db.as_str();
     let csv = rows("p", 25);
     std::fs::write(d.join("a.csv"), &csv).unwrap();
     // The same content gzipped, under a name that does not say so: detected by magic bytes.

@@ -174,20 +174,16 @@ fn kpi_json_from_a_csv_has_the_hand_worked_figures() {
     assert_eq!(w13["level"], Value::Null);
 }
 
-#[test]
-fn kpi_from_a_database_agrees_with_the_csv() {
+support::on_both!(kpi_from_a_database_agrees_with_the_csv);
+
+fn kpi_from_a_database_agrees_with_the_csv(b: support::Backend) {
     support::init();
-    let dir = tmp("db");
+    let dir = tmp(&format!("db-{b:?}"));
     let csv = dir.join("obs.csv");
     std::fs::write(&csv, CSV).unwrap();
-    let db = dir.join("d.db");
+    let db = b.db(&dir, "d.db");
     let out = Command::new(support::dispo_bin())
-        .args([
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            csv.to_str().unwrap(),
-        ])
+        .args(["import", "--db", &db, csv.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -196,18 +192,11 @@ fn kpi_from_a_database_agrees_with_the_csv() {
         String::from_utf8_lossy(&out.stderr)
     );
     let from_csv = kpi_json(&["--input", csv.to_str().unwrap()]);
-    let from_db = kpi_json(&["--db", db.to_str().unwrap()]);
+    let from_db = kpi_json(&["--db", &db]);
     assert_eq!(from_csv, from_db);
     // An explicit period: only 2 July, when only 13807's api saw traffic: a row per series all
     // the same (a series never vanishes from the figures); the log covers them all.
-    let one = kpi_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--from",
-        "2024-07-02",
-        "--to",
-        "2024-07-03",
-    ]);
+    let one = kpi_json(&["--db", &db, "--from", "2024-07-02", "--to", "2024-07-03"]);
     assert_eq!(one["days"].as_array().unwrap().len(), 3);
     assert_eq!(
         day(&one, "2024-07-02", "10807", "api")["error_rate_pct"],
@@ -215,6 +204,42 @@ fn kpi_from_a_database_agrees_with_the_csv() {
     );
     assert_eq!(day(&one, "2024-07-02", "13807", "api")["uptime_pct"], 100.0);
     assert!(one["episodes"].as_array().unwrap().is_empty());
+    if b == support::Backend::Postgres {
+        // `dispo backup` leaves a PostgreSQL store to PostgreSQL's tools, and says so.
+        let out = Command::new(support::dispo_bin())
+            .args(["backup", "--db", &db])
+            .arg(dir.join("copy.db"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("pg_dump"), "{err}");
+        // Nothing but the message: PostgreSQL's notices (a migration table already there) are
+        // not news.
+        assert!(!err.contains("notice"), "{err}");
+        // A database without dispo's tables is refused untouched (a wrong URL, not an empty
+        // quarter), and DISPO_DB stands for --db.
+        let empty = b.db(&dir, "empty");
+        let out = Command::new(support::dispo_bin())
+            .args(["kpi", "--format", "json"])
+            .env("DISPO_DB", &empty)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("holds no dispo tables"),
+            "{err}"
+        );
+        let out = Command::new(support::dispo_bin())
+            .args(["kpi", "--format", "json"])
+            .env("DISPO_DB", &db)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            from_db
+        );
+    }
 }
 
 #[test]

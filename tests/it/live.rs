@@ -236,15 +236,16 @@ fn ms(rfc: &Value) -> i64 {
         .timestamp_millis()
 }
 
-#[tokio::test]
-async fn a_recorded_day_through_the_live_path_gives_kpis_episodes() {
+support::on_both_async!(a_recorded_day_through_the_live_path_gives_kpis_episodes);
+
+async fn a_recorded_day_through_the_live_path_gives_kpis_episodes(b: support::Backend) {
     support::init();
-    let dir = tmp("day");
+    let dir = tmp(&format!("day-{b:?}"));
     // Tuesday 5 November 2024, Paris: 23:00 UTC the day before to 23:00 UTC.
     let from = 1_730_761_200_000;
     let rows = recorded_day(from);
-    let db = dir.join("day.db");
-    let store = Store::open(&db).await.unwrap();
+    let db = b.db(&dir, "day.db");
+    let store = support::open_store(&db).await;
     let obs: Vec<StoredObservation> = rows.iter().map(|r| r.obs.clone()).collect();
     store.insert_observations(&obs[..]).await.unwrap();
     let series: Vec<_> = ["13807", "10807"]
@@ -291,8 +292,8 @@ async fn a_recorded_day_through_the_live_path_gives_kpis_episodes() {
 
     // The live path: requests announced when sent, their observations handed over when they
     // end (out of order), then the live detector, alerting into its own store.
-    let live_db = dir.join("live.db");
-    let live_store = Store::open(&live_db).await.unwrap();
+    let live_db = b.db(&dir, "live.db");
+    let live_store = support::open_store(&live_db).await;
     let cfg_path = dir.join("p.toml");
     std::fs::write(&cfg_path, "[monitor]\nid = \"replay\"\n").unwrap();
     let cfg = dispo::config::load(&cfg_path).unwrap();

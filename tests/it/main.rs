@@ -12,6 +12,7 @@ mod hostile;
 mod import;
 mod kpi;
 mod live;
+mod nodes;
 mod offline;
 mod operator;
 mod probe;

@@ -85,7 +85,7 @@ fn run(cfg: &Path, db: &Path, duration: &str) {
     );
 }
 
-async fn rows(db: &Path, sql: &'static str) -> Vec<sqlx::sqlite::SqliteRow> {
+async fn rows(db: &Path, sql: &'static str) -> Vec<sqlx::any::AnyRow> {
     let store = dispo::store::Store::open(db).await.unwrap();
     sqlx::query(sql).fetch_all(store.pool()).await.unwrap()
 }
@@ -367,7 +367,8 @@ async fn a_killed_monitor_loses_nothing_it_wrote() {
         "SELECT stopped_at IS NULL, last_beat > started_at FROM heartbeats",
     )
     .await;
-    assert!(hb[0].get::<bool, _>(0) && hb[0].get::<bool, _>(1));
+    // (Booleans come back as SQLite stores them: integers.)
+    assert!(hb[0].get::<i64, _>(0) == 1 && hb[0].get::<i64, _>(1) == 1);
     run(&cfg, &db, "1500ms");
     let after = rows(&db, "SELECT COUNT(*) FROM observations").await[0].get::<i64, _>(0);
     assert!(after > before, "{before} then {after}");

@@ -38,11 +38,12 @@ fn dispo(args: &[&str]) -> std::process::Output {
     support::dispo_ok(args)
 }
 
-fn import(dir: &Path, csv: &str) -> PathBuf {
+/// Imports `csv` into a new store; returns what `--db` takes.
+fn import(dir: &Path, csv: &str, b: support::Backend) -> String {
     let f = dir.join("obs.csv");
     std::fs::write(&f, csv).unwrap();
-    let db = dir.join("d.db");
-    dispo(&["import", "--db", db.to_str().unwrap(), f.to_str().unwrap()]);
+    let db = b.db(dir, "d.db");
+    dispo(&["import", "--db", &db, f.to_str().unwrap()]);
     db
 }
 
@@ -53,13 +54,14 @@ fn zip_text(path: &Path, name: &str) -> String {
     s
 }
 
-#[test]
-fn the_publication_carries_the_engines_figures_everywhere() {
+support::on_both!(the_publication_carries_the_engines_figures_everywhere);
+
+fn the_publication_carries_the_engines_figures_everywhere(b: support::Backend) {
     support::init();
-    let dir = tmp("july");
-    let db = import(&dir, JULY);
+    let dir = tmp(&format!("july-{b:?}"));
+    let db = import(&dir, JULY, b);
     let out = dir.join("out");
-    let (dbs, outs) = (db.to_str().unwrap(), out.to_str().unwrap());
+    let (dbs, outs) = (db.as_str(), out.to_str().unwrap());
     dispo(&[
         "report",
         "--db",
@@ -225,12 +227,12 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
 2024-10-27T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,a
 2024-10-28T10:00:00.000Z,13807,api,cbpii,log,PSDFR-ACPR-A,200,100,,b
 ";
-    let db = import(&dir, csv);
+    let db = import(&dir, csv, support::Backend::Sqlite);
     let out = dir.join("out");
     dispo(&[
         "report",
         "--db",
-        db.to_str().unwrap(),
+        &db,
         "--quarter",
         "T4-2024",
         "--lang",
@@ -260,13 +262,7 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
 
     // A wrong quarter and an empty period are clear errors.
     let bad = Command::new(support::dispo_bin())
-        .args([
-            "report",
-            "--db",
-            db.to_str().unwrap(),
-            "--quarter",
-            "2024-Q5",
-        ])
+        .args(["report", "--db", &db, "--quarter", "2024-Q5"])
         .output()
         .unwrap();
     assert!(
@@ -276,7 +272,7 @@ received_at,establishment,interface,service,source,tpp,status,latency_ms,error_c
         .args([
             "report",
             "--db",
-            db.to_str().unwrap(),
+            &db,
             "--quarter",
             "2023-Q1",
             "--out",

@@ -28,42 +28,63 @@ fn config(dir: &Path, sim: &Sim, name: &str) -> std::path::PathBuf {
     cfg
 }
 
-async fn count(db: &Path) -> i64 {
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query("SELECT COUNT(*) FROM observations WHERE service = 'cbpii'")
-        .fetch_one(&mut c)
+async fn count(db: &str) -> i64 {
+    let Ok(store) = dispo::store::Store::open(db.parse::<dispo::store::Target>().unwrap()).await
+    else {
+        return 0;
+    };
+    let n = store
+        .q("SELECT COUNT(*) FROM observations WHERE service = 'cbpii'")
+        .fetch_one(store.pool())
         .await
         .map(|r| r.get::<i64, _>(0))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    store.pool().close().await;
+    n
 }
 
 /// Waits until the run has written some funds confirmations.
-async fn until_written(db: &Path) {
+async fn until_written(db: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !(db.exists() && count(db).await >= 2) {
+    while !((db.starts_with("postgres") || Path::new(db).exists()) && count(db).await >= 2) {
         assert!(Instant::now() < deadline, "nothing written");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Takes the database's write lock (as a long import or a full disk would stop every write).
-async fn lock(db: &Path) -> sqlx::SqliteConnection {
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+/// Holds what stops the monitor's inserts (as a long import or a full disk would).
+enum Held {
+    Sqlite(#[allow(dead_code)] sqlx::SqliteConnection),
+    Postgres(#[allow(dead_code)] sqlx::PgConnection),
+}
+
+/// SQLite: the database's write lock. PostgreSQL: the observations table's lock against writes.
+async fn lock(db: &str) -> Held {
+    if db.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db).await.unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE observations IN EXCLUSIVE MODE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        return Held::Postgres(c);
+    }
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
         .await
         .unwrap();
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut c)
         .await
         .unwrap();
-    c
+    Held::Sqlite(c)
 }
 
-fn journal(db: &Path) -> std::path::PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push("-spill.jsonl");
-    p.into()
+/// The spill journal of `db`: beside the file, or in the state directory (`dir`, see
+/// `support::spawn_run`) for PostgreSQL.
+fn journal(dir: &Path, db: &str) -> std::path::PathBuf {
+    match db.parse::<dispo::store::Target>().unwrap() {
+        dispo::store::Target::Postgres(u) => dir.join(format!("{}-spill.jsonl", u.slug())),
+        t => t.sibling("-spill.jsonl"),
+    }
 }
 
 fn lines(p: &Path) -> usize {
@@ -71,17 +92,16 @@ fn lines(p: &Path) -> usize {
 }
 
 /// Funds confirmations received in `[from, to)` (epoch ms), and the run's last heartbeat.
-async fn in_window(db: &Path, from: i64, to: i64) -> (i64, i64) {
-    let store = dispo::store::Store::open(db).await.unwrap();
-    let n: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM observations WHERE service = 'cbpii' AND received_at >= ? AND received_at < ?",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
-    .get(0);
+async fn in_window(db: &str, from: i64, to: i64) -> (i64, i64) {
+    let store = support::open_store(db).await;
+    let n: i64 = store
+        .q("SELECT COUNT(*) FROM observations WHERE service = 'cbpii' AND received_at >= ? AND received_at < ?")
+        .bind(from)
+        .bind(to)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
     let beat: i64 = sqlx::query("SELECT MAX(last_beat) FROM heartbeats")
         .fetch_one(store.pool())
         .await
@@ -90,22 +110,26 @@ async fn in_window(db: &Path, from: i64, to: i64) -> (i64, i64) {
     (n, beat)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_database_refusing_writes_spills_to_the_journal_then_takes_it_all_back() {
+support::on_both_async!(a_database_refusing_writes_spills_to_the_journal_then_takes_it_all_back);
+
+async fn a_database_refusing_writes_spills_to_the_journal_then_takes_it_all_back(
+    b: support::Backend,
+) {
     support::init();
     let sim = Sim::start();
-    let dir = support::tmp_dir("spill", "refuse");
+    let dir = support::tmp_dir("spill", &format!("refuse-{b:?}"));
     let cfg = config(&dir, &sim, "refuse");
-    let db = dir.join("d.db");
-    let mut run = support::spawn_run(&cfg, &db, &["--duration", "16s"]);
-    until_written(&db).await;
+    let db = b.db(&dir, "d.db");
+    let db = db.as_str();
+    let mut run = support::spawn_run(&cfg, db, &["--duration", "16s"]);
+    until_written(db).await;
     // Nine seconds refused: the first batch waits 5 s for the lock, then everything goes to
     // the journal (a probe a second: about 9 funds confirmations, their tokens, heartbeats).
-    let held = lock(&db).await;
+    let held = lock(db).await;
     let from = chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let spilled = lines(&journal(&db));
-    let before = count(&db).await;
+    let spilled = lines(&journal(&dir, db));
+    let before = count(db).await;
     drop(held);
     let to = chrono::Utc::now().timestamp_millis();
     assert!(
@@ -117,15 +141,15 @@ async fn a_database_refusing_writes_spills_to_the_journal_then_takes_it_all_back
         .unwrap()
         .unwrap();
     assert!(status.success());
-    assert!(!journal(&db).exists(), "the journal was not replayed");
+    assert!(!journal(&dir, db).exists(), "the journal was not replayed");
     // Every second of the refusal has its funds confirmation in the database now: at 1 s a
     // probe, at least 7 of the 8 s (a tick may land on either edge).
-    let (n, _) = in_window(&db, from, to).await;
+    let (n, _) = in_window(db, from, to).await;
     assert!(
         n >= 7,
         "{n} funds confirmations in the 8 s the database refused"
     );
-    assert!(count(&db).await > before);
+    assert!(count(db).await > before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,19 +159,20 @@ async fn a_journal_left_by_a_killed_monitor_is_replayed_at_the_next_start() {
     let dir = support::tmp_dir("spill", "kill");
     let cfg = config(&dir, &sim, "kill");
     let db = dir.join("d.db");
-    let mut run = support::spawn_run(&cfg, &db, &["--duration", "60s"]);
-    until_written(&db).await;
-    let held = lock(&db).await;
+    let db = db.to_str().unwrap();
+    let mut run = support::spawn_run(&cfg, db, &["--duration", "60s"]);
+    until_written(db).await;
+    let held = lock(db).await;
     let from = chrono::Utc::now().timestamp_millis();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while lines(&journal(&db)) < 4 {
+    while lines(&journal(&dir, db)) < 4 {
         assert!(Instant::now() < deadline, "nothing spilled");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Heartbeats go to the journal too (a beat every 0.5 s): wait for a few.
     let beats =
         |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.matches("\"kind\":\"beat\"").count());
-    while beats(&journal(&db)) < 3 {
+    while beats(&journal(&dir, db)) < 3 {
         assert!(Instant::now() < deadline, "no heartbeat spilled");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -155,26 +180,26 @@ async fn a_journal_left_by_a_killed_monitor_is_replayed_at_the_next_start() {
     let _ = run.wait();
     let killed = chrono::Utc::now().timestamp_millis();
     drop(held);
-    assert!(journal(&db).exists());
-    let (n0, beat0) = in_window(&db, from, killed).await;
+    assert!(journal(&dir, db).exists());
+    let (n0, beat0) = in_window(db, from, killed).await;
     // `kpi` says the journal waits (and counts none of it yet).
     let out = std::process::Command::new(support::dispo_bin())
         .args(["kpi", "--format", "json", "--db"])
-        .arg(&db)
+        .arg(db)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spill journal"), "{err}");
     // The next start replays it before probing.
-    let status = support::spawn_run(&cfg, &db, &["--duration", "2s"])
+    let status = support::spawn_run(&cfg, db, &["--duration", "2s"])
         .wait()
         .unwrap();
     assert!(status.success());
-    assert!(!journal(&db).exists());
-    let (n1, _) = in_window(&db, from, killed).await;
+    assert!(!journal(&dir, db).exists());
+    let (n1, _) = in_window(db, from, killed).await;
     assert!(n1 > n0, "{n1} after replay, {n0} before");
     // The killed run's coverage reaches its last spilled heartbeat, past the lock's start.
-    let store = dispo::store::Store::open(&db).await.unwrap();
+    let store = support::open_store(db).await;
     let first_run_beat: i64 = sqlx::query("SELECT last_beat FROM heartbeats ORDER BY id LIMIT 1")
         .fetch_one(store.pool())
         .await
@@ -186,13 +211,13 @@ async fn a_journal_left_by_a_killed_monitor_is_replayed_at_the_next_start() {
     );
     // And never past what was kept: a heartbeat ahead of the observations waiting for the lock
     // would cover, after the kill, requests that were never recorded (a probe a second).
-    let last_obs: i64 =
-        sqlx::query("SELECT MAX(received_at) FROM observations WHERE received_at < ?")
-            .bind(killed)
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-            .get(0);
+    let last_obs: i64 = store
+        .q("SELECT MAX(received_at) FROM observations WHERE received_at < ?")
+        .bind(killed)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
     assert!(
         first_run_beat <= last_obs + 2_000,
         "the killed run's coverage ends {} ms after its last kept observation",

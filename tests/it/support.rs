@@ -24,15 +24,17 @@ pub fn init() {
     dispo::install_crypto_provider();
 }
 
-/// Starts `dispo run --config cfg --db db` with `args` before them, output discarded.
-pub fn spawn_run(cfg: &Path, db: &Path, args: &[&str]) -> Child {
+/// Starts `dispo run --config cfg --db db` with `args` before them, output discarded. The
+/// state directory (a PostgreSQL store's spill journal) is the configuration's directory.
+pub fn spawn_run(cfg: &Path, db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Child {
     Command::new(dispo_bin())
+        .env("DISPO_STATE_DIR", cfg.parent().unwrap())
         .arg("run")
         .args(args)
         .arg("--config")
         .arg(cfg)
         .arg("--db")
-        .arg(db)
+        .arg(db.as_ref())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -58,3 +60,63 @@ pub fn dispo_ok(args: &[&str]) -> std::process::Output {
     );
     out
 }
+
+/// Which store a test runs on: the store tests run on both (see [`on_both`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// What `--db` gets for a new empty store: `dir/name` (SQLite), or a fresh database on the
+    /// test binary's throw-away PostgreSQL cluster (started once, on first use; a missing
+    /// PostgreSQL fails the test with what to install).
+    pub fn db(self, dir: &Path, name: &str) -> String {
+        match self {
+            Backend::Sqlite => dir.join(name).to_str().unwrap().to_owned(),
+            Backend::Postgres => dispo::store::pg_cluster::Cluster::shared().fresh_db(name),
+        }
+    }
+}
+
+/// Opens the store a test's `--db` names (file or URL).
+pub async fn open_store(db: &str) -> dispo::store::Store {
+    dispo::store::Store::open(db.parse::<dispo::store::Target>().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs `fn NAME(Backend)` as two tests, `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(crate::support::Backend::Postgres)
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
+/// As [`on_both`], for `async fn NAME(Backend)` (a multi-threaded runtime each).
+macro_rules! on_both_async {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$name(crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_async;
