@@ -142,22 +142,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{Backend, on_both};
 
-    async fn store(name: &str) -> Store {
-        let dir =
-            std::env::temp_dir().join(format!("dispo-vantages-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Store::open(&dir.join("t.db")).await.unwrap()
-    }
+    on_both!(
+        an_episode_is_published_open_then_ended_keeping_when_it_opened,
+        what_a_killed_run_left_open_ends_at_its_coverage,
+    );
 
     fn series() -> (EstablishmentCode, Interface) {
         ("13807".parse().unwrap(), Interface::Api)
     }
 
-    #[tokio::test]
-    async fn an_episode_is_published_open_then_ended_keeping_when_it_opened() {
-        let s = store("publish").await;
+    async fn an_episode_is_published_open_then_ended_keeping_when_it_opened(b: Backend) {
+        let s = b.store("vantages-publish").await;
         let (a, b) = (Vantage::new("a").unwrap(), Vantage::new("b").unwrap());
         s.publish_vantage_episode(series(), &a, false, 1_000, None, 5_000)
             .await
@@ -203,9 +200,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn what_a_killed_run_left_open_ends_at_its_coverage() {
-        let s = store("killed").await;
+    async fn what_a_killed_run_left_open_ends_at_its_coverage(b: Backend) {
+        let s = b.store("vantages-killed").await;
         let a = Vantage::new("a").unwrap();
         s.publish_vantage_episode(series(), &a, false, 1_000, None, 1_500)
             .await
