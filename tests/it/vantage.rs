@@ -5,8 +5,7 @@
 //! (the simulator's fault plan) is downtime: one `interface_down`, though both nodes saw it.
 //!
 //! At the shipped ratios scaled down by five: 6 s time-out, 1 s bursts, a 6 s window, a probe
-//! every 12 s. The database is a parameter ([`two_nodes`]), so the same test runs on any store
-//! `dispo run --db` takes.
+//! every 12 s. Each runs on SQLite (one file) and on PostgreSQL; [`two_nodes`] takes any `--db`.
 
 use std::path::Path;
 use std::process::Command;
@@ -143,15 +142,19 @@ fn events<'a>(got: &'a [Value], kind: &str) -> Vec<(&'a str, &'a str)> {
         .collect()
 }
 
-#[tokio::test]
-async fn one_node_cut_off_is_a_vantage_fault_not_downtime() {
+support::on_both_async!(
+    one_node_cut_off_is_a_vantage_fault_not_downtime,
+    both_nodes_seeing_the_bank_down_give_one_alert,
+);
+
+async fn one_node_cut_off_is_a_vantage_fault_not_downtime(b: support::Backend) {
     let sim = Sim::start();
-    let dir = support::tmp_dir("vantage", "cut");
-    let db = dir.join("shared.db");
+    let dir = support::tmp_dir("vantage", &format!("cut-{b:?}"));
+    let db = b.db(&dir, "shared.db");
     // b's first probe ~3 s in is refused; its burst confirms by ~7 s (five within 4 s, the
     // 6 s window); a answers throughout, so 1 of the 2 covering vantages is down: majority
     // needs 2. The fault is alerted once the window (6 s) has passed since b confirmed, ~13 s.
-    let got = two_nodes(&sim, &dir, db.to_str().unwrap(), true, 18).await;
+    let got = two_nodes(&sim, &dir, &db, true, 18).await;
     assert_eq!(events(&got, "interface_down"), [], "{got:#?}");
     let faults = events(&got, "vantage_fault");
     assert_eq!(faults.len(), 2, "fired and resolved: {got:#?}");
@@ -165,7 +168,7 @@ async fn one_node_cut_off_is_a_vantage_fault_not_downtime() {
     let fired = got.iter().find(|v| v["kind"] == "vantage_fault").unwrap();
     assert_eq!(fired["severity"], "warning", "{fired}");
     // The batch agrees: no downtime, a vantage fault of b.
-    let (episodes, batch_faults) = kpi(db.to_str().unwrap());
+    let (episodes, batch_faults) = kpi(&db);
     assert_eq!(episodes, Vec::<String>::new());
     assert_eq!(
         batch_faults
@@ -176,18 +179,17 @@ async fn one_node_cut_off_is_a_vantage_fault_not_downtime() {
     );
 }
 
-#[tokio::test]
-async fn both_nodes_seeing_the_bank_down_give_one_alert() {
+async fn both_nodes_seeing_the_bank_down_give_one_alert(b: support::Backend) {
     let sim = Sim::start();
     sim.set_faults(
         json!({"fault": [{"establishment": "13807", "interface": "api", "kind": "error503"}]}),
     )
     .await;
-    let dir = support::tmp_dir("vantage", "both");
-    let db = dir.join("shared.db");
+    let dir = support::tmp_dir("vantage", &format!("both-{b:?}"));
+    let db = b.db(&dir, "shared.db");
     // Both get 503s from their first probe (~3 s); each confirms by ~7 s and the second to
     // publish its episode reaches the quorum (2 of 2): one alert, whichever node delivers it.
-    let got = two_nodes(&sim, &dir, db.to_str().unwrap(), false, 12).await;
+    let got = two_nodes(&sim, &dir, &db, false, 12).await;
     let down = events(&got, "interface_down");
     assert_eq!(
         down.iter().filter(|(e, _)| *e == "firing").count(),
@@ -202,6 +204,6 @@ async fn both_nodes_seeing_the_bank_down_give_one_alert() {
     assert_eq!(down[0].1, down[1].1);
     assert_eq!(events(&got, "vantage_fault"), [], "{got:#?}");
     // The batch counts that very episode, from where the quorum was reached.
-    let (episodes, _) = kpi(db.to_str().unwrap());
+    let (episodes, _) = kpi(&db);
     assert_eq!(episodes, [down[0].1]);
 }
