@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod replies;
 pub mod stream;
 pub mod time;
+pub mod vantage;
 pub mod weeks;
 
 #[cfg(test)]
