@@ -24,9 +24,10 @@ use super::days::{self, DayAcc, DayTally};
 use super::dedupe::Dedupe;
 use super::fallback::FallbackCalls;
 use super::replies::{self, PeriodReplies};
+use super::vantage::SeriesVantages;
 use super::{
-    EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
-    live, maintenance, time, weeks,
+    EngineError, Episode, Kpis, Period, PeriodLatency, Settings, VantageCoverage, WeekWatch,
+    episodes, intervals, live, maintenance, time, weeks,
 };
 use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service};
 
@@ -46,6 +47,9 @@ struct SeriesAcc {
     rule_input: Vec<Observation>,
     /// Whether the last counted observation was a failure.
     after_failure: bool,
+    /// Its probing vantages when more than one (section 10); `None`, the usual case, counts the
+    /// series as one vantage.
+    vantages: Option<Box<SeriesVantages>>,
 }
 
 /// Counts a period from a stream of observations in `received_at` order.
@@ -191,6 +195,7 @@ impl Counter {
                     errors: ProbeErrors::default(),
                     rule_input: Vec::new(),
                     after_failure: false,
+                    vantages: SeriesVantages::of(&self.coverage, &key.0, key.1, self.range),
                 });
                 i
             }
@@ -206,14 +211,23 @@ impl Counter {
             self.fallback.push(&o, &self.settings);
         }
         let s = &mut self.series[i];
-        s.errors.push(&o);
+        match &mut s.vantages {
+            None => s.errors.push(&o),
+            Some(v) => v.push_errors(&o),
+        }
         if day.is_some() {
             s.acc.add(&o, &self.settings);
         }
         if live::counts(&self.settings, &o) {
             let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
-            let keep = failure || s.after_failure;
-            s.after_failure = failure;
+            let keep = match &mut s.vantages {
+                None => {
+                    let keep = failure || s.after_failure;
+                    s.after_failure = failure;
+                    keep
+                }
+                Some(v) => v.keep(&o, failure),
+            };
             if keep {
                 s.rule_input.push(o);
             }
@@ -283,6 +297,7 @@ impl Counter {
         let mut all_episodes: Vec<Episode> = Vec::new();
         let mut ext_days = Vec::new();
         let mut period_latency = Vec::new();
+        let (mut vantage_faults, mut vantages) = (Vec::new(), Vec::new());
         let mut series = std::mem::take(&mut self.series);
         for i in order {
             let s = &mut series[i];
@@ -299,17 +314,37 @@ impl Counter {
                     )
                 })
                 .clone();
-            let errors = std::mem::take(&mut s.errors).finish(range_end);
-            let cov = coverage::with_errors(
-                &self.coverage,
-                &est,
-                s.interface,
-                errors,
-                (range_start, range_end),
-            );
-            let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
-            let mut eps = episodes::detect(&rule_input, settings, &cov);
-            drop(rule_input);
+            let range = (range_start, range_end);
+            let (mut eps, cov) = match s.vantages.take() {
+                None => {
+                    let errors = std::mem::take(&mut s.errors).finish(range_end);
+                    let cov =
+                        coverage::with_errors(&self.coverage, &est, s.interface, errors, range);
+                    let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
+                    (episodes::detect(&rule_input, settings, &cov), cov)
+                }
+                Some(v) => {
+                    let c = v.finish(
+                        &s.rule_input,
+                        &self.coverage,
+                        &est,
+                        s.interface,
+                        settings,
+                        range,
+                    );
+                    vantage_faults.extend(c.faults);
+                    for (vantage, spans) in c.covered {
+                        let inside = intervals::intersect(&spans, &[(p_start, p_end)]);
+                        vantages.push(VantageCoverage {
+                            establishment: est,
+                            interface: s.interface,
+                            vantage,
+                            covered_s: intervals::total(&inside) as f64 / 1000.0,
+                        });
+                    }
+                    (c.episodes, c.coverage)
+                }
+            };
             s.rule_input = Vec::new();
             for e in &mut eps {
                 e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
@@ -377,6 +412,19 @@ impl Counter {
                 e
             })
             .collect();
+        // Listed: the faults with time inside the period, ending there at the latest.
+        vantage_faults.retain(|f: &super::VantageFault| f.start_ms < p_end && f.end_ms > p_start);
+        for f in &mut vantage_faults {
+            f.end_ms = f.end_ms.min(p_end);
+        }
+        vantage_faults.sort_by(|a, b| {
+            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
+                b.establishment,
+                b.interface,
+                b.start_ms,
+                &b.vantage,
+            ))
+        });
         Ok(Kpis {
             period,
             settings: self.settings.clone(),
@@ -385,6 +433,8 @@ impl Counter {
             weeks,
             fallback,
             period_latency,
+            vantage_faults,
+            vantages,
         })
     }
 }

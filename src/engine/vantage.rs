@@ -11,8 +11,12 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::coverage::{self, ProbeErrors, SeriesCoverage};
 use super::intervals::{self, Span};
-use crate::domain::Vantage;
+use super::{Episode, Settings, VantageFault, episodes};
+use crate::domain::{
+    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage,
+};
 
 /// How many of the vantages covering an instant must see the interface down (policy
 /// `vantage_quorum`, `[counting]`): `"majority"` (default), `"all"`, `"any"`, or a number.
@@ -30,6 +34,10 @@ pub enum VantageQuorum {
 }
 
 impl VantageQuorum {
+    pub fn is_majority(&self) -> bool {
+        *self == Self::Majority
+    }
+
     /// Vantages down needed when `covering` vantages cover the instant (0 when none covers:
     /// callers never count an instant nobody covers as down).
     pub fn needed(self, covering: usize) -> usize {
@@ -174,6 +182,217 @@ fn inside(spans: &[Span], at: &mut usize, t: i64) -> bool {
         *at += 1;
     }
     spans.get(*at).is_some_and(|s| s.0 <= t)
+}
+
+/// Whether monitor run `c` is `v`'s (a run that names no vantage is the unknown monitor's).
+pub fn is_run_of(c: &CoverageSpan, v: &Vantage) -> bool {
+    match &c.vantage {
+        Some(x) => x == v,
+        None => v.as_str() == Vantage::UNKNOWN_MONITOR,
+    }
+}
+
+/// The probing vantages of one series in the batch engine, when more than one probes it (section
+/// 10). A series probed from a single vantage (or none) has none of this: it is counted exactly
+/// as before, at no cost.
+///
+/// Logs (the bank's side) and probe rows of a vantage that does not probe the series (a probe
+/// export imported from a file, covered as a log) reach every vantage's series.
+#[derive(Debug)]
+pub(crate) struct SeriesVantages {
+    /// Sorted.
+    names: Vec<Vantage>,
+    /// Per vantage: whether its series' last counted observation was a failure.
+    after_failure: Vec<bool>,
+    /// Per vantage: when its own probes failed on its side.
+    errors: Vec<ProbeErrors>,
+}
+
+/// What [`SeriesVantages::finish`] gives back.
+pub(crate) struct Combined {
+    /// The series' episodes (section 10), before planned time and period flags.
+    pub episodes: Vec<Episode>,
+    /// Every vantage's coverage together: time some vantage covered.
+    pub coverage: SeriesCoverage,
+    pub faults: Vec<VantageFault>,
+    /// Each vantage's own coverage.
+    pub covered: Vec<(Vantage, Vec<Span>)>,
+}
+
+impl SeriesVantages {
+    /// `None` unless two vantages or more have monitor runs covering the series within `range`.
+    pub fn of(
+        all: &[CoverageSpan],
+        est: &EstablishmentCode,
+        iface: Interface,
+        range: Span,
+    ) -> Option<Box<Self>> {
+        let mut runs = all.iter().filter(|c| {
+            c.kind == CoverageKind::Monitor
+                && c.covers(est, iface)
+                && c.end_ms > range.0
+                && c.start_ms < range.1
+        });
+        let first = runs.next()?;
+        // The usual case, one vantage: decided without allocating.
+        if runs.clone().all(|c| c.vantage == first.vantage) {
+            return None;
+        }
+        let mut names: Vec<Vantage> = std::iter::once(first)
+            .chain(runs)
+            .map(|c| c.vantage.clone().unwrap_or_else(Vantage::unknown_monitor))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Some(Box::new(Self {
+            after_failure: vec![false; names.len()],
+            errors: vec![ProbeErrors::default(); names.len()],
+            names,
+        }))
+    }
+
+    /// The probing vantage whose own row `o` is; `None` for a row every vantage sees.
+    fn which(&self, o: &Observation) -> Option<usize> {
+        if o.source != Source::Probe {
+            return None;
+        }
+        self.names.iter().position(|v| *v == o.vantage)
+    }
+
+    /// Whether the episode rule needs `o` (a counted row; `failure` whether it is one): a
+    /// failure, or the first reply after a run in the series of some vantage it reaches.
+    pub fn keep(&mut self, o: &Observation, failure: bool) -> bool {
+        match self.which(o) {
+            Some(k) => {
+                let keep = failure || self.after_failure[k];
+                self.after_failure[k] = failure;
+                keep
+            }
+            None => {
+                let keep = failure || self.after_failure.contains(&true);
+                self.after_failure.fill(failure);
+                keep
+            }
+        }
+    }
+
+    /// Follows the monitor-side errors of each vantage's own probes.
+    pub fn push_errors(&mut self, o: &Observation) {
+        if let Some(k) = self.which(o) {
+            self.errors[k].push(o);
+        }
+    }
+
+    /// Each vantage's episodes over its own series and coverage (section 3), combined under
+    /// `settings.vantage_quorum`. `rule_input` as kept by [`Self::keep`], in time order.
+    pub fn finish(
+        self,
+        rule_input: &[Observation],
+        all: &[CoverageSpan],
+        est: &EstablishmentCode,
+        iface: Interface,
+        settings: &Settings,
+        range: Span,
+    ) -> Combined {
+        let mut covs = Vec::with_capacity(self.names.len());
+        let mut eps = Vec::with_capacity(self.names.len());
+        let mut downs = Vec::with_capacity(self.names.len());
+        for (k, (v, errors)) in self.names.iter().zip(self.errors).enumerate() {
+            let cov = coverage::of_vantage(all, est, iface, Some(v), errors.finish(range.1), range);
+            let own: Vec<&Observation> = rule_input
+                .iter()
+                .filter(|o| {
+                    o.source != Source::Probe || o.vantage == *v || !self.names.contains(&o.vantage)
+                })
+                .collect();
+            let e = episodes::detect(&own, settings, &cov);
+            downs.push(intervals::merge(
+                e.iter().map(|e| (e.start_ms, e.end_ms)).collect(),
+            ));
+            covs.push(cov);
+            eps.push(e);
+            debug_assert_eq!(eps.len(), k + 1);
+        }
+        let views: Vec<View<'_>> = self
+            .names
+            .iter()
+            .zip(covs.iter().zip(&downs))
+            .map(|(vantage, (c, d))| View {
+                vantage,
+                covered: &c.spans,
+                down: d,
+            })
+            .collect();
+        let verdict = combine(settings.vantage_quorum, &views);
+        let episodes = verdict
+            .down
+            .iter()
+            .map(|&span| episode_of(span, &eps))
+            .collect();
+        let faults = verdict
+            .faults
+            .into_iter()
+            .map(|(vantage, (start_ms, end_ms))| VantageFault {
+                establishment: *est,
+                interface: iface,
+                vantage,
+                start_ms,
+                end_ms,
+            })
+            .collect();
+        let mut spans: Vec<(Span, bool)> = covs
+            .iter()
+            .flat_map(|c| c.spans.iter().copied().zip(c.open_end.iter().copied()))
+            .collect();
+        spans.sort_unstable();
+        let union = intervals::merge(spans.iter().map(|s| s.0).collect());
+        // A span of the union ends open when some vantage's span ending there does.
+        let open_end = union
+            .iter()
+            .map(|u| spans.iter().any(|(s, open)| *open && s.1 == u.1))
+            .collect();
+        Combined {
+            episodes,
+            coverage: SeriesCoverage {
+                spans: union,
+                open_end,
+            },
+            faults,
+            covered: self
+                .names
+                .into_iter()
+                .zip(covs)
+                .map(|(v, c)| (v, c.spans))
+                .collect(),
+        }
+    }
+}
+
+/// The series' episode for a span where the quorum held: it starts where the quorum was
+/// reached (the five failures are those of the vantage episode that reached it, the latest
+/// begun), ends where it was lost (by the reply, cut or open end of a vantage episode ending
+/// there, if one does; otherwise by a change of coverage, neither cut nor open).
+fn episode_of(span: Span, per_vantage: &[Vec<Episode>]) -> Episode {
+    let (start, end) = span;
+    let holding = per_vantage
+        .iter()
+        .flatten()
+        .filter(|e| e.start_ms <= start && e.end_ms > start);
+    let starter = holding
+        .max_by_key(|e| e.start_ms)
+        .expect("a vantage is down where the quorum is reached");
+    let ending: Vec<&Episode> = per_vantage
+        .iter()
+        .flatten()
+        .filter(|e| e.end_ms == end && e.start_ms < end)
+        .collect();
+    let mut ep = starter.clone();
+    ep.start_ms = start;
+    ep.end_ms = end;
+    ep.open = ending.iter().any(|e| e.open);
+    ep.cut = !ep.open && ending.iter().any(|e| e.cut);
+    ep.ended_by = ending.iter().find_map(|e| e.ended_by.clone());
+    ep
 }
 
 #[cfg(test)]
