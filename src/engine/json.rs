@@ -116,11 +116,41 @@ pub fn to_json(k: &Kpis) -> Value {
             })
         })
         .collect();
+    // Section 10: empty unless a series was probed from two vantages or more.
+    let vantages: Vec<Value> = k
+        .vantages
+        .iter()
+        .map(|v| {
+            json!({
+                "establishment": v.establishment,
+                "interface": v.interface,
+                "vantage": v.vantage,
+                "covered_s": v.covered_s,
+            })
+        })
+        .collect();
+    let vantage_faults: Vec<Value> = k
+        .vantage_faults
+        .iter()
+        .map(|f| {
+            json!({
+                "establishment": f.establishment,
+                "interface": f.interface,
+                "vantage": f.vantage,
+                "start": rfc3339(f.start_ms),
+                "end": rfc3339(f.end_ms),
+                "duration_s": f.duration_s(),
+            })
+        })
+        .collect();
     json!({
         "period": {"from": k.period.from.to_string(), "to": k.period.to.to_string(), "tz": k.settings.tz.name()},
         "days": days,
         "episodes": episodes,
         "weeks": weeks,
         "fallback": fallback,
+        "vantage_quorum": k.settings.vantage_quorum,
+        "vantages": vantages,
+        "vantage_faults": vantage_faults,
     })
 }
