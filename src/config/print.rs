@@ -184,10 +184,7 @@ pub fn render(cfg: &Config) -> String {
         );
     }
 
-    if let Ok(serde_json::Value::Object(mut c)) = serde_json::to_value(&cfg.counting) {
-        // Left out of JSON when the default (so older figures hash alike); shown here.
-        c.entry("vantage_quorum")
-            .or_insert_with(|| serde_json::json!(cfg.counting.vantage_quorum));
+    if let serde_json::Value::Object(c) = crate::engine::json::settings(&cfg.counting) {
         let _ = writeln!(o, "\n[counting]");
         for (k, v) in &c {
             if let Some(v) = toml_value(v) {

@@ -154,3 +154,15 @@ pub fn to_json(k: &Kpis) -> Value {
         "vantage_faults": vantage_faults,
     })
 }
+
+/// Every counting policy as JSON, as the annex's and evidence packs' `settings.json` show it:
+/// `vantage_quorum` too, which the settings leave out of JSON when the default (so figures
+/// written before it hash alike).
+pub fn settings(s: &super::Settings) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.entry("vantage_quorum")
+            .or_insert_with(|| json!(s.vantage_quorum));
+    }
+    v
+}

@@ -144,7 +144,8 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
             files.push(write_faults_csv(dir, &faults)?);
         }
         let settings_path = dir.join("settings.json");
-        let json = serde_json::to_string_pretty(&req.settings).expect("settings serialise");
+        let json = serde_json::to_string_pretty(&crate::engine::json::settings(&req.settings))
+            .expect("settings serialise");
         write_file(&settings_path, json.as_bytes())?;
         files.push(settings_path);
 

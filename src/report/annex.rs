@@ -397,7 +397,8 @@ pub fn write(
         files.push(path);
     }
     let settings = dir.join("settings.json");
-    let json = serde_json::to_string_pretty(&p.req.settings).unwrap_or_default();
+    let json = serde_json::to_string_pretty(&crate::engine::json::settings(&p.req.settings))
+        .unwrap_or_default();
     std::fs::write(&settings, json + "\n").map_err(io(settings.clone()))?;
     files.push(settings);
 
