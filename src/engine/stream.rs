@@ -10,7 +10,11 @@
 //!   run of them (a reply after a reply changes nothing in the rule's state), and the spans its
 //!   probes failed on the monitor's side ([`ProbeErrors`]); episodes are detected over the
 //!   series' final coverage once the stream ends, exactly as over the whole series;
-//! - the fallback requests of the period, an instant and a TPP each.
+//! - the fallback requests of the period, an instant and a TPP each;
+//! - for a series probed from several vantages (section 10, [`super::vantage`]), the rule's
+//!   input kept for each and each one's monitor-side errors; its episodes are combined from the
+//!   vantages' at the end, with its days' downtime (a series probed from one vantage has none of
+//!   this: its path is unchanged).
 //!
 //! [`super::compute`] is this over observations in memory: one engine, one method.
 

@@ -142,6 +142,25 @@ fn one_vantage_cut_off_is_a_fault_both_are_downtime() {
         "the page says how many vantages"
     );
 
+    // An evidence pack of the period carries the fault apart from the (no) episodes.
+    let pack = dir.join("pack");
+    support::dispo_ok(&[
+        "evidence",
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(pack.join("vantage-faults.csv")).unwrap();
+    assert!(
+        csv.contains("13807,api,a,2024-07-01T10:00:00.000Z,2024-07-01T10:10:00.100Z,600.100"),
+        "{csv}"
+    );
+
     // b cut off too, from 10:00:02 to 10:05:00.100: both down there, 298.1 s of downtime; a
     // alone before (2 s) and after (300 s): faults.
     let dir = support::tmp_dir("vantage", "both");
