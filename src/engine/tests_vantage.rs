@@ -311,11 +311,22 @@ fn a_single_named_vantage_counts_as_before() {
     let mut unnamed = runs(&["a"]);
     unnamed[0].vantage = None;
     unnamed.push(run("z", "2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"));
-    let before = majority(obs, unnamed);
+    let before = majority(obs.clone(), unnamed.clone());
+    // A run named `monitor` (an older row's node, unknown) is the unnamed run's vantage.
+    unnamed.push(run(
+        Vantage::UNKNOWN_MONITOR,
+        "2024-07-01T12:00:00Z",
+        "2024-07-01T13:00:00Z",
+    ));
+    let same = majority(obs, unnamed);
     assert_eq!(downtime(&named, "2024-07-01"), 600.0);
     assert!(named.vantages.is_empty() && named.vantage_faults.is_empty());
     assert_eq!(
         super::tests_stream::digest(&named),
+        super::tests_stream::digest(&before)
+    );
+    assert_eq!(
+        super::tests_stream::digest(&same),
         super::tests_stream::digest(&before)
     );
 }

@@ -244,6 +244,10 @@ impl SeriesVantages {
             .collect();
         names.sort_unstable();
         names.dedup();
+        // An unnamed run and one named `monitor` are the same vantage.
+        if names.len() < 2 {
+            return None;
+        }
         Some(Box::new(Self {
             after_failure: vec![false; names.len()],
             errors: vec![ProbeErrors::default(); names.len()],
