@@ -33,7 +33,7 @@ use super::{
     EngineError, Episode, Kpis, Period, PeriodLatency, Settings, VantageCoverage, WeekWatch,
     episodes, intervals, live, maintenance, time, weeks,
 };
-use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service};
+use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service, Vantage};
 
 /// One series (establishment, interface) as the stream passes.
 struct SeriesAcc {
@@ -106,6 +106,12 @@ impl Counter {
         let dates: Vec<NaiveDate> = time::days(ext_from, ext_to).collect();
         let mut bounds: Vec<i64> = dates.iter().map(|d| time::day_start_ms(tz, *d)).collect();
         bounds.push(time::day_start_ms(tz, ext_to));
+        // Several vantages: a log record a probe stands for still counts for the others.
+        let dedupe = if super::vantage::several(&coverage) {
+            Dedupe::with_shadows()
+        } else {
+            Dedupe::default()
+        };
         Ok(Self {
             period,
             settings: settings.clone(),
@@ -120,7 +126,7 @@ impl Counter {
             today: 0,
             same_instant: Vec::new(),
             last_ms: i64::MIN,
-            dedupe: Dedupe::default(),
+            dedupe,
             index: FxHashMap::default(),
             series: Vec::new(),
             services: settings.counted_services.as_ref().map(|_| BTreeSet::new()),
@@ -159,9 +165,12 @@ impl Counter {
         let mut err = Ok(());
         let mut dedupe = std::mem::take(&mut self.dedupe);
         for o in group.drain(..) {
-            dedupe.push(o, &mut |kept| {
+            dedupe.push(o, &mut |kept, shadowed_by| {
                 if err.is_ok() {
-                    err = self.count(kept);
+                    match shadowed_by {
+                        None => err = self.count(kept),
+                        Some(v) => self.count_shadowed(kept, v),
+                    }
                 }
             });
         }
@@ -183,27 +192,7 @@ impl Counter {
             self.today += 1;
         }
         let day = (t >= self.bounds[0]).then_some(self.today);
-        let key = (o.establishment, o.interface);
-        let i = match self.index.get(&key) {
-            Some(i) => *i,
-            None => {
-                let i = self.series.len();
-                self.index.insert(key, i);
-                self.series.push(SeriesAcc {
-                    establishment: o.establishment,
-                    interface: o.interface,
-                    day: None,
-                    acc: DayAcc::default(),
-                    tallies: vec![DayTally::default(); self.dates.len()],
-                    period_services: BTreeSet::new(),
-                    errors: ProbeErrors::default(),
-                    rule_input: Vec::new(),
-                    after_failure: false,
-                    vantages: SeriesVantages::of(&self.coverage, &key.0, key.1, self.range),
-                });
-                i
-            }
-        };
+        let i = self.series_of(o.establishment, o.interface);
         if let Some(d) = day
             && self.series[i].day != Some(d)
         {
@@ -239,6 +228,46 @@ impl Counter {
         Ok(())
     }
 
+    /// The index of series `(est, iface)`, added when first seen.
+    fn series_of(&mut self, est: EstablishmentCode, iface: Interface) -> usize {
+        let key = (est, iface);
+        match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.series.len();
+                self.index.insert(key, i);
+                self.series.push(SeriesAcc {
+                    establishment: est,
+                    interface: iface,
+                    day: None,
+                    acc: DayAcc::default(),
+                    tallies: vec![DayTally::default(); self.dates.len()],
+                    period_services: BTreeSet::new(),
+                    errors: ProbeErrors::default(),
+                    rule_input: Vec::new(),
+                    after_failure: false,
+                    vantages: SeriesVantages::of(&self.coverage, &est, iface, self.range),
+                });
+                i
+            }
+        }
+    }
+
+    /// A log record that vantage `by`'s probe of the same request stands for (section 10): in
+    /// the episode rule of the series' other vantages only, in no other figure.
+    fn count_shadowed(&mut self, o: Observation, by: &Vantage) {
+        let i = self.series_of(o.establishment, o.interface);
+        let s = &mut self.series[i];
+        if let Some(v) = &mut s.vantages
+            && live::counts(&self.settings, &o)
+        {
+            let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
+            if v.keep_shadowed(by, failure, s.rule_input.len()) {
+                s.rule_input.push(o);
+            }
+        }
+    }
+
     /// Closes the day series `i` is accumulating, if any.
     fn close_day(&mut self, i: usize) -> Result<(), EngineError> {
         let s = &mut self.series[i];
@@ -266,9 +295,12 @@ impl Counter {
         self.release_instant()?;
         let mut err = Ok(());
         let dedupe = std::mem::take(&mut self.dedupe);
-        dedupe.finish(&mut |kept| {
+        dedupe.finish(&mut |kept, shadowed_by| {
             if err.is_ok() {
-                err = self.count(kept);
+                match shadowed_by {
+                    None => err = self.count(kept),
+                    Some(v) => self.count_shadowed(kept, v),
+                }
             }
         });
         err?;

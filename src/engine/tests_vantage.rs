@@ -330,3 +330,31 @@ fn a_single_named_vantage_counts_as_before() {
         super::tests_stream::digest(&before)
     );
 }
+
+#[test]
+fn the_gateways_record_of_one_vantages_probe_counts_for_the_others() {
+    // a probes five times from 10:00:00, each a 503 the gateway logs too (same request ids);
+    // a's next probe at 10:01:00 is a 200, logged too. b does not probe meanwhile. a's series:
+    // its five probes, down [10:00:00, 10:01:00). b's series: the gateway's five records (the
+    // bank's side, seen from everywhere), down the same: 60 s of downtime, no fault.
+    let mut obs = Vec::new();
+    for i in 0..6 {
+        let at = if i < 5 {
+            format!("2024-07-01T10:00:0{i}Z")
+        } else {
+            "2024-07-01T10:01:00Z".into()
+        };
+        let status = if i < 5 { Some(503) } else { Some(200) };
+        let id = format!("a{i}");
+        obs.push(probe("a", &at, &id, status));
+        obs.push(log(&at, &id, status));
+    }
+    obs.push(probe("b", "2024-07-01T09:59:00Z", "b1", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:02:00Z", "b2", Some(200)));
+    let k = majority(obs, runs(&["a", "b"]));
+    assert_eq!(downtime(&k, "2024-07-01"), 60.0);
+    assert!(k.vantage_faults.is_empty(), "{:?}", k.vantage_faults);
+    // Each request counted once in the day's figures: 6 of a, 2 of b.
+    let day = k.days.iter().find(|d| d.date.to_string() == "2024-07-01");
+    assert_eq!(day.unwrap().requests, 8);
+}

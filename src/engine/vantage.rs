@@ -184,6 +184,23 @@ fn inside(spans: &[Span], at: &mut usize, t: i64) -> bool {
     spans.get(*at).is_some_and(|s| s.0 <= t)
 }
 
+/// Whether the monitor runs of `all` are of two vantages or more (an unnamed run is the
+/// unknown monitor's): then the engine keeps what each vantage needs (section 10).
+pub fn several(all: &[CoverageSpan]) -> bool {
+    let mut runs = all
+        .iter()
+        .filter(|c| c.kind == CoverageKind::Monitor)
+        .map(|c| {
+            c.vantage
+                .as_ref()
+                .map_or(Vantage::UNKNOWN_MONITOR, |v| v.as_str())
+        });
+    let Some(first) = runs.next() else {
+        return false;
+    };
+    runs.any(|v| v != first)
+}
+
 /// Whether monitor run `c` is `v`'s (a run that names no vantage is the unknown monitor's).
 pub fn is_run_of(c: &CoverageSpan, v: &Vantage) -> bool {
     match &c.vantage {
@@ -206,6 +223,9 @@ pub(crate) struct SeriesVantages {
     after_failure: Vec<bool>,
     /// Per vantage: when its own probes failed on its side.
     errors: Vec<ProbeErrors>,
+    /// Log records kept in the rule's input that a vantage's probe stands for: (index in the
+    /// input, that vantage), in input order. That vantage's series holds the probe instead.
+    shadowed: Vec<(usize, usize)>,
 }
 
 /// What [`SeriesVantages::finish`] gives back.
@@ -252,6 +272,7 @@ impl SeriesVantages {
             after_failure: vec![false; names.len()],
             errors: vec![ProbeErrors::default(); names.len()],
             names,
+            shadowed: Vec::new(),
         }))
     }
 
@@ -280,6 +301,26 @@ impl SeriesVantages {
         }
     }
 
+    /// As [`Self::keep`] for a log record that vantage `by`'s probe stands for (it reaches every
+    /// other vantage's series), to be kept at index `at` of the rule's input. A probe of a
+    /// vantage not probing the series reaches every series itself: its log record none.
+    pub fn keep_shadowed(&mut self, by: &Vantage, failure: bool, at: usize) -> bool {
+        let Some(x) = self.names.iter().position(|n| n == by) else {
+            return false;
+        };
+        let mut keep = failure;
+        for (k, after) in self.after_failure.iter_mut().enumerate() {
+            if k != x {
+                keep |= *after;
+                *after = failure;
+            }
+        }
+        if keep {
+            self.shadowed.push((at, x));
+        }
+        keep
+    }
+
     /// Follows the monitor-side errors of each vantage's own probes.
     pub fn push_errors(&mut self, o: &Observation) {
         if let Some(k) = self.which(o) {
@@ -303,11 +344,17 @@ impl SeriesVantages {
         let mut downs = Vec::with_capacity(self.names.len());
         for (k, (v, errors)) in self.names.iter().zip(self.errors).enumerate() {
             let cov = coverage::of_vantage(all, est, iface, Some(v), errors.finish(range.1), range);
+            let mut shadowed = self.shadowed.iter().peekable();
             let own: Vec<&Observation> = rule_input
                 .iter()
-                .filter(|o| {
+                .enumerate()
+                .filter(|(at, o)| {
+                    if let Some((_, by)) = shadowed.next_if(|(s, _)| s == at) {
+                        return *by != k;
+                    }
                     o.source != Source::Probe || o.vantage == *v || !self.names.contains(&o.vantage)
                 })
+                .map(|(_, o)| o)
                 .collect();
             let e = episodes::detect(&own, settings, &cov);
             downs.push(intervals::merge(
@@ -315,7 +362,6 @@ impl SeriesVantages {
             ));
             covs.push(cov);
             eps.push(e);
-            debug_assert_eq!(eps.len(), k + 1);
         }
         let views: Vec<View<'_>> = self
             .names
