@@ -30,8 +30,8 @@ use super::fallback::FallbackCalls;
 use super::replies::{self, PeriodReplies};
 use super::vantage::SeriesVantages;
 use super::{
-    EngineError, Episode, Kpis, Period, PeriodLatency, Settings, VantageCoverage, WeekWatch,
-    episodes, intervals, live, maintenance, time, weeks,
+    EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
+    live, maintenance, time, weeks,
 };
 use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service, Vantage};
 
@@ -360,24 +360,10 @@ impl Counter {
                     (episodes::detect(&rule_input, settings, &cov), cov)
                 }
                 Some(v) => {
-                    let c = v.finish(
-                        &s.rule_input,
-                        &self.coverage,
-                        &est,
-                        s.interface,
-                        settings,
-                        range,
-                    );
+                    let series = (&est, s.interface);
+                    let c = v.finish(&s.rule_input, &self.coverage, series, settings, range);
+                    vantages.extend(c.covered_in((p_start, p_end)));
                     vantage_faults.extend(c.faults);
-                    for (vantage, spans) in c.covered {
-                        let inside = intervals::intersect(&spans, &[(p_start, p_end)]);
-                        vantages.push(VantageCoverage {
-                            establishment: est,
-                            interface: s.interface,
-                            vantage,
-                            covered_s: intervals::total(&inside) as f64 / 1000.0,
-                        });
-                    }
                     (c.episodes, c.coverage)
                 }
             };

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::coverage::{self, ProbeErrors, SeriesCoverage};
 use super::intervals::{self, Span};
-use super::{Episode, Settings, VantageFault, episodes};
+use super::{Episode, Settings, VantageCoverage, VantageFault, episodes};
 use crate::domain::{
     CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage,
 };
@@ -236,7 +236,8 @@ pub(crate) struct Combined {
     pub coverage: SeriesCoverage,
     pub faults: Vec<VantageFault>,
     /// Each vantage's own coverage.
-    pub covered: Vec<(Vantage, Vec<Span>)>,
+    covered: Vec<(Vantage, Vec<Span>)>,
+    series: (EstablishmentCode, Interface),
 }
 
 impl SeriesVantages {
@@ -334,8 +335,7 @@ impl SeriesVantages {
         self,
         rule_input: &[Observation],
         all: &[CoverageSpan],
-        est: &EstablishmentCode,
-        iface: Interface,
+        (est, iface): (&EstablishmentCode, Interface),
         settings: &Settings,
         range: Span,
     ) -> Combined {
@@ -414,7 +414,23 @@ impl SeriesVantages {
                 .zip(covs)
                 .map(|(v, c)| (v, c.spans))
                 .collect(),
+            series: (*est, iface),
         }
+    }
+}
+
+impl Combined {
+    /// How long each vantage covered the series inside `period`.
+    pub fn covered_in(&self, period: Span) -> impl Iterator<Item = VantageCoverage> + '_ {
+        self.covered
+            .iter()
+            .map(move |(vantage, spans)| VantageCoverage {
+                establishment: self.series.0,
+                interface: self.series.1,
+                vantage: vantage.clone(),
+                covered_s: intervals::total(&intervals::intersect(spans, &[period])) as f64
+                    / 1000.0,
+            })
     }
 }
 
