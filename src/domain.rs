@@ -646,7 +646,7 @@ pub enum CoverageKind {
 /// A span of time during which a series was covered, UTC epoch ms, half-open. `None` for the
 /// establishment or interface means every one (heartbeats recorded before coverage was kept per
 /// series).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CoverageSpan {
     pub kind: CoverageKind,
     pub establishment: Option<EstablishmentCode>,
@@ -656,6 +656,10 @@ pub struct CoverageSpan {
     /// The monitor was still running when the data was read: coverage ends "now", not at a
     /// stop, so an episode open at its end is open, not cut.
     pub ongoing: bool,
+    /// Whose monitor run it is (its `[monitor] id`, methodology section 10); `None` for logs,
+    /// and for monitor spans known to be of a single, unnamed vantage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<Vantage>,
 }
 
 impl CoverageSpan {

@@ -223,6 +223,8 @@ async fn figures(
                 a.weeks.extend(k.weeks);
                 a.fallback.extend(k.fallback);
                 a.period_latency.extend(k.period_latency);
+                a.vantage_faults.extend(k.vantage_faults);
+                a.vantages.extend(k.vantages);
             }
         }
     }

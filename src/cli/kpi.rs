@@ -121,6 +121,51 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Section 10, when some series was probed from two vantages or more (silent otherwise: one
+/// vantage is counted as it always was): which vantages covered, and their vantage faults.
+fn write_vantages(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
+    if k.vantages.is_empty() && k.vantage_faults.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Vantage points (down when vantage_quorum = {} of the vantages covering agree):",
+        k.settings.vantage_quorum
+    )?;
+    for v in &k.vantages {
+        writeln!(
+            out,
+            "  {}  {:<8}  {:<20}  covered {:.3} s",
+            v.establishment.as_str(),
+            v.interface.as_str(),
+            v.vantage.as_str(),
+            v.covered_s
+        )?;
+    }
+    if k.vantage_faults.is_empty() {
+        writeln!(out, "No vantage fault.")?;
+    } else {
+        writeln!(
+            out,
+            "Vantage faults (an outage seen from too few vantages: not downtime):"
+        )?;
+        for f in &k.vantage_faults {
+            writeln!(
+                out,
+                "  {}  {:<8}  {:<20}  {} -> {}  {:.3} s",
+                f.establishment.as_str(),
+                f.interface.as_str(),
+                f.vantage.as_str(),
+                time::rfc3339(f.start_ms),
+                time::rfc3339(f.end_ms),
+                f.duration_s()
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Counting settings: the `[counting]` table of a probe configuration if given, then `--tz`.
 pub fn load_settings(config: Option<&Path>, tz: Option<&str>) -> anyhow::Result<Settings> {
     let mut settings = match config {
@@ -294,6 +339,7 @@ fn write_table(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
             )?;
         }
     }
+    write_vantages(out, k)?;
     writeln!(out)?;
     writeln!(out, "Weekly watch (Art. 33(7)):")?;
     for w in &k.weeks {

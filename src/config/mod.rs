@@ -1324,6 +1324,26 @@ mod source_tests {
     }
 
     #[test]
+    fn vantage_quorum_parses_prints_and_refuses_nonsense() {
+        let c = load_text("quorum", "[counting]\nvantage_quorum = 2\n").unwrap();
+        assert_eq!(
+            c.counting.vantage_quorum,
+            crate::engine::vantage::VantageQuorum::AtLeast(2)
+        );
+        assert!(print::render(&c).contains("\nvantage_quorum = 2\n"));
+        // The default is printed too, though left out of the settings' JSON.
+        let c = load_text("quorum-default", "").unwrap();
+        assert!(print::render(&c).contains("\nvantage_quorum = \"majority\"\n"));
+        let e = load_text("quorum-bad", "[counting]\nvantage_quorum = \"most\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":2: error:") && e.contains("vantage_quorum must be \"majority\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn canaries_are_http_urls_checked_with_their_lines() {
         let c = load_text(
             "canary",

@@ -184,7 +184,7 @@ pub fn render(cfg: &Config) -> String {
         );
     }
 
-    if let Ok(serde_json::Value::Object(c)) = serde_json::to_value(&cfg.counting) {
+    if let serde_json::Value::Object(c) = crate::engine::json::settings(&cfg.counting) {
         let _ = writeln!(o, "\n[counting]");
         for (k, v) in &c {
             if let Some(v) = toml_value(v) {

@@ -5,7 +5,7 @@
 
 use super::intervals::{self, Span};
 use crate::domain::{
-    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Outcome, Source,
+    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Outcome, Source, Vantage,
 };
 
 /// The merged coverage of one series, and for each span whether its end is where the data ends
@@ -40,10 +40,28 @@ pub fn with_errors(
     errors: Vec<Span>,
     range: Span,
 ) -> SeriesCoverage {
+    of_vantage(all, est, iface, None, errors, range)
+}
+
+/// As [`with_errors`], counting only the monitor runs of `vantage` when one is given (section
+/// 10: each vantage's coverage is its own runs and the gateway's logs).
+pub fn of_vantage(
+    all: &[CoverageSpan],
+    est: &EstablishmentCode,
+    iface: Interface,
+    vantage: Option<&Vantage>,
+    errors: Vec<Span>,
+    range: Span,
+) -> SeriesCoverage {
+    let ours = |c: &CoverageSpan| {
+        c.covers(est, iface)
+            && (c.kind == CoverageKind::Log
+                || vantage.is_none_or(|v| super::vantage::is_run_of(c, v)))
+    };
     let mine = |k: CoverageKind| {
         intervals::merge(
             all.iter()
-                .filter(|c| c.kind == k && c.covers(est, iface))
+                .filter(|c| c.kind == k && ours(c))
                 .map(|c| (c.start_ms.max(range.0), c.end_ms.min(range.1)))
                 .collect(),
         )
@@ -54,7 +72,7 @@ pub fn with_errors(
     let spans = intervals::merge(both);
     let ongoing: Vec<i64> = all
         .iter()
-        .filter(|c| c.ongoing && c.covers(est, iface))
+        .filter(|c| c.ongoing && ours(c))
         .map(|c| c.end_ms.min(range.1))
         .collect();
     // Where the monitor stopped (or its own errors began) coverage is cut: nothing is known of
@@ -62,7 +80,7 @@ pub fn with_errors(
     // still running) an episode still down is open. An earlier span always ends at a gap.
     let stops: Vec<i64> = all
         .iter()
-        .filter(|c| c.kind == CoverageKind::Monitor && !c.ongoing && c.covers(est, iface))
+        .filter(|c| c.kind == CoverageKind::Monitor && !c.ongoing && ours(c))
         .map(|c| c.end_ms.min(range.1))
         .chain(errors.iter().map(|e| e.0))
         .collect();

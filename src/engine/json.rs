@@ -116,11 +116,53 @@ pub fn to_json(k: &Kpis) -> Value {
             })
         })
         .collect();
+    // Section 10: empty unless a series was probed from two vantages or more.
+    let vantages: Vec<Value> = k
+        .vantages
+        .iter()
+        .map(|v| {
+            json!({
+                "establishment": v.establishment,
+                "interface": v.interface,
+                "vantage": v.vantage,
+                "covered_s": v.covered_s,
+            })
+        })
+        .collect();
+    let vantage_faults: Vec<Value> = k
+        .vantage_faults
+        .iter()
+        .map(|f| {
+            json!({
+                "establishment": f.establishment,
+                "interface": f.interface,
+                "vantage": f.vantage,
+                "start": rfc3339(f.start_ms),
+                "end": rfc3339(f.end_ms),
+                "duration_s": f.duration_s(),
+            })
+        })
+        .collect();
     json!({
         "period": {"from": k.period.from.to_string(), "to": k.period.to.to_string(), "tz": k.settings.tz.name()},
         "days": days,
         "episodes": episodes,
         "weeks": weeks,
         "fallback": fallback,
+        "vantage_quorum": k.settings.vantage_quorum,
+        "vantages": vantages,
+        "vantage_faults": vantage_faults,
     })
+}
+
+/// Every counting policy as JSON, as the annex's and evidence packs' `settings.json` show it:
+/// `vantage_quorum` too, which the settings leave out of JSON when the default (so figures
+/// written before it hash alike).
+pub fn settings(s: &super::Settings) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.entry("vantage_quorum")
+            .or_insert_with(|| json!(s.vantage_quorum));
+    }
+    v
 }

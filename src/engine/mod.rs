@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod replies;
 pub mod stream;
 pub mod time;
+pub mod vantage;
 pub mod weeks;
 
 #[cfg(test)]
@@ -28,6 +29,8 @@ mod tests;
 mod tests_rev2;
 #[cfg(test)]
 mod tests_stream;
+#[cfg(test)]
+mod tests_vantage;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -79,6 +82,11 @@ pub struct Settings {
     /// in when a probe configuration is given): its requests in the gateway's log are the
     /// monitor's traffic, not a TPP's (no usage, no fallback use). Default none.
     pub monitor_client_ids: Vec<TppId>,
+    /// How many of the vantages covering an instant must see the interface down for it to be
+    /// down (section 10): `majority` (default), `all`, `any` or a number. With one vantage, it.
+    /// Left out of JSON when the default, so figures written before it read and hash the same.
+    #[serde(skip_serializing_if = "vantage::VantageQuorum::is_majority")]
+    pub vantage_quorum: vantage::VantageQuorum,
 }
 
 impl Settings {
@@ -138,6 +146,7 @@ impl Default for Settings {
             probe_latency: ProbeLatency::Request,
             max_latency_s: 3_600.0,
             monitor_client_ids: Vec::new(),
+            vantage_quorum: vantage::VantageQuorum::Majority,
         }
     }
 }
@@ -434,6 +443,43 @@ pub struct Kpis {
     /// Sorted by (establishment, interface, service).
     #[serde(default)]
     pub period_latency: Vec<PeriodLatency>,
+    /// Outages seen from a minority of the vantages covering them (section 10): not downtime.
+    /// Sorted by (establishment, interface, start, vantage). Empty with a single vantage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vantage_faults: Vec<VantageFault>,
+    /// The vantages that covered each series probed from more than one (section 10), with the
+    /// time each covered inside the period. Sorted by (establishment, interface, vantage).
+    /// Empty when every series has a single vantage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vantages: Vec<VantageCoverage>,
+}
+
+/// A span in which one vantage saw the interface down while the quorum of the vantages covering
+/// the time did not (methodology section 10): most likely that vantage's own network. Never
+/// downtime; listed for the supervisor and alerted to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VantageFault {
+    pub establishment: EstablishmentCode,
+    pub interface: Interface,
+    pub vantage: crate::domain::Vantage,
+    /// UTC epoch ms; the start may be before the period (the real start), the end is within it.
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl VantageFault {
+    pub fn duration_s(&self) -> f64 {
+        (self.end_ms - self.start_ms) as f64 / 1000.0
+    }
+}
+
+/// How long one vantage covered one series inside the period (section 10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VantageCoverage {
+    pub establishment: EstablishmentCode,
+    pub interface: Interface,
+    pub vantage: crate::domain::Vantage,
+    pub covered_s: f64,
 }
 
 /// Response times of one service of one interface over the whole period.

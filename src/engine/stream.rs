@@ -10,7 +10,11 @@
 //!   run of them (a reply after a reply changes nothing in the rule's state), and the spans its
 //!   probes failed on the monitor's side ([`ProbeErrors`]); episodes are detected over the
 //!   series' final coverage once the stream ends, exactly as over the whole series;
-//! - the fallback requests of the period, an instant and a TPP each.
+//! - the fallback requests of the period, an instant and a TPP each;
+//! - for a series probed from several vantages (section 10, [`super::vantage`]), the rule's
+//!   input kept for each and each one's monitor-side errors; its episodes are combined from the
+//!   vantages' at the end, with its days' downtime (a series probed from one vantage has none of
+//!   this: its path is unchanged).
 //!
 //! [`super::compute`] is this over observations in memory: one engine, one method.
 
@@ -24,11 +28,12 @@ use super::days::{self, DayAcc, DayTally};
 use super::dedupe::Dedupe;
 use super::fallback::FallbackCalls;
 use super::replies::{self, PeriodReplies};
+use super::vantage::SeriesVantages;
 use super::{
     EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
     live, maintenance, time, weeks,
 };
-use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service};
+use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service, Vantage};
 
 /// One series (establishment, interface) as the stream passes.
 struct SeriesAcc {
@@ -46,6 +51,9 @@ struct SeriesAcc {
     rule_input: Vec<Observation>,
     /// Whether the last counted observation was a failure.
     after_failure: bool,
+    /// Its probing vantages when more than one (section 10); `None`, the usual case, counts the
+    /// series as one vantage.
+    vantages: Option<Box<SeriesVantages>>,
 }
 
 /// Counts a period from a stream of observations in `received_at` order.
@@ -98,6 +106,12 @@ impl Counter {
         let dates: Vec<NaiveDate> = time::days(ext_from, ext_to).collect();
         let mut bounds: Vec<i64> = dates.iter().map(|d| time::day_start_ms(tz, *d)).collect();
         bounds.push(time::day_start_ms(tz, ext_to));
+        // Several vantages: a log record a probe stands for still counts for the others.
+        let dedupe = if super::vantage::several(&coverage) {
+            Dedupe::with_shadows()
+        } else {
+            Dedupe::default()
+        };
         Ok(Self {
             period,
             settings: settings.clone(),
@@ -112,7 +126,7 @@ impl Counter {
             today: 0,
             same_instant: Vec::new(),
             last_ms: i64::MIN,
-            dedupe: Dedupe::default(),
+            dedupe,
             index: FxHashMap::default(),
             series: Vec::new(),
             services: settings.counted_services.as_ref().map(|_| BTreeSet::new()),
@@ -151,9 +165,12 @@ impl Counter {
         let mut err = Ok(());
         let mut dedupe = std::mem::take(&mut self.dedupe);
         for o in group.drain(..) {
-            dedupe.push(o, &mut |kept| {
+            dedupe.push(o, &mut |kept, shadowed_by| {
                 if err.is_ok() {
-                    err = self.count(kept);
+                    match shadowed_by {
+                        None => err = self.count(kept),
+                        Some(v) => self.count_shadowed(kept, v),
+                    }
                 }
             });
         }
@@ -175,26 +192,7 @@ impl Counter {
             self.today += 1;
         }
         let day = (t >= self.bounds[0]).then_some(self.today);
-        let key = (o.establishment, o.interface);
-        let i = match self.index.get(&key) {
-            Some(i) => *i,
-            None => {
-                let i = self.series.len();
-                self.index.insert(key, i);
-                self.series.push(SeriesAcc {
-                    establishment: o.establishment,
-                    interface: o.interface,
-                    day: None,
-                    acc: DayAcc::default(),
-                    tallies: vec![DayTally::default(); self.dates.len()],
-                    period_services: BTreeSet::new(),
-                    errors: ProbeErrors::default(),
-                    rule_input: Vec::new(),
-                    after_failure: false,
-                });
-                i
-            }
-        };
+        let i = self.series_of(o.establishment, o.interface);
         if let Some(d) = day
             && self.series[i].day != Some(d)
         {
@@ -206,19 +204,68 @@ impl Counter {
             self.fallback.push(&o, &self.settings);
         }
         let s = &mut self.series[i];
-        s.errors.push(&o);
+        match &mut s.vantages {
+            None => s.errors.push(&o),
+            Some(v) => v.push_errors(&o),
+        }
         if day.is_some() {
             s.acc.add(&o, &self.settings);
         }
         if live::counts(&self.settings, &o) {
             let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
-            let keep = failure || s.after_failure;
-            s.after_failure = failure;
+            let keep = match &mut s.vantages {
+                None => {
+                    let keep = failure || s.after_failure;
+                    s.after_failure = failure;
+                    keep
+                }
+                Some(v) => v.keep(&o, failure),
+            };
             if keep {
                 s.rule_input.push(o);
             }
         }
         Ok(())
+    }
+
+    /// The index of series `(est, iface)`, added when first seen.
+    fn series_of(&mut self, est: EstablishmentCode, iface: Interface) -> usize {
+        let key = (est, iface);
+        match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.series.len();
+                self.index.insert(key, i);
+                self.series.push(SeriesAcc {
+                    establishment: est,
+                    interface: iface,
+                    day: None,
+                    acc: DayAcc::default(),
+                    tallies: vec![DayTally::default(); self.dates.len()],
+                    period_services: BTreeSet::new(),
+                    errors: ProbeErrors::default(),
+                    rule_input: Vec::new(),
+                    after_failure: false,
+                    vantages: SeriesVantages::of(&self.coverage, &est, iface, self.range),
+                });
+                i
+            }
+        }
+    }
+
+    /// A log record that vantage `by`'s probe of the same request stands for (section 10): in
+    /// the episode rule of the series' other vantages only, in no other figure.
+    fn count_shadowed(&mut self, o: Observation, by: &Vantage) {
+        let i = self.series_of(o.establishment, o.interface);
+        let s = &mut self.series[i];
+        if let Some(v) = &mut s.vantages
+            && live::counts(&self.settings, &o)
+        {
+            let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
+            if v.keep_shadowed(by, failure, s.rule_input.len()) {
+                s.rule_input.push(o);
+            }
+        }
     }
 
     /// Closes the day series `i` is accumulating, if any.
@@ -248,9 +295,12 @@ impl Counter {
         self.release_instant()?;
         let mut err = Ok(());
         let dedupe = std::mem::take(&mut self.dedupe);
-        dedupe.finish(&mut |kept| {
+        dedupe.finish(&mut |kept, shadowed_by| {
             if err.is_ok() {
-                err = self.count(kept);
+                match shadowed_by {
+                    None => err = self.count(kept),
+                    Some(v) => self.count_shadowed(kept, v),
+                }
             }
         });
         err?;
@@ -283,6 +333,7 @@ impl Counter {
         let mut all_episodes: Vec<Episode> = Vec::new();
         let mut ext_days = Vec::new();
         let mut period_latency = Vec::new();
+        let (mut vantage_faults, mut vantages) = (Vec::new(), Vec::new());
         let mut series = std::mem::take(&mut self.series);
         for i in order {
             let s = &mut series[i];
@@ -299,17 +350,23 @@ impl Counter {
                     )
                 })
                 .clone();
-            let errors = std::mem::take(&mut s.errors).finish(range_end);
-            let cov = coverage::with_errors(
-                &self.coverage,
-                &est,
-                s.interface,
-                errors,
-                (range_start, range_end),
-            );
-            let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
-            let mut eps = episodes::detect(&rule_input, settings, &cov);
-            drop(rule_input);
+            let range = (range_start, range_end);
+            let (mut eps, cov) = match s.vantages.take() {
+                None => {
+                    let errors = std::mem::take(&mut s.errors).finish(range_end);
+                    let cov =
+                        coverage::with_errors(&self.coverage, &est, s.interface, errors, range);
+                    let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
+                    (episodes::detect(&rule_input, settings, &cov), cov)
+                }
+                Some(v) => {
+                    let series = (&est, s.interface);
+                    let c = v.finish(&s.rule_input, &self.coverage, series, settings, range);
+                    vantages.extend(c.covered_in((p_start, p_end)));
+                    vantage_faults.extend(c.faults);
+                    (c.episodes, c.coverage)
+                }
+            };
             s.rule_input = Vec::new();
             for e in &mut eps {
                 e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
@@ -377,6 +434,19 @@ impl Counter {
                 e
             })
             .collect();
+        // Listed: the faults with time inside the period, ending there at the latest.
+        vantage_faults.retain(|f: &super::VantageFault| f.start_ms < p_end && f.end_ms > p_start);
+        for f in &mut vantage_faults {
+            f.end_ms = f.end_ms.min(p_end);
+        }
+        vantage_faults.sort_by(|a, b| {
+            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
+                b.establishment,
+                b.interface,
+                b.start_ms,
+                &b.vantage,
+            ))
+        });
         Ok(Kpis {
             period,
             settings: self.settings.clone(),
@@ -385,6 +455,8 @@ impl Counter {
             weeks,
             fallback,
             period_latency,
+            vantage_faults,
+            vantages,
         })
     }
 }

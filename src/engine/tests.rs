@@ -58,6 +58,7 @@ fn always() -> Vec<CoverageSpan> {
         start_ms: 0,
         end_ms: i64::MAX / 2,
         ongoing: true,
+        vantage: None,
     }]
 }
 
@@ -70,6 +71,7 @@ fn monitor(a: &str, b: &str, ongoing: bool) -> CoverageSpan {
         start_ms: ms(a),
         end_ms: ms(b),
         ongoing,
+        vantage: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn span(kind: CoverageKind, a: &str, b: &str, ongoing: bool) -> CoverageSpan {
         start_ms: ms(a),
         end_ms: ms(b),
         ongoing,
+        vantage: None,
     }
 }
 fn monitor(a: &str, b: &str) -> CoverageSpan {
@@ -513,7 +514,7 @@ fn an_outage_at_the_end_of_the_data_is_open_and_one_before_a_gap_is_cut() {
         "2024-07-01T10:00:04Z",
         false,
     );
-    let k = kpis(obs.clone(), vec![first], "2024-07-01", "2024-07-02");
+    let k = kpis(obs.clone(), vec![first.clone()], "2024-07-01", "2024-07-02");
     assert!(k.episodes[0].open && !k.episodes[0].cut);
     assert_eq!(k.episodes[0].duration_s(), 4.0);
     let later = span(

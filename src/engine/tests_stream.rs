@@ -141,6 +141,7 @@ pub(crate) fn hard_period(n: u64) -> (EngineInput, Period) {
         start_ms,
         end_ms,
         ongoing,
+        vantage: None,
     };
     let coverage = vec![
         span(

@@ -19,7 +19,7 @@ use super::doc::Doc;
 use super::redact::redact;
 use super::{EpisodeId, EvidenceError, Lang, compute, local, local_date, manifest, rfc3339};
 use crate::domain::{EstablishmentCode, Interface, known_establishment};
-use crate::engine::{Episode, Kpis, Period, Settings};
+use crate::engine::{Episode, Kpis, Period, Settings, VantageFault};
 use crate::escape::csv_text;
 use crate::import::csv_header;
 use crate::store::{Store, StoredObservation};
@@ -139,8 +139,13 @@ pub async fn build(store: &Store, req: &PackRequest) -> Result<PackOutcome, Evid
             write_observations_csv(dir, &context)?,
             write_fallback_csv(dir, &kpis, &episodes, tz)?,
         ];
+        let faults = selected_faults(req, &kpis, &episodes);
+        if !faults.is_empty() {
+            files.push(write_faults_csv(dir, &faults)?);
+        }
         let settings_path = dir.join("settings.json");
-        let json = serde_json::to_string_pretty(&req.settings).expect("settings serialise");
+        let json = serde_json::to_string_pretty(&crate::engine::json::settings(&req.settings))
+            .expect("settings serialise");
         write_file(&settings_path, json.as_bytes())?;
         files.push(settings_path);
 
@@ -312,6 +317,55 @@ fn write_episodes_csv(dir: &Path, episodes: &[Episode]) -> Result<PathBuf, Evide
             format!("{:.3}", e.planned_s),
             tx(e.request_ids.join(" ")),
             tx(e.ended_by.as_deref().unwrap_or_default()),
+        ])
+        .map_err(&e_)?;
+    }
+    w.flush().map_err(werr(&p))?;
+    Ok(p)
+}
+
+/// The vantage faults (methodology section 10) the pack shows: every one of the period, or for
+/// an episode those of its series within its context window. None with a single vantage.
+fn selected_faults<'a>(
+    req: &PackRequest,
+    kpis: &'a Kpis,
+    episodes: &[Episode],
+) -> Vec<&'a VantageFault> {
+    kpis.vantage_faults
+        .iter()
+        .filter(|f| match req.selection {
+            Selection::Period { .. } => true,
+            Selection::Episode(_) => episodes.iter().any(|e| {
+                e.establishment == f.establishment
+                    && e.interface == f.interface
+                    && f.start_ms < e.end_ms + req.context_ms
+                    && f.end_ms > e.start_ms - req.context_ms
+            }),
+        })
+        .collect()
+}
+
+fn write_faults_csv(dir: &Path, faults: &[&VantageFault]) -> Result<PathBuf, EvidenceError> {
+    let p = dir.join("vantage-faults.csv");
+    let mut w = csv_writer(&p)?;
+    let e_ = csv_err(&p);
+    w.write_record([
+        "establishment",
+        "interface",
+        "vantage",
+        "start",
+        "end",
+        "duration_s",
+    ])
+    .map_err(&e_)?;
+    for f in faults {
+        w.write_record([
+            f.establishment.to_string(),
+            f.interface.to_string(),
+            f.vantage.to_string(),
+            rfc3339(f.start_ms),
+            rfc3339(f.end_ms),
+            format!("{:.3}", f.duration_s()),
         ])
         .map_err(&e_)?;
     }
@@ -602,6 +656,15 @@ fn write_summary(
             l.t("Fenêtres de maintenance planifiée :", "Planned maintenance windows:"),
             s.maintenance.len()
         ),
+        format!(
+            "{} {} {}",
+            l.t("Plusieurs points de mesure : indisponible quand", "Several vantage points: down when"),
+            s.vantage_quorum,
+            l.t(
+                "des points qui couvrent l'instant le voient (vantage_quorum) ; sinon, défaut de point de mesure, pas une indisponibilité.",
+                "of the vantages covering the instant see it (vantage_quorum); otherwise a vantage fault, not downtime.",
+            )
+        ),
         l.t(
             "Début : réception du premier des cinq échecs ; fin : achèvement de la première réponse qui n'est pas un échec. Paramètres complets : settings.json.",
             "Start: receipt of the first of the five failures; end: completion of the first reply that is not a failure. Full settings: settings.json.",
@@ -646,6 +709,38 @@ fn write_summary(
                         }
                         .into(),
                         format!("{:.3}", e.planned_s),
+                    ]
+                })
+                .collect(),
+        );
+    }
+
+    let faults = selected_faults(req, kpis, episodes);
+    if !faults.is_empty() {
+        d.h2(l.t("Défauts de point de mesure", "Vantage faults"));
+        d.p(l.t(
+            "Pannes vues d'une minorité des points de mesure (leur propre réseau, le plus souvent) : pas des indisponibilités de l'interface, listées pour mémoire (méthodologie, section 10).",
+            "Outages seen from a minority of the vantage points (their own network, most likely): not downtime of the interface, listed for the record (methodology, section 10).",
+        ));
+        d.table(
+            &[
+                l.t("Établissement", "Establishment"),
+                l.t("Interface", "Interface"),
+                l.t("Point de mesure", "Vantage"),
+                l.t("Début (UTC)", "Start (UTC)"),
+                l.t("Fin (UTC)", "End (UTC)"),
+                l.t("Durée (s)", "Duration (s)"),
+            ],
+            faults
+                .iter()
+                .map(|f| {
+                    vec![
+                        est_name(&f.establishment),
+                        f.interface.to_string(),
+                        f.vantage.to_string(),
+                        rfc3339(f.start_ms),
+                        rfc3339(f.end_ms),
+                        format!("{:.3}", f.duration_s()),
                     ]
                 })
                 .collect(),
@@ -871,6 +966,10 @@ fn write_summary(
             "observations.csv" => l.t(
                 "toutes les observations de l'établissement pendant chaque épisode et dans les minutes autour (format CSV d'observations, relisible par dispo import)",
                 "every observation of the establishment during each episode and in the minutes around it (observation CSV, readable by dispo import)",
+            ),
+            "vantage-faults.csv" => l.t(
+                "les défauts de point de mesure : pannes vues d'une minorité des points, pas des indisponibilités",
+                "the vantage faults: outages seen from a minority of the vantages, not downtime",
             ),
             "fallback.csv" => l.t(
                 "recours au mécanisme de secours, justifiés ou non, par jour et TPP",

@@ -343,7 +343,36 @@ pub fn write(
             })
             .collect(),
     };
-    let tables = [summary, episodes, requests, weeks, fallback, usage, gaps];
+    // Section 10: outages seen from too few vantages, never downtime (empty with one vantage).
+    let faults = Table {
+        file: "vantage-faults",
+        sheet: l("Défauts de point de mesure", "Vantage faults"),
+        head: vec![
+            l("Établissement", "Establishment"),
+            l("Interface", "Interface"),
+            l("Point de mesure", "Vantage"),
+            l("Début", "Start"),
+            l("Fin", "End"),
+            l("Durée (s)", "Duration (s)"),
+        ],
+        rows: k
+            .vantage_faults
+            .iter()
+            .map(|f| {
+                vec![
+                    t(f.establishment.as_str()),
+                    t(lang.interface(f.interface)),
+                    t(f.vantage.as_str()),
+                    t(when(f.start_ms)),
+                    t(when(f.end_ms)),
+                    n(f.duration_s()),
+                ]
+            })
+            .collect(),
+    };
+    let tables = [
+        summary, episodes, requests, weeks, fallback, usage, gaps, faults,
+    ];
     let mut files = Vec::new();
     for tb in &tables {
         let path = dir.join(format!("{}.csv", tb.file));
@@ -368,7 +397,8 @@ pub fn write(
         files.push(path);
     }
     let settings = dir.join("settings.json");
-    let json = serde_json::to_string_pretty(&p.req.settings).unwrap_or_default();
+    let json = serde_json::to_string_pretty(&crate::engine::json::settings(&p.req.settings))
+        .unwrap_or_default();
     std::fs::write(&settings, json + "\n").map_err(io(settings.clone()))?;
     files.push(settings);
 
@@ -380,7 +410,7 @@ pub fn write(
         .set_text_wrap()
         .set_align(FormatAlign::Top);
     let ws = wb.add_worksheet().set_name(l("Lisez-moi", "Read me"))?;
-    let about = [
+    let mut about = vec![
         lang.t(
             "Annexe pour l'autorité de contrôle (ACPR) : NE PAS PUBLIER.",
             "Annex for the supervisor (ACPR): DO NOT PUBLISH.",
@@ -404,6 +434,9 @@ pub fn write(
         .to_owned(),
         format!("{} {}", lang.t("Produit le", "Generated"), p.generated_at),
     ];
+    if !k.vantages.is_empty() {
+        about.push(vantage_sentence(k, lang));
+    }
     // The same words in a text file, so that the annex's status shows without a spreadsheet.
     let readme = dir.join(lang.t("LISEZ-MOI.txt", "README.txt"));
     std::fs::write(&readme, about.join("\n") + "\n").map_err(io(readme.clone()))?;
@@ -439,4 +472,27 @@ pub fn write(
         })?,
     );
     Ok(files)
+}
+
+/// Which vantages covered the series probed from more than one, and the rule (section 10).
+fn vantage_sentence(k: &crate::engine::Kpis, lang: super::Lang) -> String {
+    let mut names: Vec<&str> = k.vantages.iter().map(|v| v.vantage.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "{} {} ({} vantage_quorum = {}) ; {} {}.",
+        lang.t("Points de mesure :", "Vantage points:"),
+        names.join(", "),
+        lang.t(
+            "l'interface est indisponible quand les points de mesure qui couvrent l'instant s'accordent,",
+            "the interface is down when the vantages covering the instant agree,"
+        ),
+        k.settings.vantage_quorum,
+        lang.t(
+            "une panne vue d'une minorité est un défaut de point de mesure, pas une indisponibilité",
+            "an outage seen from a minority is a vantage fault, not downtime"
+        ),
+        lang.t("(vantage-faults.csv)", "(vantage-faults.csv)")
+    )
+    .replace(" ; ", lang.t(" ; ", "; "))
 }

@@ -107,6 +107,21 @@ pub fn measured(p: &Publication) -> Vec<String> {
         }
         .to_owned(),
     );
+    // Several vantage points (section 10): how many, never which (the annex names them).
+    let mut vantages: Vec<&str> = p.kpis.vantages.iter().map(|v| v.vantage.as_str()).collect();
+    vantages.sort_unstable();
+    vantages.dedup();
+    if vantages.len() > 1 {
+        out.push(format!(
+            "{} {} {}",
+            lang.t("Mesurée depuis", "Measured from"),
+            vantages.len(),
+            lang.t(
+                "points de mesure, sur des réseaux distincts : l'interface est comptée indisponible quand assez des points qui la surveillent à cet instant s'accordent (la majorité, sauf paramètre contraire) ; une panne vue de trop peu d'entre eux (leur propre réseau) ne l'est pas.",
+                "vantage points, on separate networks: the interface is counted down when enough of the points watching it at that instant agree (a majority unless set otherwise); an outage seen from too few of them (their own network) is not."
+            )
+        ).replace(" : ", lang.t(" : ", ": ")).replace(" ; ", lang.t(" ; ", "; ")));
+    }
     // How response time is taken, for the sources actually used.
     let (probes, logs) = (
         measured.iter().any(|m| m.probes),

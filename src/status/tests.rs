@@ -40,6 +40,7 @@ fn monitor(start: &str, end: &str, ongoing: bool) -> CoverageSpan {
         start_ms: ms(start),
         end_ms: ms(end),
         ongoing,
+        vantage: None,
     }
 }
 

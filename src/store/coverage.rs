@@ -8,7 +8,7 @@ use std::str::FromStr;
 use sqlx::Row;
 
 use super::{Store, StoreError, bad_row};
-use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface};
+use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface, Vantage};
 
 /// A monitor whose last heartbeat is older than this is not running any more (killed): its
 /// coverage ends at that heartbeat rather than "now".
@@ -80,6 +80,7 @@ impl LogSpans {
                 start_ms: s.first_ms,
                 end_ms: s.last_ms,
                 ongoing: false,
+                vantage: None,
             })
             .collect()
     }
@@ -190,7 +191,8 @@ impl Store {
     ) -> Result<Vec<CoverageSpan>, StoreError> {
         let mut out = Vec::new();
         let rows = self.q(
-            "SELECT h.id, h.started_at, h.last_beat, h.stopped_at, s.establishment, s.interface \
+            "SELECT h.id, h.started_at, h.last_beat, h.stopped_at, s.establishment, s.interface, \
+             h.monitor_id \
              FROM heartbeats h LEFT JOIN heartbeat_series s ON s.heartbeat_id = h.id \
              WHERE h.last_beat >= ? AND h.started_at < ? ORDER BY h.started_at",
         )
@@ -214,6 +216,8 @@ impl Store {
                 .map(Interface::from_str)
                 .transpose()
                 .map_err(bad)?;
+            let monitor: String = r.try_get(6)?;
+            let vantage = Some(Vantage::from_str(&monitor).map_err(bad)?);
             let ongoing = stopped.is_none() && now_ms - last <= STALE_HEARTBEAT_MS;
             // A running monitor covers up to now, not only to its last beat.
             let end = if ongoing { last.max(now_ms) } else { last };
@@ -226,6 +230,7 @@ impl Store {
                     start_ms: start,
                     end_ms: end,
                     ongoing,
+                    vantage,
                 },
                 from_ms,
                 to_ms,
@@ -256,6 +261,7 @@ impl Store {
                     start_ms: first,
                     end_ms: last,
                     ongoing: false,
+                    vantage: None,
                 },
                 from_ms,
                 to_ms,

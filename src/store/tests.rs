@@ -128,24 +128,26 @@ async fn coverage_comes_from_monitor_runs_per_series_and_log_spans(b: Backend) {
         .await
         .unwrap();
     let got = store.coverage(0, 100_000, 500_000).await.unwrap();
-    let span = |kind, e, start_ms, end_ms, ongoing| CoverageSpan {
+    let span = |kind, e, start_ms, end_ms, ongoing, vantage: Option<&str>| CoverageSpan {
         kind,
         establishment: Some(e),
         interface: Some(Interface::Api),
         start_ms,
         end_ms,
         ongoing,
+        // Each run names its monitor, the vantage of section 10.
+        vantage: vantage.map(|v| crate::domain::Vantage::new(v).unwrap()),
     };
     assert_eq!(
         got,
         vec![
-            span(CoverageKind::Monitor, e1, 10, 50, false),
-            span(CoverageKind::Monitor, e2, 45, 60, false),
-            span(CoverageKind::Monitor, e1, 80, 100_000, true),
+            span(CoverageKind::Monitor, e1, 10, 50, false, Some("m1")),
+            span(CoverageKind::Monitor, e2, 45, 60, false, Some("m2")),
+            span(CoverageKind::Monitor, e1, 80, 100_000, true, Some("m1")),
             // A log covers its establishment on every interface.
             CoverageSpan {
                 interface: None,
-                ..span(CoverageKind::Log, e1, 1_000, 2_000, false)
+                ..span(CoverageKind::Log, e1, 1_000, 2_000, false, None)
             },
         ]
     );

@@ -25,3 +25,4 @@ mod sim_support;
 mod spill;
 mod status;
 mod support;
+mod vantage_kpi;

@@ -1,0 +1,192 @@
+//! Vantage points (methodology section 10) through the real binary: a database holding the
+//! probes of two vantages, `a` and `b`, both probing 13807's dedicated interface all day on
+//! 1 July 2024 (Paris, UTC+2: 2024-06-30T22:00Z to 2024-07-01T22:00Z).
+//!
+//! The probes go in with `dispo import` of a probe CSV with a `vantage` column; each vantage's
+//! monitor run (its heartbeats, what `dispo run` records) is written through the Store API, as
+//! `dispo synth` writes its runs: import alone covers a file by its span, as a log, and names no
+//! monitor run.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support;
+
+const HEAD: &str = "received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id,vantage\n";
+
+/// `a` cut off: five no-replies from 10:00:00Z, its next reply at 10:10:00Z (100 ms): a sees
+/// the interface down [10:00:00, 10:10:00.100), 600.1 s. `b` replies throughout.
+const A_ALONE: &str = "\
+2024-06-30T22:00:00Z,13807,api,cbpii,probe,,200,100,,a0,a
+2024-06-30T22:00:00Z,13807,api,cbpii,probe,,200,100,,b0,b
+2024-07-01T10:00:00Z,13807,api,cbpii,probe,,,,,a1,a
+2024-07-01T10:00:00Z,13807,api,cbpii,probe,,200,100,,b1,b
+2024-07-01T10:00:05Z,13807,api,cbpii,probe,,,,,a2,a
+2024-07-01T10:00:10Z,13807,api,cbpii,probe,,,,,a3,a
+2024-07-01T10:00:15Z,13807,api,cbpii,probe,,,,,a4,a
+2024-07-01T10:00:20Z,13807,api,cbpii,probe,,,,,a5,a
+2024-07-01T10:05:00Z,13807,api,cbpii,probe,,200,100,,b2,b
+2024-07-01T10:10:00Z,13807,api,cbpii,probe,,200,100,,a6,a
+2024-07-01T21:59:59Z,13807,api,cbpii,probe,,200,100,,a9,a
+2024-07-01T21:59:59Z,13807,api,cbpii,probe,,200,100,,b9,b
+";
+
+/// `b` cut off too: five no-replies from 10:00:02Z, its next reply (b2) at 10:05:00Z + 100 ms.
+const B_TOO: &str = "\
+2024-07-01T10:00:02Z,13807,api,cbpii,probe,,,,,bf1,b
+2024-07-01T10:00:07Z,13807,api,cbpii,probe,,,,,bf2,b
+2024-07-01T10:00:12Z,13807,api,cbpii,probe,,,,,bf3,b
+2024-07-01T10:00:17Z,13807,api,cbpii,probe,,,,,bf4,b
+2024-07-01T10:00:22Z,13807,api,cbpii,probe,,,,,bf5,b
+";
+
+fn database(dir: &Path, rows: &str) -> PathBuf {
+    let csv = dir.join("probes.csv");
+    std::fs::write(&csv, format!("{HEAD}{rows}")).unwrap();
+    let db = dir.join("d.db");
+    support::dispo_ok(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = dispo::store::Store::open(&db).await.unwrap();
+        let series = [("13807".parse().unwrap(), dispo::domain::Interface::Api)];
+        let (start, end) = (1_719_784_800_000, 1_719_871_200_000); // 06-30T22:00Z, 07-01T22:00Z
+        for v in ["a", "b"] {
+            store
+                .record_monitor_run(v, &series, start, end, "test")
+                .await
+                .unwrap();
+        }
+    });
+    db
+}
+
+fn kpi(db: &Path, format: &str) -> String {
+    let out = support::dispo_ok(&[
+        "kpi",
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--format",
+        format,
+    ]);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn one_vantage_cut_off_is_a_fault_both_are_downtime() {
+    support::init();
+    let dir = support::tmp_dir("vantage", "one");
+    let db = database(&dir, A_ALONE);
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    // Majority of two is two: a alone is no downtime, a vantage fault of 600.1 s.
+    assert_eq!(j["days"][0]["downtime_s"], 0.0, "{j}");
+    assert_eq!(j["days"][0]["uptime_pct"], 100.0);
+    assert_eq!(j["episodes"].as_array().unwrap().len(), 0);
+    let faults = j["vantage_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{j}");
+    assert_eq!(faults[0]["vantage"], "a");
+    assert_eq!(faults[0]["start"], "2024-07-01T10:00:00.000Z");
+    assert_eq!(faults[0]["duration_s"], 600.1);
+    let vs: Vec<&str> = j["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vantage"].as_str().unwrap())
+        .collect();
+    assert_eq!(vs, ["a", "b"]);
+    let text = kpi(&db, "table");
+    assert!(text.contains("No unavailability episode"), "{text}");
+    assert!(text.contains("Vantage faults"), "{text}");
+
+    // The supervisor's annex lists the fault; the public page says how many vantages, not which.
+    let out = dir.join("out");
+    support::dispo_ok(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let pub_dir = out.join("2024-07-01_2024-07-02");
+    let faults_csv =
+        std::fs::read_to_string(pub_dir.join("annexe-acpr/vantage-faults.csv")).unwrap();
+    assert_eq!(faults_csv.lines().count(), 2, "{faults_csv}");
+    assert!(
+        faults_csv.lines().nth(1).unwrap().contains(",a,"),
+        "{faults_csv}"
+    );
+    let page = std::fs::read_dir(&pub_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "html"))
+        .unwrap();
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains("2 points de mesure"),
+        "the page says how many vantages"
+    );
+
+    // An evidence pack of the period carries the fault apart from the (no) episodes.
+    let pack = dir.join("pack");
+    support::dispo_ok(&[
+        "evidence",
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(pack.join("vantage-faults.csv")).unwrap();
+    assert!(
+        csv.contains("13807,api,a,2024-07-01T10:00:00.000Z,2024-07-01T10:10:00.100Z,600.100"),
+        "{csv}"
+    );
+
+    // b cut off too, from 10:00:02 to 10:05:00.100: both down there, 298.1 s of downtime; a
+    // alone before (2 s) and after (300 s): faults.
+    let dir = support::tmp_dir("vantage", "both");
+    let db = database(&dir, &format!("{A_ALONE}{B_TOO}"));
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    let down = j["days"][0]["downtime_s"].as_f64().unwrap();
+    assert!((down - 298.1).abs() < 1e-9, "{j}");
+    let eps = j["episodes"].as_array().unwrap();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0]["id"], "13807-api-20240701T100002.000Z");
+    let faults: Vec<(&str, f64)> = j["vantage_faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["start"].as_str().unwrap(),
+                f["duration_s"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            ("2024-07-01T10:00:00.000Z", 2.0),
+            ("2024-07-01T10:05:00.100Z", 300.0)
+        ]
+    );
+}
