@@ -102,6 +102,12 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 impl Cluster {
     /// Creates and starts a cluster; waits until it accepts connections (at most a minute).
     pub fn start(durability: Durability) -> Result<Self, String> {
+        Self::start_with(durability, None)
+    }
+
+    /// As [`Cluster::start`], with TLS on from the given server certificate and key (PEM files):
+    /// clients may then ask for `sslmode=verify-full`, as nodes in other data centres should.
+    pub fn start_with(durability: Durability, tls: Option<(&Path, &Path)>) -> Result<Self, String> {
         let bin = bin_dir()?;
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!(
@@ -117,6 +123,25 @@ impl Cluster {
             std::os::unix::fs::chown(&dir, u, g)
                 .map_err(|e| format!("chown {}: {e}", dir.display()))?;
         }
+        // The server reads its key only if it alone can (0600, its owner).
+        let mut tls_settings = String::new();
+        if let Some((cert, key)) = tls {
+            for (from, to, mode) in [(cert, "server.crt", 0o644), (key, "server.key", 0o600)] {
+                let dest = dir.join(to);
+                std::fs::copy(from, &dest)
+                    .map_err(|e| format!("copy {} to {}: {e}", from.display(), dest.display()))?;
+                std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .map_err(|e| format!("chmod {}: {e}", dest.display()))?;
+                if let Some((uid, gid)) = &ids {
+                    std::os::unix::fs::chown(&dest, uid.parse().ok(), gid.parse().ok())
+                        .map_err(|e| format!("chown {}: {e}", dest.display()))?;
+                }
+            }
+            tls_settings = format!(
+                "-c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key",
+                d = dir.display()
+            );
+        }
         let settings = match durability {
             Durability::Off => {
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
@@ -129,7 +154,7 @@ impl Cluster {
             r#"set -u
 D='{d}'; B='{b}'
 "$B/initdb" -D "$D/data" -U dispo --auth=trust -E UTF8 --locale=C >"$D/initdb.log" 2>&1 || {{ cat "$D/initdb.log" >&2; exit 1; }}
-"$B/postgres" -D "$D/data" -p {port} -k "$D" -c listen_addresses=127.0.0.1 {settings} >"$D/server.log" 2>&1 &
+"$B/postgres" -D "$D/data" -p {port} -k "$D" -c listen_addresses=127.0.0.1 {settings} {tls_settings} >"$D/server.log" 2>&1 &
 pid=$!
 cat >/dev/null
 kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null

@@ -15,6 +15,7 @@ mod live;
 mod nodes;
 mod offline;
 mod operator;
+mod pg_tls;
 mod probe;
 mod publication;
 mod report;
