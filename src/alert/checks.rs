@@ -58,7 +58,7 @@ pub async fn periodic(
 pub fn reminder_ms(a: &AlertsConfig, kind: &str) -> i64 {
     let every = a.reminder_s as i64 * 1000;
     match kind {
-        "interface_down" | "probe_error" => every,
+        "interface_down" | "probe_error" | super::quorum::VANTAGE_FAULT => every,
         _ if every > 0 => every.max(86_400_000),
         _ => 0,
     }

@@ -123,8 +123,22 @@ pub async fn run(
     if let Err(e) = store.end_earlier_runs(&cfg.monitor.id, since_ms).await {
         tracing::warn!(error = %e, "cannot close the earlier runs' heartbeats");
     }
-    let mut episodes = Episodes::new(&cfg.counting);
+    let mut episodes = Episodes::new(&cfg.counting).shared_as(super::quorum::Node {
+        vantage: cfg.monitor.vantage.clone(),
+        quorum: cfg.counting.vantage_quorum,
+        grace_ms: cfg.counting.window_ms,
+        tz: cfg.counting.tz,
+        probes: OwnCopies::of(&cfg).series(),
+    });
     episodes.replay(&store, &ids, since_ms).await;
+    // The vantages' states are judged again every heartbeat: another node's episode, a fault's
+    // grace, a vantage whose heartbeat went stale.
+    let mut tick = tokio::time::interval(
+        cfg.monitor
+            .heartbeat
+            .max(std::time::Duration::from_millis(200)),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probe_errors = ProbeErrors::load(&store).await;
     let copies = OwnCopies::of(&cfg);
     let mut merge = Merge::new(Merge::wait_for(&cfg));
@@ -140,6 +154,10 @@ pub async fn run(
                 None => false,
             },
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => true,
+            _ = tick.tick() => {
+                episodes.tick(&store, &ids, chrono::Utc::now().timestamp_millis()).await;
+                continue;
+            }
         };
         let now = chrono::Utc::now().timestamp_millis();
         let ready = if open {
@@ -255,12 +273,25 @@ impl OwnCopies {
         Self { own }
     }
 
+    /// The series this monitor probes.
+    fn series(&self) -> Vec<(EstablishmentCode, Interface)> {
+        self.own
+            .iter()
+            .flat_map(|(e, (_, ifaces))| ifaces.iter().map(|i| (*e, *i)))
+            .collect()
+    }
+
     fn is_copy(&self, o: &Observation) -> bool {
         o.source == crate::domain::Source::Log
             && self.own.get(&o.establishment).is_some_and(|(id, ifaces)| {
                 o.tpp.as_deref() == Some(id.as_str()) && ifaces.contains(&o.interface)
             })
     }
+}
+
+/// Whether `c` is another node's monitor run than `me`'s.
+fn of_other(c: &crate::domain::CoverageSpan, me: &crate::domain::Vantage) -> bool {
+    c.kind == crate::domain::CoverageKind::Monitor && !crate::engine::vantage::is_run_of(c, me)
 }
 
 /// Episodes and their `interface_down` alerts.
@@ -272,14 +303,28 @@ pub struct Episodes {
     /// (busy past its timeout, failing) is queued again with the next observation, so a passing
     /// error never leaves an outage unannounced.
     unqueued: std::collections::VecDeque<Unqueued>,
+    /// This node as a vantage, when it shares its store with other nodes' (`dispo run`); `None`
+    /// judges alone and publishes nothing.
+    node: Option<super::quorum::Node>,
+    /// Episode (or gap) states not yet published (the store refused), oldest first.
+    unpublished: std::collections::VecDeque<Unpublished>,
 }
 
 /// The live state of one series.
 struct SeriesLive {
     tracker: EpisodeTracker,
-    /// The monitor's probes of the series fail on its own side (`probe_error`): not covered
-    /// until a probe gets another outcome (methodology 1).
+    /// The monitor's probes of the series fail on its own side (`probe_error`) since then: not
+    /// covered until a probe gets another outcome (methodology 1).
+    gap: Option<i64>,
+}
+
+/// An episode (or, `gap`, a span of the monitor's own errors) of this node's vantage to publish.
+#[derive(Debug, Clone, Copy)]
+struct Unpublished {
+    series: (EstablishmentCode, Interface),
     gap: bool,
+    start_ms: i64,
+    end_ms: Option<i64>,
 }
 
 /// An alert or resolution waiting to enter the outbox.
@@ -304,6 +349,127 @@ impl Episodes {
             series: Default::default(),
             settings: settings.clone(),
             unqueued: Default::default(),
+            node: None,
+            unpublished: Default::default(),
+        }
+    }
+
+    /// Publishes this node's episodes as `node`'s and lets the vantage quorum decide whenever
+    /// another node covers the series too (methodology section 10).
+    pub fn shared_as(mut self, node: super::quorum::Node) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// Whether another node covers `series` since `from_ms`: the quorum decides then. A store
+    /// that cannot tell leaves this node to alert alone (an alert too many, none missed).
+    async fn shared(
+        &self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        from_ms: i64,
+        now: i64,
+    ) -> bool {
+        let Some(node) = &self.node else {
+            return false;
+        };
+        match node.others_cover(store, series, from_ms, now).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the other vantages' coverage; alerting alone");
+                false
+            }
+        }
+    }
+
+    /// Publishes an episode (or gap) state of this node's vantage (and what waited).
+    async fn publish(
+        &mut self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        gap: bool,
+        start_ms: i64,
+        end_ms: Option<i64>,
+        now: i64,
+    ) {
+        if self.node.is_none() {
+            return;
+        }
+        self.unpublished.push_back(Unpublished {
+            series,
+            gap,
+            start_ms,
+            end_ms,
+        });
+        self.flush_published(store, now).await;
+    }
+
+    async fn flush_published(&mut self, store: &Store, now: i64) {
+        let Some(node) = &self.node else {
+            return;
+        };
+        while let Some(&u) = self.unpublished.front() {
+            let v = node.vantage_of(u.series);
+            if let Err(e) = store
+                .publish_vantage_episode(u.series, &v, u.gap, u.start_ms, u.end_ms, now)
+                .await
+            {
+                tracing::warn!(error = %e, waiting = self.unpublished.len(), "cannot publish this vantage's episode; retried");
+                return;
+            }
+            self.unpublished.pop_front();
+        }
+    }
+
+    /// Judges `series` from every vantage (the quorum) and alerts accordingly.
+    async fn judge(
+        &mut self,
+        store: &Store,
+        series: (EstablishmentCode, Interface),
+        ids: &[String],
+        now: i64,
+    ) {
+        let Some(node) = &self.node else {
+            return;
+        };
+        if let Err(e) = super::quorum::evaluate(node, store, series, ids, now).await {
+            tracing::error!(error = %e, "cannot judge the vantages' states; tried again at the next heartbeat");
+        }
+    }
+
+    /// Every heartbeat: publishes what waits, and judges again each series some vantage is or
+    /// was lately down on, or an alert fires for, where another node covers it.
+    pub async fn tick(&mut self, store: &Store, ids: &[String], now: i64) {
+        self.queue(store, ids, now).await;
+        self.flush_published(store, now).await;
+        let Some(node) = self.node.clone() else {
+            return;
+        };
+        let since = now - super::quorum::RECENT_MS;
+        let mut series: std::collections::BTreeSet<(EstablishmentCode, Interface)> =
+            match store.series_with_vantage_episodes(since).await {
+                Ok(s) => s.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the vantages' episodes");
+                    return;
+                }
+            };
+        for kind in ["interface_down", super::quorum::VANTAGE_FAULT] {
+            for a in store.firing_alerts(kind).await.unwrap_or_default() {
+                let s = a
+                    .establishment
+                    .as_deref()
+                    .and_then(|e| e.parse().ok())
+                    .zip(a.interface.as_deref().and_then(|i| i.parse().ok()));
+                series.extend(s);
+            }
+        }
+        for s in series {
+            if self.shared(store, s, since, now).await
+                && let Err(e) = super::quorum::evaluate(&node, store, s, ids, now).await
+            {
+                tracing::warn!(error = %e, "cannot judge the vantages' states");
+            }
         }
     }
 
@@ -339,8 +505,49 @@ impl Episodes {
                 return 0;
             }
         };
+        // Other nodes running beside this one (methodology 10): this node replays its own
+        // vantage (its probes, the gateway's logs, its coverage), and the quorum, not the replay,
+        // decides the alerts of the series they share.
+        let others: std::collections::BTreeSet<crate::domain::Vantage> = match &self.node {
+            Some(node) => coverage
+                .iter()
+                .filter(|c| of_other(c, &node.vantage))
+                .filter_map(|c| c.vantage.clone())
+                .collect(),
+            None => Default::default(),
+        };
+        let shared = coverage
+            .iter()
+            .any(|c| c.ongoing && c.vantage.as_ref().is_some_and(|v| others.contains(v)));
+        if let Some(node) = &self.node {
+            // What a killed run of this node left open ends where its coverage ended.
+            let own_end = coverage
+                .iter()
+                .filter(|c| {
+                    c.kind == crate::domain::CoverageKind::Monitor
+                        && crate::engine::vantage::is_run_of(c, &node.vantage)
+                })
+                .map(|c| c.end_ms)
+                .max()
+                .unwrap_or(since_ms);
+            if let Err(e) = store
+                .end_open_vantage_episodes(&node.vantage, own_end, now)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot end this vantage's episodes left open");
+            }
+        }
+        let coverage: Vec<crate::domain::CoverageSpan> = coverage
+            .into_iter()
+            .filter(|c| !shared || c.vantage.as_ref().is_none_or(|v| !others.contains(v)))
+            .collect();
         let mut obs: Vec<Observation> = stored
             .iter()
+            .filter(|o| {
+                !shared
+                    || o.obs.source != crate::domain::Source::Probe
+                    || !others.contains(&o.obs.vantage)
+            })
             .map(|o| crate::period::counted(o, &self.settings))
             .collect();
         obs.sort_by(|a, b| {
@@ -370,6 +577,11 @@ impl Episodes {
                 if carried.is_some_and(|c| e.start_ms >= c) {
                     continue;
                 }
+                // Shared: the quorum raised and resolves what its episodes made (its key may be
+                // one of these ids while the others still see the outage).
+                if shared {
+                    continue;
+                }
                 known.insert(e.id());
                 self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
                 self.unqueued.push_back(Unqueued::Resolve {
@@ -391,7 +603,8 @@ impl Episodes {
         }
         let open: Vec<String> = self.open_episodes().map(Episode::id).collect();
         for a in firing {
-            if known.contains(&a.key) || open.contains(&a.key) {
+            // Shared: what fires is the quorum's, judged at each heartbeat.
+            if shared || known.contains(&a.key) || open.contains(&a.key) {
                 continue;
             }
             // Firing from an earlier run, its episode beyond the look-back: that run's coverage
@@ -449,13 +662,15 @@ impl Episodes {
             .open_episodes()
             .map(|e| (e.establishment, e.interface, e.start_ms))
             .collect();
+        let me = self.node.as_ref().map(|n| n.vantage.clone());
         for (est, iface, start) in open {
+            // This node's coverage and the logs': another node's runs on.
             let end = store
                 .coverage(start, now + 1, now)
                 .await
                 .unwrap_or_default()
                 .iter()
-                .filter(|c| c.covers(&est, iface))
+                .filter(|c| c.covers(&est, iface) && me.as_ref().is_none_or(|v| !of_other(c, v)))
                 .map(|c| c.end_ms)
                 .max()
                 .unwrap_or(now);
@@ -487,6 +702,12 @@ impl Episodes {
             e.end_ms = at_ms.max(e.start_ms);
             e.open = false;
             e.cut = true;
+            self.publish(store, series, false, e.start_ms, Some(e.end_ms), now)
+                .await;
+            if self.shared(store, series, e.start_ms, now).await {
+                self.judge(store, series, ids, now).await;
+                continue;
+            }
             self.unqueued.push_back(Unqueued::Resolve {
                 key: e.id(),
                 end_ms: e.end_ms,
@@ -505,33 +726,54 @@ impl Episodes {
         let settings = &self.settings;
         let s = self.series.entry(key).or_insert_with(|| SeriesLive {
             tracker: EpisodeTracker::new(settings),
-            gap: false,
+            gap: None,
         });
         if probe && o.outcome == Outcome::ProbeError {
             // The monitor cannot see the bank: not covered from here (methodology 1).
-            if !s.gap {
-                s.gap = true;
+            if s.gap.is_none() {
+                s.gap = Some(o.received_at_ms);
+                self.publish(store, key, true, o.received_at_ms, None, now)
+                    .await;
                 self.cut(store, key, o.received_at_ms, ids, now).await;
             }
             return;
         }
-        if probe {
-            s.gap = false;
+        if probe && let Some(since) = s.gap.take() {
+            self.publish(store, key, true, since, Some(o.received_at_ms), now)
+                .await;
         }
         let s = self.series.get_mut(&key).expect("just inserted");
         match s.tracker.push(o) {
             Some(LiveEvent::Opened(e)) => {
-                self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
-                self.queue(store, ids, now).await;
+                // Alone on the series: alerted at once, as ever, then published. Shared: published,
+                // then the quorum decides.
+                if self.shared(store, key, e.start_ms, now).await {
+                    self.publish(store, key, false, e.start_ms, None, now).await;
+                    self.judge(store, key, ids, now).await;
+                    self.queue(store, ids, now).await;
+                } else {
+                    self.unqueued.push_back(Unqueued::Raise(down_alert(&e, tz)));
+                    self.queue(store, ids, now).await;
+                    self.publish(store, key, false, e.start_ms, None, now).await;
+                }
             }
             Some(LiveEvent::Closed(e)) => {
-                self.unqueued.push_back(Unqueued::Resolve {
-                    key: e.id(),
-                    end_ms: e.end_ms,
-                    text: recovery_text(&e, tz),
-                    duration_s: e.duration_s(),
-                });
-                self.queue(store, ids, now).await;
+                if self.shared(store, key, e.start_ms, now).await {
+                    self.publish(store, key, false, e.start_ms, Some(e.end_ms), now)
+                        .await;
+                    self.judge(store, key, ids, now).await;
+                    self.queue(store, ids, now).await;
+                } else {
+                    self.unqueued.push_back(Unqueued::Resolve {
+                        key: e.id(),
+                        end_ms: e.end_ms,
+                        text: recovery_text(&e, tz),
+                        duration_s: e.duration_s(),
+                    });
+                    self.queue(store, ids, now).await;
+                    self.publish(store, key, false, e.start_ms, Some(e.end_ms), now)
+                        .await;
+                }
             }
             None => self.queue(store, ids, now).await,
         }
@@ -578,8 +820,9 @@ impl Episodes {
 /// probes keep failing on our side, resolved by the next probe that gets an answer or a
 /// countable failure.
 struct ProbeErrors {
-    /// Establishments with a firing `probe_error` alert.
-    firing: std::collections::BTreeSet<String>,
+    /// Establishments with a firing `probe_error` alert, and the keys of this node's (raised by
+    /// it, or left firing by an earlier run): another node sharing the store resolves its own.
+    firing: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     /// The firing `monitor_offline` alert: everything failed at once and the canaries too
     /// ([`crate::probe::canary`]). One alert for the monitor, none per establishment.
     offline: Option<String>,
@@ -588,13 +831,13 @@ struct ProbeErrors {
 impl ProbeErrors {
     /// Picks up the alerts an earlier run left firing.
     async fn load(store: &Store) -> Self {
-        let firing = store
-            .firing_alerts("probe_error")
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| a.establishment)
-            .collect();
+        let mut firing: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for a in store.firing_alerts("probe_error").await.unwrap_or_default() {
+            if let Some(e) = a.establishment {
+                firing.entry(e).or_default().insert(a.key);
+            }
+        }
         let offline = store
             .firing_alerts("monitor_offline")
             .await
@@ -630,13 +873,13 @@ impl ProbeErrors {
                 }
                 return;
             }
-            if self.firing.contains(&code) {
+            if self.firing.contains_key(&code) {
                 return;
             }
             let a = probe_error_alert(o);
             match store.raise_alert(&a, ids, now).await {
                 Ok(_) => {
-                    self.firing.insert(code);
+                    self.firing.entry(code).or_default().insert(a.key);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot queue the alert"),
             }
@@ -657,14 +900,17 @@ impl ProbeErrors {
             // backoff) shows no probe working again: the alert stays until one does.
             let refused_token = o.obs.service.as_str() == crate::domain::Service::TOKEN
                 && o.obs.outcome == Outcome::Rejected;
-            if refused_token || !self.firing.remove(&code) {
+            if refused_token {
                 return;
             }
+            let Some(keys) = self.firing.remove(&code) else {
+                return;
+            };
             let at = o.obs.completed_at_ms().unwrap_or(o.obs.received_at_ms);
             let r = store
                 .resolve_firing_except(
                     "probe_error",
-                    |a| a.establishment.as_deref() != Some(code.as_str()),
+                    |a| !keys.contains(&a.key),
                     &format!("The probes work again since {}.", time::rfc3339(at)),
                     ids,
                     now,
@@ -939,6 +1185,142 @@ mod tests {
         }
         let firing = s.all_firing_alerts().await.unwrap();
         assert_eq!(firing[0].starts_at_ms, now + 1_000);
+    }
+
+    /// Nodes `a` and `b`, both probing 13807's API since `now` - 60 s (heartbeats still fresh),
+    /// sharing `s`; quorum majority, a 30 s window.
+    async fn two_nodes(s: &Store, now: i64) -> (Episodes, Episodes) {
+        let series = [("13807".parse().unwrap(), Interface::Api)];
+        let node = |n: &str| super::super::quorum::Node {
+            vantage: crate::domain::Vantage::new(n).unwrap(),
+            quorum: Default::default(),
+            grace_ms: 30_000,
+            tz: chrono_tz::Europe::Paris,
+            probes: series.to_vec(),
+        };
+        for n in ["a", "b"] {
+            let hb = s.start_monitor(n, &series, now - 60_000).await.unwrap();
+            s.beat(hb, now).await.unwrap();
+        }
+        let e = |n| Episodes::new(&Settings::default()).shared_as(node(n));
+        (e("a"), e("b"))
+    }
+
+    /// A probe of node `n`.
+    fn probe(n: &str, at: i64, id: &str, status: Option<u16>) -> Observation {
+        let mut o = obs(at, id, Interface::Api, status);
+        o.source = crate::domain::Source::Probe;
+        o.vantage = crate::domain::Vantage::new(n).unwrap();
+        o
+    }
+
+    fn key(at: i64) -> String {
+        format!("13807-api-{}", time::utc(at).format("%Y%m%dT%H%M%S%.3fZ"))
+    }
+
+    #[tokio::test]
+    async fn two_nodes_alert_once_when_both_see_it_and_a_lone_one_is_a_fault() {
+        let s = store("nodes").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // a: no reply at -50, -45, ... -30 s: its episode opens (from -50 s), b sees nothing
+        // yet: 1 of 2 covering, no downtime; a's fault waits 30 s past its confirmation.
+        for i in 0..5 {
+            let o = probe("a", now - 50_000 + i * 5_000, &format!("a{i}"), None);
+            a.push(&s, &o, &ch, now).await;
+        }
+        let f = s.all_firing_alerts().await.unwrap();
+        assert!(f.is_empty(), "{f:#?}");
+        // b: the same from -49 s: 2 of 2 from there, one alert keyed at -49 s.
+        for i in 0..5 {
+            let o = probe("b", now - 49_000 + i * 5_000, &format!("b{i}"), None);
+            b.push(&s, &o, &ch, now).await;
+        }
+        a.tick(&s, &ch, now).await;
+        b.tick(&s, &ch, now).await;
+        let firing = s.all_firing_alerts().await.unwrap();
+        let keys: Vec<&str> = firing.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, [key(now - 49_000)]);
+        // a's reply at -20 s (200 ms): 1 of 2 from -19.8 s, the alert resolved there.
+        let o = probe("a", now - 20_000, "a-ok", Some(200));
+        a.push(&s, &o, &ch, now).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        let resolved: Vec<Option<i64>> = due
+            .iter()
+            .map(|d| d.notice.alert.ends_at_ms)
+            .filter(Option::is_some)
+            .collect();
+        assert!(resolved.is_empty(), "the firing notice first");
+        s.mark_delivered(due[0].id, now).await.unwrap();
+        let due = s.due_deliveries(i64::MAX, 10).await.unwrap();
+        assert_eq!(due[0].notice.alert.ends_at_ms, Some(now - 19_800));
+        // b still down alone: its fault, from -19.8 s, is alerted 30 s after the later of its
+        // start and b's confirmation (its episode published at `now`).
+        b.tick(&s, &ch, now + 29_999).await;
+        assert!(s.all_firing_alerts().await.unwrap().is_empty());
+        b.tick(&s, &ch, now + 30_000).await;
+        let firing = s.all_firing_alerts().await.unwrap();
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].kind, "vantage_fault");
+        assert_eq!(
+            firing[0].key,
+            format!("vantage_fault/b/{}", key(now - 19_800))
+        );
+        // a's own tick raises no fault of b's.
+        a.tick(&s, &ch, now + 30_100).await;
+        assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_restarted_mid_outage_leaves_the_quorums_alert_to_the_quorum() {
+        let s = store("restart-shared").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // b fails from -52 s, a from -50 s: down from -50 s (2 of 2), keyed there, a's own
+        // episode id too.
+        let mut rows = Vec::new();
+        for (n, from) in [("b", now - 52_000), ("a", now - 50_000)] {
+            for i in 0..5 {
+                let o = probe(n, from + i * 5_000, &format!("{n}{i}"), None);
+                let node = if n == "a" { &mut a } else { &mut b };
+                node.push(&s, &o, &ch, now).await;
+                rows.push(StoredObservation::from(o));
+            }
+        }
+        s.insert_observations(&rows[..]).await.unwrap();
+        let firing = || async { s.all_firing_alerts().await.unwrap() };
+        assert_eq!(firing().await[0].key, key(now - 50_000));
+        // a is killed and restarts at +1 s while b runs on: its replay settles its own
+        // episode (cut at its last beat, `now`) but resolves nothing: b alone still sees it down.
+        s.end_earlier_runs("a", now + 1_000).await.unwrap();
+        let mut a = Episodes::new(&Settings::default()).shared_as(a.node.clone().unwrap());
+        a.replay(&s, &ch, now + 1_000).await;
+        b.tick(&s, &ch, now + 1_500).await;
+        let keys: Vec<String> = firing().await.into_iter().map(|a| a.key).collect();
+        assert_eq!(keys, [key(now - 50_000)]);
+    }
+
+    #[tokio::test]
+    async fn a_node_failing_on_its_own_side_leaves_the_other_to_decide() {
+        let s = store("blind").await;
+        let ch = ["hook".to_string()];
+        let now = chrono::Utc::now().timestamp_millis();
+        let (mut a, mut b) = two_nodes(&s, now).await;
+        // b cannot see the bank from -55 s (its own error): it covers nothing from there.
+        let mut o = probe("b", now - 55_000, "b-err", None);
+        o.outcome = Outcome::ProbeError;
+        b.push(&s, &o, &ch, now).await;
+        // a's five failures from -50 s: it is the only covering vantage, so down at once.
+        for i in 0..5 {
+            let o = probe("a", now - 50_000 + i * 5_000, &format!("a{i}"), None);
+            a.push(&s, &o, &ch, now).await;
+        }
+        let firing = s.all_firing_alerts().await.unwrap();
+        let keys: Vec<&str> = firing.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, [key(now - 50_000)]);
     }
 
     #[tokio::test]

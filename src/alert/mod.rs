@@ -14,6 +14,7 @@ pub mod checks;
 pub mod email;
 pub mod live;
 pub mod outbox;
+pub mod quorum;
 pub mod slack;
 pub mod webhook;
 
@@ -298,7 +299,8 @@ impl Event {
 pub struct Alert {
     pub key: String,
     /// `interface_down`, `weekly_watch`, `certificate_expiry`, `unjustified_fallback`, `probe_error`,
-    /// `monitor_offline` (everything fails at once and the canaries too: `probe::canary`).
+    /// `monitor_offline` (everything fails at once and the canaries too: `probe::canary`),
+    /// `vantage_fault` (this node sees an outage the other vantages do not: `quorum`).
     pub kind: String,
     pub severity: Severity,
     pub establishment: Option<String>,

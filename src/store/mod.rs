@@ -33,9 +33,11 @@ pub mod scan;
 pub mod spill;
 mod target;
 mod tokens;
+pub mod vantages;
 
 pub use outbox::PendingDelivery;
 pub use target::{PgUrl, Target, TargetError, state_dir};
+pub use vantages::VantageEpisode;
 
 use crate::domain::{
     DomainError, EstablishmentCode, Interface, NoReplyKind, Observation, Outcome, Phases, Service,

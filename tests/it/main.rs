@@ -25,4 +25,5 @@ mod sim_support;
 mod spill;
 mod status;
 mod support;
+mod vantage;
 mod vantage_kpi;
