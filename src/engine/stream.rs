@@ -28,7 +28,9 @@ use super::{
     EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
     live, maintenance, time, weeks,
 };
-use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service};
+use crate::domain::{
+    CompactString, CoverageSpan, EstablishmentCode, Interface, Observation, Service,
+};
 
 /// One series (establishment, interface) as the stream passes.
 struct SeriesAcc {
@@ -44,6 +46,9 @@ struct SeriesAcc {
     errors: ProbeErrors,
     /// The episode rule's input: counted failures and the first counted reply after each run.
     rule_input: Vec<Observation>,
+    /// For entries of `rule_input` kept over an earlier log's record of the same request (a
+    /// probe's), that first record: the supervisor's annex shows a request as first recorded.
+    replaced: Vec<(usize, Observation)>,
     /// Whether the last counted observation was a failure.
     after_failure: bool,
 }
@@ -72,6 +77,9 @@ pub struct Counter {
     any: bool,
     fallback: FallbackCalls,
     replies: PeriodReplies,
+    /// The first record of each establishment's requests without an id ("" or "-"), which
+    /// de-duplication does not join: what the annex shows for such an id.
+    anonymous: std::collections::BTreeMap<(EstablishmentCode, CompactString), Observation>,
 }
 
 impl Counter {
@@ -119,7 +127,14 @@ impl Counter {
             any: false,
             fallback: FallbackCalls::default(),
             replies: PeriodReplies::new(replies_in_memory),
+            anonymous: Default::default(),
         })
+    }
+
+    /// Asks the processor for what [`Counter::push`] will look up for `o` (its request id in the
+    /// de-duplication window): called some rows ahead, that look-up finds it in cache.
+    pub fn prefetch(&self, o: &Observation) {
+        self.dedupe.prefetch(o);
     }
 
     /// Takes the next observation. `received_at` must not go back in time; observations outside
@@ -134,6 +149,14 @@ impl Counter {
         }
         if t < self.range.0 || t >= self.range.1 {
             return Ok(());
+        }
+        if (o.request_id.is_empty() || o.request_id == "-")
+            && !self
+                .anonymous
+                .contains_key(&(o.establishment, o.request_id.clone()))
+        {
+            self.anonymous
+                .insert((o.establishment, o.request_id.clone()), o.clone());
         }
         if t > self.last_ms {
             self.release_instant()?;
@@ -151,9 +174,9 @@ impl Counter {
         let mut err = Ok(());
         let mut dedupe = std::mem::take(&mut self.dedupe);
         for o in group.drain(..) {
-            dedupe.push(o, &mut |kept| {
+            dedupe.push(o, &mut |kept, first| {
                 if err.is_ok() {
-                    err = self.count(kept);
+                    err = self.count(kept, first);
                 }
             });
         }
@@ -162,8 +185,13 @@ impl Counter {
         err
     }
 
-    /// One request (after de-duplication), in (received_at, request_id) order.
-    fn count(&mut self, o: Observation) -> Result<(), EngineError> {
+    /// One request (after de-duplication), in (received_at, request_id) order; `first`, the
+    /// log's record it was kept over.
+    fn count(
+        &mut self,
+        o: Observation,
+        first: Option<Box<Observation>>,
+    ) -> Result<(), EngineError> {
         let t = o.received_at_ms;
         self.any = true;
         if let Some(seen) = &mut self.services
@@ -190,6 +218,7 @@ impl Counter {
                     period_services: BTreeSet::new(),
                     errors: ProbeErrors::default(),
                     rule_input: Vec::new(),
+                    replaced: Vec::new(),
                     after_failure: false,
                 });
                 i
@@ -215,6 +244,9 @@ impl Counter {
             let keep = failure || s.after_failure;
             s.after_failure = failure;
             if keep {
+                if let Some(f) = first {
+                    s.replaced.push((s.rule_input.len(), *f));
+                }
                 s.rule_input.push(o);
             }
         }
@@ -244,13 +276,19 @@ impl Counter {
     }
 
     /// The end of the stream: every figure of the period.
-    pub fn finish(mut self) -> Result<Kpis, EngineError> {
+    pub fn finish(self) -> Result<Kpis, EngineError> {
+        self.finish_with_requests().map(|(k, _)| k)
+    }
+
+    /// As [`Counter::finish`], with the first record of each request the episodes name (their
+    /// failures and closing replies), in time order: what the supervisor's annex details.
+    pub fn finish_with_requests(mut self) -> Result<(Kpis, Vec<Observation>), EngineError> {
         self.release_instant()?;
         let mut err = Ok(());
         let dedupe = std::mem::take(&mut self.dedupe);
-        dedupe.finish(&mut |kept| {
+        dedupe.finish(&mut |kept, first| {
             if err.is_ok() {
-                err = self.count(kept);
+                err = self.count(kept, first);
             }
         });
         err?;
@@ -281,6 +319,7 @@ impl Counter {
         let mut maint_cache: std::collections::BTreeMap<EstablishmentCode, Vec<intervals::Span>> =
             Default::default();
         let mut all_episodes: Vec<Episode> = Vec::new();
+        let mut named: Vec<Observation> = Vec::new();
         let mut ext_days = Vec::new();
         let mut period_latency = Vec::new();
         let mut series = std::mem::take(&mut self.series);
@@ -310,7 +349,23 @@ impl Counter {
             let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
             let mut eps = episodes::detect(&rule_input, settings, &cov);
             drop(rule_input);
-            s.rule_input = Vec::new();
+            let wanted: BTreeSet<&str> = eps
+                .iter()
+                .flat_map(|e| e.request_ids.iter().chain(e.ended_by.iter()))
+                .map(|id| id.as_str())
+                .collect();
+            let mut replaced = std::mem::take(&mut s.replaced).into_iter().peekable();
+            for (j, o) in std::mem::take(&mut s.rule_input).into_iter().enumerate() {
+                let first = replaced.next_if(|(k, _)| *k == j).map(|(_, f)| f);
+                if wanted.contains(o.request_id.as_str()) {
+                    named.push(first.unwrap_or(o));
+                }
+            }
+            for ((e, id), o) in &self.anonymous {
+                if *e == est && wanted.contains(id.as_str()) {
+                    named.push(o.clone());
+                }
+            }
             for e in &mut eps {
                 e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
                     as f64
@@ -377,14 +432,18 @@ impl Counter {
                 e
             })
             .collect();
-        Ok(Kpis {
-            period,
-            settings: self.settings.clone(),
-            days: days_out,
-            episodes,
-            weeks,
-            fallback,
-            period_latency,
-        })
+        named.sort_by_key(|o| o.received_at_ms);
+        Ok((
+            Kpis {
+                period,
+                settings: self.settings.clone(),
+                days: days_out,
+                episodes,
+                weeks,
+                fallback,
+                period_latency,
+            },
+            named,
+        ))
     }
 }
