@@ -1,9 +1,11 @@
 //! One way into a period: what every command that counts (`kpi`, `report`, `evidence`, the
 //! exemption dossier, the periodic checks of `dispo run`, the demo) hands the engine.
 //!
-//! In: the store (or an observation CSV) and a period of local days with its settings. Out: an
-//! [`EngineInput`] over [`engine::load_range`] (look-back before the period, whole weeks around
-//! it), with the coverage of section 1 and response times per policy `probe_latency`. De-
+//! In: the store (or an observation CSV) and a period of local days with its settings. Out: the
+//! period counted as the store streams [`engine::load_range`] (look-back before the period, whole
+//! weeks around it; [`count`]), or an [`EngineInput`] over that range ([`load_full`], evidence
+//! packs; [`from_csv`]), with the coverage of section 1 and response times per policy
+//! `probe_latency`. De-
 //! duplication (one request counts once) happens in the engine, for every input alike. Because
 //! every command loads the same range the same way, an episode has the same id everywhere.
 
@@ -12,7 +14,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::domain::{EstablishmentCode, Observation};
-use crate::engine::stream::Counter;
+use crate::engine::two::TwoCounters;
 use crate::engine::{self, EngineError, EngineInput, Kpis, Period, Settings, response_time_ms};
 use crate::import::bounds::Bounds;
 use crate::import::csv_rows::CsvRows;
@@ -41,40 +43,6 @@ pub enum PeriodError {
         reason: String,
     },
 }
-
-/// A period's input, from the lean read of the store.
-#[derive(Debug, Default)]
-pub struct PeriodData {
-    pub input: EngineInput,
-    /// Any observation read is synthetic (`dispo synth`): every output says so.
-    pub synthetic: bool,
-}
-
-/// The engine's input for `period` from the store (only the counted columns). `now_ms` tells a
-/// running monitor from a stopped one.
-pub async fn load(
-    store: &Store,
-    period: Period,
-    settings: &Settings,
-    establishments: &[EstablishmentCode],
-    now_ms: i64,
-) -> Result<PeriodData, PeriodError> {
-    let (from, to) = engine::load_range(period, settings);
-    let rows = store
-        .load_for_counting(from, to, establishments, settings.probe_latency)
-        .await?;
-    let coverage = store.coverage(from, to, now_ms).await?;
-    Ok(PeriodData {
-        input: EngineInput {
-            observations: rows.observations,
-            coverage,
-        },
-        synthetic: rows.synthetic,
-    })
-}
-
-/// How many rows ahead [`count_with`] asks for a row's place in the de-duplication window.
-const PREFETCH_AHEAD: usize = 16;
 
 /// A period counted from the store as it streams by.
 #[derive(Debug)]
@@ -137,7 +105,7 @@ where
         engine::time::day_start_ms(tz, period.to),
     );
     struct State<S, L> {
-        counter: Counter,
+        counter: TwoCounters,
         seen: S,
         look: L,
         error: Option<EngineError>,
@@ -145,7 +113,14 @@ where
         in_period: u64,
     }
     let state = State {
-        counter: Counter::new(period, settings, coverage)?,
+        // Two counters when there are two cores (the machines have two; reading the store
+        // takes a third thread part of the time).
+        counter: TwoCounters::new(
+            period,
+            settings,
+            coverage,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )?,
         seen: state,
         look,
         error: None,
@@ -160,22 +135,16 @@ where
             settings.probe_latency,
             state,
             move |st, batch| {
-                let mut rows = batch.into_iter();
-                while let Some(o) = rows.next() {
-                    // A row's id is looked up among a day of ids (a million at 100 M rows a
-                    // quarter): asked for early, the look-up does not wait on memory.
-                    if let Some(ahead) = rows.as_slice().get(PREFETCH_AHEAD) {
-                        st.counter.prefetch(ahead);
-                    }
+                for o in &batch {
                     st.read += 1;
                     if o.received_at_ms >= p_start && o.received_at_ms < p_end {
                         st.in_period += 1;
-                        (st.look)(&mut st.seen, &o);
+                        (st.look)(&mut st.seen, o);
                     }
-                    if let Err(e) = st.counter.push(o) {
-                        st.error = Some(e);
-                        return false;
-                    }
+                }
+                if let Err(e) = st.counter.push_rows(batch) {
+                    st.error = Some(e);
+                    return false;
                 }
                 true
             },
@@ -187,13 +156,12 @@ where
     let (read, in_period, seen) = (state.read, state.in_period, state.seen);
     // The last day's figures, the episodes and the period's percentiles: CPU work, off the
     // async threads.
-    let (kpis, named_requests) =
-        tokio::task::spawn_blocking(move || state.counter.finish_with_requests())
-            .await
-            .map_err(|e| StoreError::Raw {
-                path: "(counting)".into(),
-                why: format!("the counting thread failed: {e}"),
-            })??;
+    let (kpis, named_requests) = tokio::task::spawn_blocking(move || state.counter.finish())
+        .await
+        .map_err(|e| StoreError::Raw {
+            path: "(counting)".into(),
+            why: format!("the counting thread failed: {e}"),
+        })??;
     Ok((
         Counted {
             kpis,

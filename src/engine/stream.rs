@@ -282,7 +282,15 @@ impl Counter {
 
     /// As [`Counter::finish`], with the first record of each request the episodes name (their
     /// failures and closing replies), in time order: what the supervisor's annex details.
-    pub fn finish_with_requests(mut self) -> Result<(Kpis, Vec<Observation>), EngineError> {
+    pub fn finish_with_requests(self) -> Result<(Kpis, Vec<Observation>), EngineError> {
+        let settings = self.settings.clone();
+        Part::merge(self.finish_part()?, Vec::new(), &settings)
+    }
+
+    /// The figures of the establishments this counter was given, to be merged with those of
+    /// counters given the others ([`Part::merge`]): establishments are independent (one
+    /// request counts once within an establishment), so counters may share a period's.
+    pub fn finish_part(mut self) -> Result<Part, EngineError> {
         self.release_instant()?;
         let mut err = Ok(());
         let dedupe = std::mem::take(&mut self.dedupe);
@@ -294,11 +302,6 @@ impl Counter {
         err?;
         for i in 0..self.series.len() {
             self.close_day(i)?;
-        }
-        if let (Some(list), Some(seen)) = (&self.settings.counted_services, &self.services)
-            && self.any
-        {
-            super::check_counted_services(list, seen)?;
         }
         let settings = &self.settings;
         let tz = settings.tz;
@@ -432,9 +435,8 @@ impl Counter {
                 e
             })
             .collect();
-        named.sort_by_key(|o| o.received_at_ms);
-        Ok((
-            Kpis {
+        Ok(Part {
+            kpis: Kpis {
                 period,
                 settings: self.settings.clone(),
                 days: days_out,
@@ -444,6 +446,64 @@ impl Counter {
                 period_latency,
             },
             named,
-        ))
+            services: self.services.take(),
+            any: self.any,
+        })
+    }
+}
+
+/// What one [`Counter`] found, before it is merged with the others of the same period.
+pub struct Part {
+    kpis: Kpis,
+    named: Vec<Observation>,
+    services: Option<BTreeSet<Service>>,
+    any: bool,
+}
+
+impl Part {
+    /// The period's figures from counters given disjoint sets of establishments, in the order
+    /// one counter given them all would list them, and the requests the episodes name.
+    pub fn merge(
+        first: Part,
+        others: Vec<Part>,
+        settings: &Settings,
+    ) -> Result<(Kpis, Vec<Observation>), EngineError> {
+        let mut any = first.any;
+        let mut seen = first.services.unwrap_or_default();
+        let (mut k, mut named) = (first.kpis, first.named);
+        for p in others {
+            any |= p.any;
+            seen.extend(p.services.into_iter().flatten());
+            named.extend(p.named);
+            k.days.extend(p.kpis.days);
+            k.episodes.extend(p.kpis.episodes);
+            k.weeks.extend(p.kpis.weeks);
+            k.fallback.extend(p.kpis.fallback);
+            k.period_latency.extend(p.kpis.period_latency);
+        }
+        if let Some(list) = &settings.counted_services
+            && any
+        {
+            super::check_counted_services(list, &seen)?;
+        }
+        // Each part is in order; stable sorts on keys that tell establishments apart put the
+        // parts together as one counter would have.
+        k.days.sort_by(|a, b| {
+            (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
+        });
+        k.episodes.sort_by_key(|e| (e.establishment, e.interface));
+        k.weeks.sort_by_key(|w| (w.establishment, w.monday));
+        k.fallback.sort_by(|a, b| {
+            (a.date, a.establishment, &a.tpp).cmp(&(b.date, b.establishment, &b.tpp))
+        });
+        k.period_latency.sort_by(|a, b| {
+            (a.establishment, a.interface, &a.service).cmp(&(
+                b.establishment,
+                b.interface,
+                &b.service,
+            ))
+        });
+        named.sort_by_key(|o| o.received_at_ms);
+        Ok((k, named))
     }
 }
