@@ -341,7 +341,7 @@ mod tests {
         // must shift entries back across other homes (and across the end of the slots).
         let mut ids = Ids::default();
         let mut model = std::collections::BTreeSet::new();
-        let hi = |p: u32| (p % 8) * 0x2000_0001 | 1;
+        let hi = |p: u32| ((p % 8) * 0x2000_0001) | 1;
         let mut x: u64 = 7;
         for step in 0..20_000u32 {
             // A small linear congruential generator: reproducible, no dependency.
