@@ -1,9 +1,11 @@
 //! One way into a period: what every command that counts (`kpi`, `report`, `evidence`, the
 //! exemption dossier, the periodic checks of `dispo run`, the demo) hands the engine.
 //!
-//! In: the store (or an observation CSV) and a period of local days with its settings. Out: an
-//! [`EngineInput`] over [`engine::load_range`] (look-back before the period, whole weeks around
-//! it), with the coverage of section 1 and response times per policy `probe_latency`. De-
+//! In: the store (or an observation CSV) and a period of local days with its settings. Out: the
+//! period counted as the store streams [`engine::load_range`] (look-back before the period, whole
+//! weeks around it; [`count`]), or an [`EngineInput`] over that range ([`load_full`], evidence
+//! packs; [`from_csv`]), with the coverage of section 1 and response times per policy
+//! `probe_latency`. De-
 //! duplication (one request counts once) happens in the engine, for every input alike. Because
 //! every command loads the same range the same way, an episode has the same id everywhere.
 
@@ -12,7 +14,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::domain::{EstablishmentCode, Observation};
-use crate::engine::stream::Counter;
+use crate::engine::two::TwoCounters;
 use crate::engine::{self, EngineError, EngineInput, Kpis, Period, Settings, response_time_ms};
 use crate::import::bounds::Bounds;
 use crate::import::csv_rows::CsvRows;
@@ -42,37 +44,6 @@ pub enum PeriodError {
     },
 }
 
-/// A period's input, from the lean read of the store.
-#[derive(Debug, Default)]
-pub struct PeriodData {
-    pub input: EngineInput,
-    /// Any observation read is synthetic (`dispo synth`): every output says so.
-    pub synthetic: bool,
-}
-
-/// The engine's input for `period` from the store (only the counted columns). `now_ms` tells a
-/// running monitor from a stopped one.
-pub async fn load(
-    store: &Store,
-    period: Period,
-    settings: &Settings,
-    establishments: &[EstablishmentCode],
-    now_ms: i64,
-) -> Result<PeriodData, PeriodError> {
-    let (from, to) = engine::load_range(period, settings);
-    let rows = store
-        .load_for_counting(from, to, establishments, settings.probe_latency)
-        .await?;
-    let coverage = store.coverage(from, to, now_ms).await?;
-    Ok(PeriodData {
-        input: EngineInput {
-            observations: rows.observations,
-            coverage,
-        },
-        synthetic: rows.synthetic,
-    })
-}
-
 /// A period counted from the store as it streams by.
 #[derive(Debug)]
 pub struct Counted {
@@ -83,6 +54,8 @@ pub struct Counted {
     pub read: u64,
     /// Of which received inside the period itself.
     pub in_period: u64,
+    /// The first record of each request the episodes name, in time order (the annex's details).
+    pub named_requests: Vec<Observation>,
 }
 
 /// Counts `period` from the store in time order, as the rows are read: memory follows a day of
@@ -132,7 +105,7 @@ where
         engine::time::day_start_ms(tz, period.to),
     );
     struct State<S, L> {
-        counter: Counter,
+        counter: TwoCounters,
         seen: S,
         look: L,
         error: Option<EngineError>,
@@ -140,7 +113,14 @@ where
         in_period: u64,
     }
     let state = State {
-        counter: Counter::new(period, settings, coverage)?,
+        // Two counters when there are two cores (the machines have two; reading the store
+        // takes a third thread part of the time).
+        counter: TwoCounters::new(
+            period,
+            settings,
+            coverage,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )?,
         seen: state,
         look,
         error: None,
@@ -155,16 +135,16 @@ where
             settings.probe_latency,
             state,
             move |st, batch| {
-                for o in batch {
+                for o in &batch {
                     st.read += 1;
                     if o.received_at_ms >= p_start && o.received_at_ms < p_end {
                         st.in_period += 1;
-                        (st.look)(&mut st.seen, &o);
+                        (st.look)(&mut st.seen, o);
                     }
-                    if let Err(e) = st.counter.push(o) {
-                        st.error = Some(e);
-                        return false;
-                    }
+                }
+                if let Err(e) = st.counter.push_rows(batch) {
+                    st.error = Some(e);
+                    return false;
                 }
                 true
             },
@@ -176,7 +156,7 @@ where
     let (read, in_period, seen) = (state.read, state.in_period, state.seen);
     // The last day's figures, the episodes and the period's percentiles: CPU work, off the
     // async threads.
-    let kpis = tokio::task::spawn_blocking(move || state.counter.finish())
+    let (kpis, named_requests) = tokio::task::spawn_blocking(move || state.counter.finish())
         .await
         .map_err(|e| StoreError::Raw {
             path: "(counting)".into(),
@@ -188,6 +168,7 @@ where
             synthetic,
             read,
             in_period,
+            named_requests,
         },
         seen,
     ))

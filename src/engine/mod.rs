@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod replies;
 pub mod stream;
 pub mod time;
+pub mod two;
 pub mod vantage;
 pub mod weeks;
 
@@ -512,6 +513,8 @@ pub enum EngineError {
     OutOfOrder { at_ms: i64, after_ms: i64 },
     #[error("{why}")]
     Spill { why: String },
+    #[error("the second counting thread stopped: {why}")]
+    Thread { why: String },
 }
 
 /// The longest period counted at once (ten years).

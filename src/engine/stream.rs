@@ -33,7 +33,9 @@ use super::{
     EngineError, Episode, Kpis, Period, PeriodLatency, Settings, WeekWatch, episodes, intervals,
     live, maintenance, time, weeks,
 };
-use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Service, Vantage};
+use crate::domain::{
+    CompactString, CoverageSpan, EstablishmentCode, Interface, Observation, Service, Vantage,
+};
 
 /// One series (establishment, interface) as the stream passes.
 struct SeriesAcc {
@@ -49,6 +51,9 @@ struct SeriesAcc {
     errors: ProbeErrors,
     /// The episode rule's input: counted failures and the first counted reply after each run.
     rule_input: Vec<Observation>,
+    /// For entries of `rule_input` kept over an earlier log's record of the same request (a
+    /// probe's), that first record: the supervisor's annex shows a request as first recorded.
+    replaced: Vec<(usize, Observation)>,
     /// Whether the last counted observation was a failure.
     after_failure: bool,
     /// Its probing vantages when more than one (section 10); `None`, the usual case, counts the
@@ -80,6 +85,9 @@ pub struct Counter {
     any: bool,
     fallback: FallbackCalls,
     replies: PeriodReplies,
+    /// The first record of each establishment's requests without an id ("" or "-"), which
+    /// de-duplication does not join: what the annex shows for such an id.
+    anonymous: std::collections::BTreeMap<(EstablishmentCode, CompactString), Observation>,
 }
 
 impl Counter {
@@ -133,7 +141,14 @@ impl Counter {
             any: false,
             fallback: FallbackCalls::default(),
             replies: PeriodReplies::new(replies_in_memory),
+            anonymous: Default::default(),
         })
+    }
+
+    /// Asks the processor for what [`Counter::push`] will look up for `o` (its request id in the
+    /// de-duplication window): called some rows ahead, that look-up finds it in cache.
+    pub fn prefetch(&self, o: &Observation) {
+        self.dedupe.prefetch(o);
     }
 
     /// Takes the next observation. `received_at` must not go back in time; observations outside
@@ -148,6 +163,14 @@ impl Counter {
         }
         if t < self.range.0 || t >= self.range.1 {
             return Ok(());
+        }
+        if (o.request_id.is_empty() || o.request_id == "-")
+            && !self
+                .anonymous
+                .contains_key(&(o.establishment, o.request_id.clone()))
+        {
+            self.anonymous
+                .insert((o.establishment, o.request_id.clone()), o.clone());
         }
         if t > self.last_ms {
             self.release_instant()?;
@@ -165,10 +188,10 @@ impl Counter {
         let mut err = Ok(());
         let mut dedupe = std::mem::take(&mut self.dedupe);
         for o in group.drain(..) {
-            dedupe.push(o, &mut |kept, shadowed_by| {
+            dedupe.push(o, &mut |kept, h| {
                 if err.is_ok() {
-                    match shadowed_by {
-                        None => err = self.count(kept),
+                    match h.shadowed_by {
+                        None => err = self.count(kept, h.replaced),
                         Some(v) => self.count_shadowed(kept, v),
                     }
                 }
@@ -179,8 +202,13 @@ impl Counter {
         err
     }
 
-    /// One request (after de-duplication), in (received_at, request_id) order.
-    fn count(&mut self, o: Observation) -> Result<(), EngineError> {
+    /// One request (after de-duplication), in (received_at, request_id) order; `first`, the
+    /// log's record it was kept over.
+    fn count(
+        &mut self,
+        o: Observation,
+        first: Option<Box<Observation>>,
+    ) -> Result<(), EngineError> {
         let t = o.received_at_ms;
         self.any = true;
         if let Some(seen) = &mut self.services
@@ -222,6 +250,9 @@ impl Counter {
                 Some(v) => v.keep(&o, failure),
             };
             if keep {
+                if let Some(f) = first {
+                    s.replaced.push((s.rule_input.len(), *f));
+                }
                 s.rule_input.push(o);
             }
         }
@@ -245,6 +276,7 @@ impl Counter {
                     period_services: BTreeSet::new(),
                     errors: ProbeErrors::default(),
                     rule_input: Vec::new(),
+                    replaced: Vec::new(),
                     after_failure: false,
                     vantages: SeriesVantages::of(&self.coverage, &est, iface, self.range),
                 });
@@ -291,14 +323,28 @@ impl Counter {
     }
 
     /// The end of the stream: every figure of the period.
-    pub fn finish(mut self) -> Result<Kpis, EngineError> {
+    pub fn finish(self) -> Result<Kpis, EngineError> {
+        self.finish_with_requests().map(|(k, _)| k)
+    }
+
+    /// As [`Counter::finish`], with the first record of each request the episodes name (their
+    /// failures and closing replies), in time order: what the supervisor's annex details.
+    pub fn finish_with_requests(self) -> Result<(Kpis, Vec<Observation>), EngineError> {
+        let settings = self.settings.clone();
+        Part::merge(self.finish_part()?, Vec::new(), &settings)
+    }
+
+    /// The figures of the establishments this counter was given, to be merged with those of
+    /// counters given the others ([`Part::merge`]): establishments are independent (one
+    /// request counts once within an establishment), so counters may share a period's.
+    pub fn finish_part(mut self) -> Result<Part, EngineError> {
         self.release_instant()?;
         let mut err = Ok(());
         let dedupe = std::mem::take(&mut self.dedupe);
-        dedupe.finish(&mut |kept, shadowed_by| {
+        dedupe.finish(&mut |kept, h| {
             if err.is_ok() {
-                match shadowed_by {
-                    None => err = self.count(kept),
+                match h.shadowed_by {
+                    None => err = self.count(kept, h.replaced),
                     Some(v) => self.count_shadowed(kept, v),
                 }
             }
@@ -306,11 +352,6 @@ impl Counter {
         err?;
         for i in 0..self.series.len() {
             self.close_day(i)?;
-        }
-        if let (Some(list), Some(seen)) = (&self.settings.counted_services, &self.services)
-            && self.any
-        {
-            super::check_counted_services(list, seen)?;
         }
         let settings = &self.settings;
         let tz = settings.tz;
@@ -331,6 +372,7 @@ impl Counter {
         let mut maint_cache: std::collections::BTreeMap<EstablishmentCode, Vec<intervals::Span>> =
             Default::default();
         let mut all_episodes: Vec<Episode> = Vec::new();
+        let mut named: Vec<Observation> = Vec::new();
         let mut ext_days = Vec::new();
         let mut period_latency = Vec::new();
         let (mut vantage_faults, mut vantages) = (Vec::new(), Vec::new());
@@ -351,23 +393,48 @@ impl Counter {
                 })
                 .clone();
             let range = (range_start, range_end);
-            let (mut eps, cov) = match s.vantages.take() {
+            let (mut eps, cov, shadowed) = match s.vantages.take() {
                 None => {
                     let errors = std::mem::take(&mut s.errors).finish(range_end);
                     let cov =
                         coverage::with_errors(&self.coverage, &est, s.interface, errors, range);
                     let rule_input: Vec<&Observation> = s.rule_input.iter().collect();
-                    (episodes::detect(&rule_input, settings, &cov), cov)
+                    (
+                        episodes::detect(&rule_input, settings, &cov),
+                        cov,
+                        Vec::new(),
+                    )
                 }
                 Some(v) => {
                     let series = (&est, s.interface);
                     let c = v.finish(&s.rule_input, &self.coverage, series, settings, range);
                     vantages.extend(c.covered_in((p_start, p_end)));
                     vantage_faults.extend(c.faults);
-                    (c.episodes, c.coverage)
+                    (c.episodes, c.coverage, c.shadowed)
                 }
             };
-            s.rule_input = Vec::new();
+            let wanted: BTreeSet<&str> = eps
+                .iter()
+                .flat_map(|e| e.request_ids.iter().chain(e.ended_by.iter()))
+                .map(|id| id.as_str())
+                .collect();
+            let mut replaced = std::mem::take(&mut s.replaced).into_iter().peekable();
+            let mut shadowed = shadowed.into_iter().peekable();
+            for (j, o) in std::mem::take(&mut s.rule_input).into_iter().enumerate() {
+                let first = replaced.next_if(|(k, _)| *k == j).map(|(_, f)| f);
+                // A log record another vantage's probe stands for: that probe is named.
+                if shadowed.next_if(|k| *k == j).is_some() {
+                    continue;
+                }
+                if wanted.contains(o.request_id.as_str()) {
+                    named.push(first.unwrap_or(o));
+                }
+            }
+            for ((e, id), o) in &self.anonymous {
+                if *e == est && wanted.contains(id.as_str()) {
+                    named.push(o.clone());
+                }
+            }
             for e in &mut eps {
                 e.planned_s = intervals::total(&intervals::intersect(&[(e.start_ms, e.end_ms)], &m))
                     as f64
@@ -447,16 +514,94 @@ impl Counter {
                 &b.vantage,
             ))
         });
-        Ok(Kpis {
-            period,
-            settings: self.settings.clone(),
-            days: days_out,
-            episodes,
-            weeks,
-            fallback,
-            period_latency,
-            vantage_faults,
-            vantages,
+        Ok(Part {
+            kpis: Kpis {
+                period,
+                settings: self.settings.clone(),
+                days: days_out,
+                episodes,
+                weeks,
+                fallback,
+                period_latency,
+                vantage_faults,
+                vantages,
+            },
+            named,
+            services: self.services.take(),
+            any: self.any,
         })
+    }
+}
+
+/// What one [`Counter`] found, before it is merged with the others of the same period.
+pub struct Part {
+    kpis: Kpis,
+    named: Vec<Observation>,
+    services: Option<BTreeSet<Service>>,
+    any: bool,
+}
+
+impl Part {
+    /// The period's figures from counters given disjoint sets of establishments, in the order
+    /// one counter given them all would list them, and the requests the episodes name.
+    pub fn merge(
+        first: Part,
+        others: Vec<Part>,
+        settings: &Settings,
+    ) -> Result<(Kpis, Vec<Observation>), EngineError> {
+        let mut any = first.any;
+        let mut seen = first.services.unwrap_or_default();
+        let (mut k, mut named) = (first.kpis, first.named);
+        for p in others {
+            any |= p.any;
+            seen.extend(p.services.into_iter().flatten());
+            named.extend(p.named);
+            k.days.extend(p.kpis.days);
+            k.episodes.extend(p.kpis.episodes);
+            k.weeks.extend(p.kpis.weeks);
+            k.fallback.extend(p.kpis.fallback);
+            k.period_latency.extend(p.kpis.period_latency);
+            k.vantage_faults.extend(p.kpis.vantage_faults);
+            k.vantages.extend(p.kpis.vantages);
+        }
+        if let Some(list) = &settings.counted_services
+            && any
+        {
+            super::check_counted_services(list, &seen)?;
+        }
+        // Each part is in order; stable sorts on keys that tell establishments apart put the
+        // parts together as one counter would have.
+        k.days.sort_by(|a, b| {
+            (a.date, &a.establishment, a.interface).cmp(&(b.date, &b.establishment, b.interface))
+        });
+        k.episodes.sort_by_key(|e| (e.establishment, e.interface));
+        k.weeks.sort_by_key(|w| (w.establishment, w.monday));
+        k.fallback.sort_by(|a, b| {
+            (a.date, a.establishment, &a.tpp).cmp(&(b.date, b.establishment, &b.tpp))
+        });
+        k.period_latency.sort_by(|a, b| {
+            (a.establishment, a.interface, &a.service).cmp(&(
+                b.establishment,
+                b.interface,
+                &b.service,
+            ))
+        });
+        k.vantage_faults.sort_by(|a, b| {
+            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
+                b.establishment,
+                b.interface,
+                b.start_ms,
+                &b.vantage,
+            ))
+        });
+        k.vantages.sort_by(|a, b| {
+            (a.establishment, a.interface, &a.vantage).cmp(&(
+                b.establishment,
+                b.interface,
+                &b.vantage,
+            ))
+        });
+        named.sort_by_key(|o| o.received_at_ms);
+        Ok((k, named))
     }
 }

@@ -289,6 +289,31 @@ fn the_store_order_and_replies_written_out_give_the_same_figures() {
 }
 
 #[test]
+fn two_counters_give_the_figures_of_one() {
+    // Establishments split between two counters on two threads (what `period::count` does on
+    // two cores): the same digests, and the same requests named for the annex.
+    let (input, period) = hard_period(ROWS);
+    let mut rows = input.observations.clone();
+    rows.sort_by_key(|o| o.received_at_ms);
+    for (settings, want) in policies().iter().zip(IN_MEMORY_DIGESTS) {
+        let mut one = Counter::new(period, settings, input.coverage.clone()).unwrap();
+        for o in rows.iter().cloned() {
+            one.push(o).unwrap();
+        }
+        let (_, named_by_one) = one.finish_with_requests().unwrap();
+        let mut two =
+            super::two::TwoCounters::new(period, settings, input.coverage.clone(), 2).unwrap();
+        for chunk in rows.chunks(1_000) {
+            two.push_rows(chunk.to_vec()).unwrap();
+        }
+        let (k, named) = two.finish().unwrap();
+        assert_eq!(digest(&k), want);
+        assert!(!named.is_empty());
+        assert_eq!(named, named_by_one);
+    }
+}
+
+#[test]
 fn out_of_order_input_is_an_error_not_wrong_figures() {
     let (input, period) = hard_period(2_000);
     let mut c = Counter::new(period, &Settings::default(), input.coverage.clone()).unwrap();

@@ -238,6 +238,8 @@ pub(crate) struct Combined {
     /// Each vantage's own coverage.
     covered: Vec<(Vantage, Vec<Span>)>,
     series: (EstablishmentCode, Interface),
+    /// Indexes in the rule's input of log records a vantage's probe stands for, in order.
+    pub shadowed: Vec<usize>,
 }
 
 impl SeriesVantages {
@@ -415,6 +417,7 @@ impl SeriesVantages {
                 .map(|(v, c)| (v, c.spans))
                 .collect(),
             series: (*est, iface),
+            shadowed: self.shadowed.iter().map(|s| s.0).collect(),
         }
     }
 }

@@ -28,8 +28,9 @@ pub struct RequestDetail {
     pub tpp: Option<String>,
 }
 
-/// The details of every request the episodes name (their five and their closing reply), taken
-/// from the loaded observations before the engine's input is dropped.
+/// The details of every request the episodes name (their five and their closing reply), from
+/// their first records as the period was counted ([`crate::period::Counted::named_requests`]; any
+/// observations in time order do).
 pub fn request_details(
     observations: &[Observation],
     kpis: &crate::engine::Kpis,

@@ -271,18 +271,23 @@ impl Publication {
 /// Loads, counts and writes every output.
 pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutputs, ReportError> {
     let tz = req.settings.tz;
-    let (from_ms, to_ms) = (
-        time::day_start_ms(tz, req.period.from),
-        time::day_start_ms(tz, req.period.to),
-    );
+    let to_ms = time::day_start_ms(tz, req.period.to);
     let started = std::time::Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
-    let loaded =
-        crate::period::load(store, req.period, &req.settings, &req.establishments, now).await?;
-    let obs = &loaded.input.observations;
-    let first = obs.partition_point(|o| o.received_at_ms < from_ms);
-    let last = obs.partition_point(|o| o.received_at_ms < to_ms);
-    let observations = last.saturating_sub(first);
+    // Counted as the store streams the period (memory follows a day of traffic, not the
+    // quarter): the usage table from the same rows, and the first record of each request the
+    // episodes name for the annex.
+    let (counted, usage) = crate::period::count_with(
+        store,
+        req.period,
+        &req.settings,
+        &req.establishments,
+        now,
+        frames::UsageCounts::new(&req.settings, req.period),
+        |u, o| u.add(o),
+    )
+    .await?;
+    let observations = usize::try_from(counted.in_period).unwrap_or(usize::MAX);
     if observations == 0 {
         let filter = if req.establishments.is_empty() {
             String::new()
@@ -303,28 +308,15 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
         });
     }
     tracing::debug!(
-        rows = obs.len(),
+        rows = counted.read,
         secs = started.elapsed().as_secs_f64(),
-        "report: observations loaded"
+        "report: observations counted"
     );
-    let usage = frames::usage(&obs[first..last.max(first)], &req.settings, req.period)?;
-    tracing::debug!(
-        secs = started.elapsed().as_secs_f64(),
-        "report: usage counted"
-    );
+    let usage = usage.frame()?;
     // Synthetic rows in the look-back count too: they shaped its first episodes.
-    let synthetic = loaded.synthetic;
-    // The observations move into the engine rather than being copied (a quarter can hold
-    // millions).
-    let mut input = loaded.input;
-    let kpis = engine::compute(&input, req.period, &req.settings)?;
-    let details = annex::request_details(&input.observations, &kpis);
-    let coverage = std::mem::take(&mut input.coverage);
-    drop(input);
-    tracing::debug!(
-        secs = started.elapsed().as_secs_f64(),
-        "report: figures computed"
-    );
+    let synthetic = counted.synthetic;
+    let kpis = counted.kpis;
+    let details = annex::request_details(&counted.named_requests, &kpis);
     let days_df = frames::days(&kpis.days)?;
     let services: BTreeSet<Service> = kpis
         .days
@@ -349,8 +341,14 @@ pub async fn generate(store: &Store, req: &ReportRequest) -> Result<ReportOutput
     };
     let views = publication.views()?;
     // A one-day period is drawn by hour.
-    let hourly = (req.period.to - req.period.from == chrono::Duration::days(1))
-        .then(|| charts::Hourly::compute(&publication, &coverage));
+    let hourly = if req.period.to - req.period.from == chrono::Duration::days(1) {
+        // The spans the engine counted from (a day's: small).
+        let (from, to) = engine::load_range(req.period, &req.settings);
+        let coverage = store.coverage(from, to, now).await?;
+        Some(charts::Hourly::compute(&publication, &coverage))
+    } else {
+        None
+    };
     let dir = req.out.join(&req.label);
     // All the files or none: a later output failing (a cell the spreadsheet refuses) leaves no
     // half publication, and an earlier publication of the period stays as it was.

@@ -5,8 +5,8 @@
 //!
 //! In: the store, the counting settings and which establishments and series the configuration
 //! watches. Out: a [`Page`], built by the pure [`build`] from two snapshots that [`service`]
-//! computes through the engine: the quarter to date ([`QuarterSnapshot`], `period::load` and
-//! `engine::compute`, cached for a minute or more) and the state now ([`LiveSnapshot`], the
+//! computes through the engine: the quarter to date ([`QuarterSnapshot`], `period::count` as
+//! the store streams it, cached for a minute or more) and the state now ([`LiveSnapshot`], the
 //! engine's episode rule over the last minutes, cached for two seconds). Formats: [`html`],
 //! [`json`], [`atom`]; HTTP: [`http`].
 //!
