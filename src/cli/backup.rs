@@ -9,7 +9,7 @@ use crate::store::Store;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The database to copy.
-    #[arg(long, default_value = "dispo.db", env = "DISPO_DB")]
+    #[arg(long, value_parser = crate::cli::DbParser, default_value = "dispo.db", env = "DISPO_DB", hide_env_values = true)]
     pub db: crate::store::Target,
     /// The copy: a new file (an existing one is refused).
     #[arg(value_name = "COPY.db")]

@@ -46,7 +46,7 @@ pub enum Sub {
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// The database: a SQLite file or a postgres:// URL (DISPO_DB if not given).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::DbParser)]
     pub db: Option<crate::store::Target>,
     /// One episode, by its id `<establishment>-<interface>-<start UTC>` (e.g.
     /// 13807-api-20240704T100000.000Z).

@@ -27,7 +27,7 @@ landed stay; re-running is safe); 130 interrupted by Ctrl-C (the summary says wh
 )]
 pub struct Args {
     /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
-    #[arg(long, env = "DISPO_DB")]
+    #[arg(long, value_parser = crate::cli::DbParser, env = "DISPO_DB", hide_env_values = true)]
     pub db: crate::store::Target,
     /// Input format: the observation CSV of `dispo kpi`, or JSON lines read through --mapping.
     #[arg(long, value_enum, default_value = "csv")]

@@ -23,7 +23,7 @@ pub enum OutputFormat {
 #[command(group = clap::ArgGroup::new("source").args(["db", "input"]))]
 pub struct Args {
     /// The database: a SQLite file or a postgres:// URL (without --input: DISPO_DB if set).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_parser = crate::cli::DbParser, value_name = "FILE")]
     pub db: Option<crate::store::Target>,
     /// An observation CSV (header `received_at,establishment,interface,service,source,tpp,status,latency_ms,error_code,request_id`).
     #[arg(long, value_name = "FILE.csv")]

@@ -165,6 +165,35 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// A path as messages show it: absolute, so "no such file" says where dispo looked.
+/// Parses `--db` without ever echoing it: clap's own message for a bad value quotes it whole,
+/// and a PostgreSQL URL may hold a password (the journal keeps what stderr says).
+#[derive(Debug, Clone, Copy)]
+pub struct DbParser;
+
+impl clap::builder::TypedValueParser for DbParser {
+    type Value = crate::store::Target;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let bad = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --db (or DISPO_DB): {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| bad("not UTF-8".into()))?
+            .parse()
+            .map_err(|e: crate::store::TargetError| bad(e.to_string()))
+    }
+}
+
 /// `--db` when given, else `DISPO_DB` (for the commands where `--db` is one of several
 /// sources: clap's own `env` would count the variable as given and refuse `--input`, `--out` or
 /// a subcommand beside it).

@@ -15,7 +15,7 @@ use crate::store::Store;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
-    #[arg(long, env = "DISPO_DB")]
+    #[arg(long, value_parser = crate::cli::DbParser, env = "DISPO_DB", hide_env_values = true)]
     pub db: crate::store::Target,
     /// The quarter: 2024-Q3 or T3-2024.
     #[arg(long, conflicts_with_all = ["from", "to"])]

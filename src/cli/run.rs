@@ -14,8 +14,8 @@ pub struct Args {
     /// Probe definitions (TOML).
     #[arg(long, default_value = "probes/sandbox.toml")]
     pub config: PathBuf,
-    /// SQLite database (created when missing).
-    #[arg(long, default_value = "dispo.db", env = "DISPO_DB")]
+    /// The database: a SQLite file (created when missing) or a postgres:// URL.
+    #[arg(long, value_parser = crate::cli::DbParser, default_value = "dispo.db", env = "DISPO_DB", hide_env_values = true)]
     pub db: crate::store::Target,
     /// Stop after this long (`90s`, `2m`, `1h`); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]

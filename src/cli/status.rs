@@ -23,7 +23,7 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The database: a SQLite file or a postgres:// URL (default from DISPO_DB).
-    #[arg(long, value_name = "FILE", env = "DISPO_DB")]
+    #[arg(long, value_parser = crate::cli::DbParser, value_name = "FILE", env = "DISPO_DB", hide_env_values = true)]
     pub db: crate::store::Target,
     /// A probe configuration: its establishments (names, probed interfaces) and its
     /// `[counting]` table (policies, maintenance calendar).

@@ -32,7 +32,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// Write into a database: a SQLite file or a postgres:// URL (without --out: DISPO_DB if
     /// set).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::DbParser)]
     pub db: Option<crate::store::Target>,
 }
 

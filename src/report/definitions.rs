@@ -117,8 +117,8 @@ pub fn measured(p: &Publication) -> Vec<String> {
             lang.t("Mesurée depuis", "Measured from"),
             vantages.len(),
             lang.t(
-                "points de mesure, sur des réseaux distincts : l'interface est comptée indisponible quand assez des points qui la surveillent à cet instant s'accordent (la majorité, sauf paramètre contraire) ; une panne vue de trop peu d'entre eux (leur propre réseau) ne l'est pas.",
-                "vantage points, on separate networks: the interface is counted down when enough of the points watching it at that instant agree (a majority unless set otherwise); an outage seen from too few of them (their own network) is not."
+                "points de mesure (nœuds de surveillance distincts) : l'interface est comptée indisponible quand assez des points qui la surveillent à cet instant s'accordent (la majorité, sauf paramètre contraire) ; une panne vue de trop peu d'entre eux (leur propre réseau) ne l'est pas.",
+                "vantage points (distinct monitoring nodes): the interface is counted down when enough of the points watching it at that instant agree (a majority unless set otherwise); an outage seen from too few of them (their own network) is not."
             )
         ).replace(" : ", lang.t(" : ", ": ")).replace(" ; ", lang.t(" ; ", "; ")));
     }

@@ -1011,3 +1011,35 @@ fn report_does_not_overwrite_a_publication_unless_forced() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A PostgreSQL URL holds a password: a bad `--db` or `DISPO_DB` is refused without echoing it,
+/// and `--help` does not show the variable's value (stderr goes to the journal).
+#[test]
+fn a_database_url_is_never_echoed_with_its_password() {
+    let bad = "postgres://dispo:s3cretPW@127.0.0.1:bad/dispo";
+    for args in [
+        vec!["kpi", "--db", bad],
+        vec!["import", "--db", bad, "x.csv"],
+    ] {
+        let o = Command::new(dispo_bin()).args(&args).output().unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(t.contains("invalid value for --db"), "{t}");
+        assert!(!t.contains("s3cretPW"), "{t}");
+    }
+    let o = Command::new(dispo_bin())
+        .args(["run", "--duration", "1s"])
+        .env("DISPO_DB", bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains("s3cretPW"), "{}", text(&o));
+    for cmd in ["run", "report", "import", "status", "backup"] {
+        let o = Command::new(dispo_bin())
+            .args([cmd, "--help"])
+            .env("DISPO_DB", "postgres://dispo:s3cretPW@db/dispo")
+            .output()
+            .unwrap();
+        assert!(!text(&o).contains("s3cretPW"), "{cmd}: {}", text(&o));
+    }
+}
