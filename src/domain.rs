@@ -551,6 +551,11 @@ impl Vantage {
             Source::Probe => Self::IMPORTED,
         }))
     }
+    /// Names a node may not take, in any case: the gateway's, and the one imported probe rows
+    /// get when their file names no vantage.
+    pub fn is_reserved(&self) -> bool {
+        self.0.eq_ignore_ascii_case(Self::GATEWAY) || self.0.eq_ignore_ascii_case(Self::IMPORTED)
+    }
     /// Whether this is the gateway's (logs), not a probing node's.
     pub fn is_gateway(&self) -> bool {
         self.0 == Self::GATEWAY

@@ -758,10 +758,13 @@ impl Validator<'_> {
         let vantage = match &m.id {
             None => crate::domain::Vantage::new("dispo").expect("valid"),
             Some(id) => match id.get_ref().parse::<crate::domain::Vantage>() {
-                Ok(v) if v.is_gateway() => {
+                Ok(v) if v.is_reserved() => {
                     self.err(
                         id,
-                        "monitor id \"gateway\" is taken by the bank's gateway logs: name the node (e.g. paris-dc1)",
+                        format!(
+                            "monitor id {:?} is taken (gateway: the bank's gateway logs; import: imported probe rows): name the node (e.g. paris-dc1)",
+                            v.as_str()
+                        ),
                     );
                     v
                 }

@@ -472,6 +472,7 @@ fn write_observations_csv(dir: &Path, ctx: &[StoredObservation]) -> Result<PathB
         "no_reply_kind",
         "probe_id",
         "synthetic",
+        "vantage",
     ]);
     w.write_record(&head).map_err(&e_)?;
     for o in ctx {
@@ -492,6 +493,7 @@ fn write_observations_csv(dir: &Path, ctx: &[StoredObservation]) -> Result<PathB
             tx(opt(o.no_reply_kind)),
             tx(opt(o.probe_id.as_deref())),
             o.synthetic.to_string(),
+            tx(b.vantage.as_str()),
         ])
         .map_err(&e_)?;
     }

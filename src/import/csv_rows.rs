@@ -174,6 +174,12 @@ impl<R: BufRead> CsvRows<R> {
         self.bounds.check_error_text(error_text.as_deref())?;
         // Logs are the gateway's whatever a column says: only probes have a node.
         let vantage = match (source, self.vantage.map(field).transpose()?) {
+            (Source::Probe, Some(v)) if v.eq_ignore_ascii_case(Vantage::GATEWAY) => {
+                return Err(
+                    "vantage \"gateway\" on a probe row: gateway is the vantage of logs (name the node that probed)"
+                        .into(),
+                );
+            }
             (Source::Probe, Some(v)) if !v.is_empty() => {
                 v.parse::<Vantage>().map_err(|e| e.to_string())?
             }
@@ -367,7 +373,8 @@ mod tests {
              2024-07-04T10:00:02Z,13807,api,cbpii,log,T,200,10,,c,,gateway\n\
              2024-07-04T10:00:03Z,13807,api,cbpii,log,T,200,10,,d,,\n\
              2024-07-04T10:00:04Z,13807,api,cbpii,log,T,200,10,,e,,paris-dc1\n\
-             2024-07-04T10:00:05Z,13807,api,cbpii,probe,,200,10,,f,,gate way\n",
+             2024-07-04T10:00:05Z,13807,api,cbpii,probe,,200,10,,f,,gate way\n\
+             2024-07-04T10:00:06Z,13807,api,cbpii,probe,,200,10,,g,,Gateway\n",
             HEAD.trim_end_matches('\n').to_owned() + ","
         );
         let bounds = Bounds::new(3600.0, 1_796_212_800_000);
@@ -381,7 +388,8 @@ mod tests {
         }
         // b: a probe row naming no node is "import"; d: a log row is the gateway's.
         assert_eq!(ok, ["a=paris-dc1", "b=import", "c=gateway", "d=gateway"]);
-        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(refused[2].1.contains("on a probe row"), "{}", refused[2].1);
         assert_eq!(refused[0].0, 6);
         assert!(
             refused[0].1.contains("logs are the gateway's"),

@@ -154,7 +154,7 @@ fn check_config_refuses_what_cannot_work() {
         "p.toml:17: error: refresh_token_env DISPO_TEST_UNSET_TOKEN: that environment variable is not set here",
         "p.toml:19: error: establishment 10548 has no base_url (give it here or in [defaults])",
         "p.toml:25: error: probe name \"t\" is already used at line 21",
-        "p.toml:2: error: monitor id \"gateway\" is taken by the bank's gateway logs: name the node (e.g. paris-dc1)",
+        "p.toml:2: error: monitor id \"gateway\" is taken (gateway: the bank's gateway logs; import: imported probe rows): name the node (e.g. paris-dc1)",
     ] {
         assert!(t.contains(want), "{want} not in\n{t}");
     }
