@@ -14,36 +14,22 @@ mod common;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dispo::domain::{Interface, SEED_ESTABLISHMENT_CODES};
-use dispo::engine::{Period, Settings, time};
+use dispo::domain::Interface;
+use dispo::engine::Settings;
 use dispo::store::Store;
-use dispo::synth::{Synth, SynthSpec};
+use dispo::synth::Synth;
 
 #[tokio::main]
 async fn main() {
     let n = common::rows(10_000_000);
-    let tz = chrono_tz::Europe::Paris;
-    let period = Period {
-        from: "2024-07-01".parse().unwrap(),
-        to: "2024-10-01".parse().unwrap(),
-    };
-    let spec = SynthSpec {
-        observations: n,
-        from_ms: time::day_start_ms(tz, period.from),
-        to_ms: time::day_start_ms(tz, period.to),
-        establishments: SEED_ESTABLISHMENT_CODES
-            .iter()
-            .map(|c| c.parse().unwrap())
-            .collect(),
-        seed: 7,
-    };
+    let (period, spec) = common::quarter(n);
     let dir = std::env::temp_dir().join(format!("dispo-bench-engine-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kept = std::env::var_os("DISPO_BENCH_DB").map(PathBuf::from);
     let db = kept.clone().unwrap_or_else(|| dir.join("q.db"));
     if !db.exists() {
         let t = Instant::now();
-        write_db(&db, &spec).await;
+        common::write_db(db.as_path(), &spec).await;
         eprintln!(
             "synthetic database: {n} rows in {:.1} s",
             t.elapsed().as_secs_f64()
@@ -136,29 +122,4 @@ async fn main() {
         "1.0000",
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// What `dispo synth --db` writes: the rows, and the synthetic monitor covering every series.
-async fn write_db(db: &std::path::Path, spec: &SynthSpec) {
-    let store = Store::open(db).await.expect("create the database");
-    let mut batch = Vec::with_capacity(100_000);
-    for o in Synth::new(spec.clone()) {
-        batch.push(o);
-        if batch.len() == 100_000 {
-            store
-                .insert_observations(std::mem::replace(&mut batch, Vec::with_capacity(100_000)))
-                .await
-                .expect("insert");
-        }
-    }
-    store.insert_observations(batch).await.expect("insert");
-    let series: Vec<_> = spec
-        .establishments
-        .iter()
-        .flat_map(|e| [Interface::Api, Interface::Fallback, Interface::PsuWeb].map(|i| (*e, i)))
-        .collect();
-    store
-        .record_monitor_run("synth", &series, spec.from_ms, spec.to_ms, "synthetic")
-        .await
-        .expect("coverage");
 }

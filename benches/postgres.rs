@@ -19,12 +19,11 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use dispo::domain::{Interface, SEED_ESTABLISHMENT_CODES};
 use dispo::engine::{Period, Settings, time};
 use dispo::import::{self, Format, ImportOptions, Input};
 use dispo::store::pg_cluster::{Cluster, Durability};
 use dispo::store::{Store, Target};
-use dispo::synth::{Synth, SynthSpec};
+use dispo::synth::Synth;
 use indicatif::ProgressBar;
 
 fn env_rows(var: &str, default: u64) -> u64 {
@@ -32,25 +31,6 @@ fn env_rows(var: &str, default: u64) -> u64 {
         .ok()
         .and_then(|s| s.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-fn spec(n: u64) -> (Period, SynthSpec) {
-    let tz = chrono_tz::Europe::Paris;
-    let period = Period {
-        from: "2024-07-01".parse().unwrap(),
-        to: "2024-10-01".parse().unwrap(),
-    };
-    let spec = SynthSpec {
-        observations: n,
-        from_ms: time::day_start_ms(tz, period.from),
-        to_ms: time::day_start_ms(tz, period.to),
-        establishments: SEED_ESTABLISHMENT_CODES
-            .iter()
-            .map(|c| c.parse().unwrap())
-            .collect(),
-        seed: 7,
-    };
-    (period, spec)
 }
 
 #[tokio::main]
@@ -66,7 +46,8 @@ async fn main() {
     // 1. Import.
     let n = env_rows("DISPO_BENCH_ROWS", 1_000_000);
     let csv = dir.join("obs.csv");
-    dispo::import::csv_rows::write_csv(&csv, Synth::new(spec(n).1)).expect("write the CSV");
+    dispo::import::csv_rows::write_csv(&csv, Synth::new(common::quarter(n).1))
+        .expect("write the CSV");
     let pg_url = cluster.fresh_db("import");
     let pg_import = import_into(&pg_url, &csv, &dir, n).await;
     let sqlite_db = dir.join("import.db");
@@ -92,14 +73,14 @@ async fn main() {
 
     // 2. The engine reading a quarter.
     let m = env_rows("DISPO_BENCH_ENGINE_ROWS", 10_000_000);
-    let (period, spec) = spec(m);
+    let (period, spec) = common::quarter(m);
     let pg_url = cluster.fresh_db("engine");
     let t = Instant::now();
-    write_db(&pg_url, &spec).await;
+    common::write_db(pg_url.parse::<Target>().unwrap(), &spec).await;
     let pg_write = t.elapsed().as_secs_f64();
     let sqlite_db = dir.join("engine.db");
     let t = Instant::now();
-    write_db(sqlite_db.to_str().unwrap(), &spec).await;
+    common::write_db(sqlite_db.as_path(), &spec).await;
     let sqlite_write = t.elapsed().as_secs_f64();
     eprintln!("{m} rows written: PostgreSQL {pg_write:.1} s, SQLite {sqlite_write:.1} s");
     let (pg_secs, pg_kpis, pg_rss) = count(&pg_url, period).await;
@@ -178,34 +159,6 @@ fn psql_copy(cluster: &Cluster, csv: &Path) -> f64 {
         csv.display()
     ));
     t.elapsed().as_secs_f64()
-}
-
-/// What `dispo synth --db` writes: the rows, and the synthetic monitor covering every series.
-async fn write_db(db: &str, spec: &SynthSpec) {
-    let store = Store::open(db.parse::<Target>().unwrap())
-        .await
-        .expect("create the database");
-    let mut batch = Vec::with_capacity(100_000);
-    for o in Synth::new(spec.clone()) {
-        batch.push(o);
-        if batch.len() == 100_000 {
-            store
-                .insert_observations(std::mem::replace(&mut batch, Vec::with_capacity(100_000)))
-                .await
-                .expect("insert");
-        }
-    }
-    store.insert_observations(batch).await.expect("insert");
-    let series: Vec<_> = spec
-        .establishments
-        .iter()
-        .flat_map(|e| [Interface::Api, Interface::Fallback, Interface::PsuWeb].map(|i| (*e, i)))
-        .collect();
-    store
-        .record_monitor_run("synth", &series, spec.from_ms, spec.to_ms, "synthetic")
-        .await
-        .expect("coverage");
-    store.close().await;
 }
 
 /// `period::count` over the period: seconds, the figures as JSON, peak RSS (MB).
