@@ -251,60 +251,194 @@ const COLUMNS: &str = "received_at, establishment, interface, service, source, t
 /// Observations handed over at a time by [`stream`].
 const BATCH: usize = 4_096;
 
+/// The span of time one reader reads at once (see [`stream`]).
+const CHUNK_MS: i64 = 10 * 60_000;
+
+/// At most this many chunks in a period, however long (the chunks grow instead).
+const MAX_CHUNKS: i64 = 200_000;
+
+/// Batches a reader may be ahead of the counting, per reader.
+const AHEAD: usize = 16;
+
+/// What a reader hands over: rows of its current chunk, or the end of it.
+enum Msg {
+    Rows(Vec<Observation>),
+    EndOfChunk,
+}
+
 /// Reads `[from_ms, to_ms)` (optionally some establishments) from the database at `path` in
-/// `received_at` order, without holding the period: a thread of its own decodes the rows
-/// (inside one read transaction: one snapshot, whatever a running monitor inserts meanwhile)
-/// and hands them over in batches to `each`, on the calling thread, as they come. `each`
-/// returning `false` stops the read. Returns whether any row read is synthetic. Blocking: call
-/// it off the async threads.
+/// `received_at` order, without holding the period, and hands the rows over in batches to
+/// `each`, on the calling thread, as they come. `each` returning `false` stops the read. Returns
+/// whether any row read is synthetic. Blocking: call it off the async threads.
+///
+/// Decoding SQLite rows is the larger part of counting a period, more than one core's worth at
+/// 100 M rows: so the period is cut into chunks of [`CHUNK_MS`], and two readers, each on its
+/// own connection and thread, take every other chunk. The calling thread takes the chunks in
+/// order, one reader's then the other's, so the rows still come in time order, and a reader is
+/// never more than [`AHEAD`] batches ahead: memory stays bounded. Each reader reads inside one
+/// read transaction (a snapshot, whatever a running monitor inserts meanwhile); the two snapshots
+/// may differ by what was inserted between their first reads, which lands at the end of the data.
+/// One core: one reader, one chunk.
 pub fn stream(
     path: &Path,
     from_ms: i64,
     to_ms: i64,
     establishments: &[EstablishmentCode],
     probe_latency: ProbeLatency,
+    each: impl FnMut(Vec<Observation>) -> bool,
+) -> Result<bool, StoreError> {
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    stream_with(
+        path,
+        (from_ms, to_ms),
+        establishments,
+        probe_latency,
+        (readers, CHUNK_MS),
+        each,
+    )
+}
+
+/// [`stream`] with `readers` readers taking chunks of `chunk_ms` in turn.
+pub(super) fn stream_with(
+    path: &Path,
+    (from_ms, to_ms): (i64, i64),
+    establishments: &[EstablishmentCode],
+    probe_latency: ProbeLatency,
+    (readers, chunk_ms): (usize, i64),
     mut each: impl FnMut(Vec<Observation>) -> bool,
 ) -> Result<bool, StoreError> {
-    let filter = establishment_filter(establishments);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Observation>>(8);
+    let span = to_ms.saturating_sub(from_ms).max(0);
+    let readers = readers.max(1);
+    let chunk_ms = if readers == 1 {
+        span.max(1)
+    } else {
+        chunk_ms.max(1).max(span / MAX_CHUNKS + 1)
+    };
+    let chunks = usize::try_from((span + chunk_ms - 1) / chunk_ms).unwrap_or(0);
+    let readers = readers.min(chunks.max(1));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM observations \
+         WHERE received_at >= ?1 AND received_at < ?2{} ORDER BY received_at",
+        establishment_filter(establishments)
+    );
+    let plan = Plan {
+        path,
+        sql: &sql,
+        from_ms,
+        to_ms,
+        chunk_ms,
+        step: readers,
+        probe_latency,
+    };
     std::thread::scope(|sc| {
-        let reader = sc.spawn(move || -> Result<bool, StoreError> {
-            let db = Db::open(path, Mode::ReadOnly)?;
-            db.exec("BEGIN")?;
-            let mut q = db.prepare(&format!(
-                "SELECT {COLUMNS} FROM observations \
-                 WHERE received_at >= ?1 AND received_at < ?2{filter} ORDER BY received_at"
-            ))?;
-            q.bind_i64(1, from_ms)?;
-            q.bind_i64(2, to_ms)?;
-            let (mut synthetic, mut last) = (false, Last::default());
-            let mut batch = Vec::with_capacity(BATCH);
+        let mut rxs = Vec::with_capacity(readers);
+        let mut threads = Vec::with_capacity(readers);
+        for first in 0..readers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(AHEAD);
+            rxs.push(rx);
+            threads.push(sc.spawn(move || plan.read(first, &tx)));
+        }
+        // Whether every chunk was taken whole (or `each` asked to stop).
+        let mut complete = true;
+        'chunks: for k in 0..chunks {
+            loop {
+                match rxs[k % readers].recv() {
+                    Ok(Msg::Rows(batch)) => {
+                        if !each(batch) {
+                            break 'chunks;
+                        }
+                    }
+                    Ok(Msg::EndOfChunk) => break,
+                    // That reader stopped on an error: its thread tells which.
+                    Err(_) => {
+                        complete = false;
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        // Unblocks readers waiting on a full channel.
+        drop(rxs);
+        let mut synthetic = false;
+        let mut error = None;
+        for t in threads {
+            match join(path, t) {
+                Ok(s) => synthetic |= s,
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None if !complete => Err(StoreError::Raw {
+                path: path.display().to_string(),
+                why: "a reading thread stopped early".into(),
+            }),
+            None => Ok(synthetic),
+        }
+    })
+}
+
+/// What every reader of one [`stream_with`] shares.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    path: &'a Path,
+    sql: &'a str,
+    from_ms: i64,
+    to_ms: i64,
+    chunk_ms: i64,
+    /// Readers: each takes every `step`-th chunk.
+    step: usize,
+    probe_latency: ProbeLatency,
+}
+
+impl Plan<'_> {
+    /// Reads chunks `first`, `first + step`, ... into `tx`, each followed by its end. Stops
+    /// quietly when the receiving side is gone.
+    fn read(
+        &self,
+        first: usize,
+        tx: &std::sync::mpsc::SyncSender<Msg>,
+    ) -> Result<bool, StoreError> {
+        let db = Db::open(self.path, Mode::ReadOnly)?;
+        db.exec("BEGIN")?;
+        let mut q = db.prepare(self.sql)?;
+        let (mut synthetic, mut last) = (false, Last::default());
+        let mut k = first as i64;
+        loop {
+            let lo = self.from_ms.saturating_add(k.saturating_mul(self.chunk_ms));
+            if lo >= self.to_ms {
+                return Ok(synthetic);
+            }
+            let hi = lo.saturating_add(self.chunk_ms).min(self.to_ms);
+            q.reset();
+            q.bind_i64(1, lo)?;
+            q.bind_i64(2, hi)?;
+            // Allocated at the first row: most chunks of a small database are empty.
+            let mut batch = Vec::new();
             while q.step()? {
-                let (o, synth) = decode(&q, &mut last, probe_latency)?;
+                let (o, synth) = decode(&q, &mut last, self.probe_latency)?;
                 synthetic |= synth;
+                if batch.capacity() == 0 {
+                    batch.reserve_exact(BATCH);
+                }
                 batch.push(o);
                 if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if tx.send(full).is_err() {
-                        // The reader of the batches stopped: so do we.
+                    let full = std::mem::take(&mut batch);
+                    if tx.send(Msg::Rows(full)).is_err() {
                         return Ok(synthetic);
                     }
                 }
             }
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
+            if (!batch.is_empty() && tx.send(Msg::Rows(batch)).is_err())
+                || tx.send(Msg::EndOfChunk).is_err()
+            {
+                return Ok(synthetic);
             }
-            Ok(synthetic)
-        });
-        for batch in rx.iter() {
-            if !each(batch) {
-                break;
-            }
+            k += self.step as i64;
         }
-        // Unblocks the reader if it waits on a full channel.
-        drop(rx);
-        join(path, reader)
-    })
+    }
 }
 
 /// `AND establishment IN (...)`, or nothing for every establishment.

@@ -609,3 +609,59 @@ fn placeholders_are_numbered_for_postgresql_outside_quoted_text() {
         "UPDATE t SET a = $1, b = 'why?' WHERE c = $2 AND d IN ($3)"
     );
 }
+
+/// The period read in chunks by two readers in turn comes in the same order as one reader's
+/// single read, whatever the chunk: chunk edges falling on rows, empty chunks, rows sharing an
+/// instant across readers' chunks; and stopping early stops both readers.
+#[tokio::test]
+async fn two_readers_taking_chunks_in_turn_give_the_rows_in_order() {
+    let path = temp_db("chunks");
+    let store = Store::open(&path).await.unwrap();
+    // 300 rows: at 0, 7, 14, ... ms (every third instant twice, ids a and b), a gap of 1 000 ms
+    // after row 100 (empty chunks), so chunks of 1, 7, 10 and 1 000 ms all cut differently.
+    let mut rows = Vec::new();
+    for i in 0..300i64 {
+        let at = i * 7 + if i > 100 { 1_000 } else { 0 };
+        rows.push(obs(at, &format!("a{i:03}"), Some(200)));
+        if i % 3 == 0 {
+            rows.push(obs(at, &format!("b{i:03}"), None));
+        }
+    }
+    store.insert_observations(rows).await.unwrap();
+    let read = |readers: usize, chunk_ms: i64, stop_after: usize| {
+        let mut got: Vec<(i64, String)> = Vec::new();
+        super::scan::stream_with(
+            &path,
+            (0, 4_000),
+            &[],
+            crate::engine::ProbeLatency::Request,
+            (readers, chunk_ms),
+            |batch| {
+                got.extend(
+                    batch
+                        .into_iter()
+                        .map(|o| (o.received_at_ms, o.request_id.to_string())),
+                );
+                got.len() < stop_after
+            },
+        )
+        .unwrap();
+        got
+    };
+    let whole = read(1, 0, usize::MAX);
+    assert_eq!(whole.len(), 400);
+    assert!(
+        whole.windows(2).all(|w| w[0] <= w[1]),
+        "time, then id order"
+    );
+    for chunk_ms in [1, 7, 10, 1_000] {
+        assert_eq!(
+            read(2, chunk_ms, usize::MAX),
+            whole,
+            "chunks of {chunk_ms} ms"
+        );
+    }
+    // Asked to stop after the first batch (the chunk [0, 1): rows a000 and b000): no more
+    // come, and the call returns.
+    assert_eq!(read(2, 1, 1).len(), 2);
+}
