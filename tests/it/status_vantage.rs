@@ -80,10 +80,17 @@ async fn runs(db: &Path, start: i64, end: i64) {
     }
 }
 
+type Faults = Vec<(String, i64, i64)>;
+
 /// The page at `now`: its JSON, HTML and feed, and the vantage faults `dispo status` prints.
-async fn page(db: &Path, now: i64) -> (Value, String, String, Vec<(String, i64, i64)>) {
+async fn page(db: &Path, now: i64) -> (Value, String, String, Faults) {
+    page_with(db, now, &Scope::default()).await
+}
+
+/// As [`page`], with the configuration's scope (its `[counting]` settings).
+async fn page_with(db: &Path, now: i64, scope: &Scope) -> (Value, String, String, Faults) {
     let store = Store::open(db).await.unwrap();
-    let once = service::once_for_operator(&store, &Scope::default(), now)
+    let once = service::once_for_operator(&store, scope, now)
         .await
         .unwrap();
     let j = json::to_json(&once.page);
@@ -136,6 +143,20 @@ async fn one_vantage_cut_off_is_no_episode_on_the_page_nor_in_the_feed() {
     anonymous(&[&j.to_string(), &h, &feed]);
     // Still running at now: the fault lasts to 10:00:30.
     assert_eq!(faults, [("paris-dc1".to_owned(), T1000, NOW1)]);
+    // The policy is the configuration's: with `vantage_quorum = "any"` one vantage is enough,
+    // and the same outage is an episode since 10:00:00 (12:00:00 in Paris).
+    let any = Scope {
+        settings: dispo::engine::Settings {
+            vantage_quorum: dispo::engine::vantage::VantageQuorum::Any,
+            ..Default::default()
+        },
+        ..Scope::default()
+    };
+    let (j, _, feed, faults) = page_with(&db, NOW1, &any).await;
+    assert_eq!(api(&j)["state"], "down", "{j}");
+    assert_eq!(api(&j)["since"], "2024-07-01T12:00:00+02:00");
+    assert!(feed.contains("<id>urn:dispo:episode:13807-api-20240701T100000.000Z</id>"));
+    assert_eq!(faults, []);
 
     // 10:20:00, after it: paris-dc1 saw the interface down from 10:00:00 to its reply at
     // 10:10:00 completing 100 ms later: a fault of 600.1 s, still no episode.
