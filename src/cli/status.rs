@@ -1,5 +1,9 @@
 //! `dispo status`: the status page once, from a database, as HTML (default), JSON or Atom,
 //! to a file or stdout. The same page `dispo run --http-listen` serves, without its refresh.
+//!
+//! With several vantage points (methodology section 10) the document stays the public page
+//! (it may be published as it is: no vantage fault, no vantage named); the operator is told of
+//! the recent vantage faults on stderr, apart from it and never as downtime.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -9,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::domain::{EstablishmentCode, Interface};
+use crate::engine::{VantageFault, time};
 use crate::report::Lang;
 use crate::status::{Scope, service};
 use crate::store::Store;
@@ -54,7 +59,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("database {}", args.db))?;
     let now = chrono::Utc::now().timestamp_millis();
-    let page = service::once(&store, &scope, now).await?;
+    let service::Once {
+        page,
+        vantage_faults,
+    } = service::once_for_operator(&store, &scope, now).await?;
+    write_faults(&mut std::io::stderr().lock(), &vantage_faults, now)?;
     let json = crate::status::json::to_json(&page);
     let text = match args.format {
         Format::Html => crate::status::html::render(
@@ -71,6 +80,36 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator's part (section 10): the vantage faults open or ended in the last seven days,
+/// which the page never shows. Nothing when there is none (every single-vantage deployment).
+fn write_faults(
+    out: &mut impl std::io::Write,
+    faults: &[VantageFault],
+    now_ms: i64,
+) -> std::io::Result<()> {
+    if faults.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Vantage faults in the last 7 days (an outage seen from too few vantages: not downtime, not on the page; details: dispo kpi):"
+    )?;
+    for f in faults {
+        let still = if f.end_ms >= now_ms { "  (still)" } else { "" };
+        writeln!(
+            out,
+            "  {}  {:<8}  {:<20}  {} -> {}  {:.3} s{still}",
+            f.establishment.as_str(),
+            f.interface.as_str(),
+            f.vantage.as_str(),
+            time::rfc3339(f.start_ms),
+            time::rfc3339(f.end_ms),
+            f.duration_s()
+        )?;
+    }
+    Ok(())
 }
 
 /// What a probe configuration says of the page, read leniently: the counting settings, the

@@ -23,6 +23,7 @@ pub mod time;
 pub mod two;
 pub mod vantage;
 pub mod weeks;
+pub mod window;
 
 #[cfg(test)]
 mod tests;

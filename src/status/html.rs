@@ -272,7 +272,7 @@ pub fn render(p: &Page, lang: Lang, revision: &str) -> String {
     }
     let _ = write!(
         h,
-        "</main><footer><p>{}</p></footer>",
+        "</main><footer><p>{}</p>",
         esc(&format!(
             "{} {} {} {} {}",
             t(
@@ -291,6 +291,23 @@ pub fn render(p: &Page, lang: Lang, revision: &str) -> String {
             )
         ))
     );
+    if p.vantage_points > 1 {
+        // Section 10, as the publication: how many vantage points, never which.
+        let _ = write!(
+            h,
+            "<p>{}</p>",
+            esc(&format!(
+                "{} {} {}",
+                t("Mesurée depuis", "Measured from"),
+                p.vantage_points,
+                t(
+                    "points de mesure (nœuds de surveillance distincts) : l'interface est comptée indisponible quand assez des points qui la surveillent à cet instant s'accordent (la majorité, sauf paramètre contraire) ; une panne vue de trop peu d'entre eux (leur propre réseau) ne l'est pas.",
+                    "vantage points (distinct monitoring nodes): the interface is counted down when enough of the points watching it at that instant agree (a majority unless set otherwise); an outage seen from too few of them (their own network) is not."
+                )
+            ))
+        );
+    }
+    h.push_str("</footer>");
     if let Some(r) = p.refresh_s {
         h.push_str(&script(r));
     }

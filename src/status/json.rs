@@ -84,6 +84,12 @@ pub fn to_json(p: &Page) -> Value {
         "refresh_s": p.refresh_s,
         "establishments": establishments,
     });
+    // Several vantage points (section 10): how many, never which; absent with one.
+    if p.vantage_points > 1
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("vantage_points".into(), json!(p.vantage_points));
+    }
     let revision = revision(&v);
     if let Some(o) = v.as_object_mut() {
         o.insert("revision".into(), json!(revision));

@@ -12,6 +12,13 @@
 //!
 //! Public like the quarterly publication (methodology section 9): it names no TPP, shows no
 //! request id and no weekly watch level. Episodes are shown by interface and times only.
+//!
+//! Several vantage points (section 10): both snapshots count as `kpi` does, each vantage its
+//! own series and episodes, combined by policy `vantage_quorum` (the quarter through
+//! `period::count`, the live window through [`crate::engine::window`]), so the page's episodes
+//! are kpi's, with the same ids (the start where the quorum was reached). A vantage fault is
+//! never on the page nor in the feed; the page says from how many vantage points it is
+//! measured, never which. `dispo status` tells the operator of the faults, apart.
 
 pub mod atom;
 pub mod html;
@@ -24,9 +31,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::domain::{EstablishmentCode, Interface, Service};
+use crate::domain::{EstablishmentCode, Interface, Service, Vantage};
 use crate::engine::coverage::SeriesCoverage;
-use crate::engine::{Episode, Period, Settings, time};
+use crate::engine::{Episode, Period, Settings, VantageFault, time};
 
 /// A followed log or heartbeat this recent (or a monitor still running) makes a series
 /// monitored now: the same delay after which the store takes a silent monitor as stopped.
@@ -97,6 +104,12 @@ pub struct QuarterSnapshot {
     /// Episodes of the quarter (the engine's), by (establishment, interface, start).
     pub episodes: Vec<Episode>,
     pub synthetic: bool,
+    /// Outages seen from too few vantage points (section 10): never on the page; they place
+    /// the live window and `dispo status` tells the operator of them.
+    pub vantage_faults: Vec<VantageFault>,
+    /// How many vantage points measured a series probed from more than one (0 otherwise): the
+    /// page says how many, never which (as the publication).
+    pub vantage_points: usize,
 }
 
 /// One series over the quarter to date.
@@ -146,12 +159,17 @@ impl QuarterSnapshot {
                 .avg_ms
                 .insert(l.service.clone(), l.stats.avg_ms);
         }
+        let mut points: Vec<&Vantage> = k.vantages.iter().map(|v| &v.vantage).collect();
+        points.sort_unstable();
+        points.dedup();
         Self {
             period: k.period,
             computed_at_ms: now_ms,
             figures,
             episodes: k.episodes.clone(),
             synthetic,
+            vantage_faults: k.vantage_faults.clone(),
+            vantage_points: points.len(),
         }
     }
 }
@@ -232,6 +250,9 @@ pub struct Page {
     /// The episode rule in force (five failures within 30 s unless a policy says otherwise).
     pub failures_to_down: usize,
     pub window_ms: i64,
+    /// Vantage points the quarter was measured from, when more than one (else 0): how many,
+    /// never which (section 10, as the publication).
+    pub vantage_points: usize,
     pub establishments: Vec<EstablishmentView>,
 }
 
@@ -383,6 +404,7 @@ pub fn build(
         refresh_s,
         failures_to_down: settings.failures_to_down,
         window_ms: settings.window_ms,
+        vantage_points: quarter.vantage_points,
         establishments,
     }
 }

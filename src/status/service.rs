@@ -4,13 +4,11 @@
 //! core however large the quarter), in the background while the previous figures are served; the
 //! state now is recomputed at most once per `live_ttl`, over the last minutes only.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{LiveSeries, LiveSnapshot, Page, QuarterSnapshot, Scope, StatusError};
-use crate::domain::{EstablishmentCode, Interface, Observation};
-use crate::engine::{self, Period, intervals, time};
+use crate::engine::{self, Period, VantageFault, intervals, time};
 use crate::store::Store;
 
 /// The live window reaches at least this far back.
@@ -42,7 +40,10 @@ pub async fn quarter(
 /// Where the live window starts: at least [`LIVE_WINDOW_MS`] back, before the quarter
 /// snapshot was computed (with room for a failure run), and at the start of every episode of
 /// the snapshot that was open or ended inside the window, so that the window never begins in
-/// the middle of a failure run the engine has already counted.
+/// the middle of a failure run the engine has already counted. With several vantage points
+/// (section 10) a vantage's own episode may begin before the quarter's (where the quorum was
+/// reached): its faults place the window too, and pieces that touch chain back to its start,
+/// so each vantage's episode is found whole and the quorum is reached where `kpi` finds it.
 pub fn live_from(q: &QuarterSnapshot, now_ms: i64, window_ms: i64) -> i64 {
     let margin = 60_000i64.max(2 * window_ms);
     let mut from = (now_ms - LIVE_WINDOW_MS).min(q.computed_at_ms - margin);
@@ -52,52 +53,78 @@ pub fn live_from(q: &QuarterSnapshot, now_ms: i64, window_ms: i64) -> i64 {
             from = from.min(e.start_ms);
         }
     }
-    from
+    if q.vantage_faults.is_empty() {
+        return from;
+    }
+    // Several vantages: pieces of several series and vantages overlap; settle by repeating.
+    let pieces: Vec<(i64, i64, bool)> = q
+        .episodes
+        .iter()
+        .map(|e| (e.start_ms, e.end_ms, e.open))
+        .chain(
+            q.vantage_faults
+                .iter()
+                .map(|f| (f.start_ms, f.end_ms, false)),
+        )
+        .collect();
+    loop {
+        let before = from;
+        for &(start, end, open) in &pieces {
+            if (open || end >= from) && start < from {
+                from = start;
+            }
+        }
+        if from == before {
+            return from;
+        }
+    }
 }
 
 /// The series now: the engine's coverage and episode rule over `[from_ms, now_ms]`, one
-/// request counted once, planned seconds from the maintenance calendar.
+/// request counted once, each vantage's own series combined by policy `vantage_quorum`
+/// (section 10, [`engine::window`]), planned seconds from the maintenance calendar.
 pub async fn live(
     store: &Store,
     scope: &Scope,
     from_ms: i64,
     now_ms: i64,
 ) -> Result<LiveSnapshot, StatusError> {
+    live_with_faults(store, scope, from_ms, now_ms)
+        .await
+        .map(|(s, _)| s)
+}
+
+/// As [`live`], with the window's vantage faults (section 10): the operator's, never the page's.
+pub async fn live_with_faults(
+    store: &Store,
+    scope: &Scope,
+    from_ms: i64,
+    now_ms: i64,
+) -> Result<(LiveSnapshot, Vec<VantageFault>), StatusError> {
     let settings = &scope.settings;
     let rows = store
         .load_for_counting(from_ms, now_ms + 1, &[], settings.probe_latency)
         .await?;
     let coverage = store.coverage(from_ms, now_ms + 1, now_ms).await?;
-    let mut sorted: Vec<&Observation> = rows.observations.iter().collect();
-    sorted.sort_unstable_by(|a, b| {
-        a.received_at_ms
-            .cmp(&b.received_at_ms)
-            .then_with(|| a.request_id.cmp(&b.request_id))
-    });
-    let sorted = engine::dedupe::one_request_once(sorted);
-    let mut by_series: BTreeMap<(EstablishmentCode, Interface), Vec<&Observation>> =
-        BTreeMap::new();
-    for o in sorted {
-        by_series
-            .entry((o.establishment, o.interface))
-            .or_default()
-            .push(o);
-    }
     // Series configured, or covered, even without an observation in the window.
-    for k in &scope.series {
-        by_series.entry(*k).or_default();
-    }
-    for c in &coverage {
-        if let (Some(e), Some(i)) = (c.establishment, c.interface) {
-            by_series.entry((e, i)).or_default();
-        }
-    }
+    let extra = scope.series.iter().copied().chain(
+        coverage
+            .iter()
+            .filter_map(|c| Some((c.establishment?, c.interface?))),
+    );
+    let window = engine::window::episodes(
+        &rows.observations,
+        &coverage,
+        settings,
+        (from_ms, now_ms),
+        extra,
+    );
     let tz = settings.tz;
-    let series = by_series
+    let mut faults = Vec::new();
+    let series = window
         .into_iter()
-        .map(|((est, iface), obs)| {
-            let cov = engine::coverage::of_series(&coverage, &est, iface, &obs, (from_ms, now_ms));
-            let mut episodes = engine::episodes::detect(&obs, settings, &cov);
+        .map(|((est, iface), w)| {
+            let mut episodes = w.episodes;
             let maint = engine::maintenance::spans(
                 &settings.maintenance,
                 tz,
@@ -111,21 +138,25 @@ pub async fn live(
                         as f64
                         / 1000.0;
             }
+            faults.extend(w.faults);
             (
                 (est, iface),
                 LiveSeries {
-                    coverage: cov,
+                    coverage: w.coverage,
                     episodes,
                 },
             )
         })
         .collect();
-    Ok(LiveSnapshot {
-        from_ms,
-        computed_at_ms: now_ms,
-        series,
-        synthetic: rows.synthetic,
-    })
+    Ok((
+        LiveSnapshot {
+            from_ms,
+            computed_at_ms: now_ms,
+            series,
+            synthetic: rows.synthetic,
+        },
+        faults,
+    ))
 }
 
 /// How often each part is recomputed.
@@ -276,8 +307,46 @@ impl StatusService {
 
 /// The page once, for `dispo status`.
 pub async fn once(store: &Store, scope: &Scope, now_ms: i64) -> Result<Page, StatusError> {
+    Ok(once_for_operator(store, scope, now_ms).await?.page)
+}
+
+/// What `dispo status` shows: the page, and beside it (for the operator, never on the page)
+/// the vantage faults open or ended within [`super::RECENT_MS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Once {
+    pub page: Page,
+    /// By (establishment, interface, start, vantage); an open one ends at `now`.
+    pub vantage_faults: Vec<VantageFault>,
+}
+
+/// As [`once`], with the recent vantage faults: the quarter's before the live window, then the
+/// window's (as the page takes its episodes).
+pub async fn once_for_operator(
+    store: &Store,
+    scope: &Scope,
+    now_ms: i64,
+) -> Result<Once, StatusError> {
     let q = quarter(store, scope, now_ms).await?;
     let from = live_from(&q, now_ms, scope.settings.window_ms);
-    let live = live(store, scope, from, now_ms).await?;
-    Ok(super::build(scope, &q, &live, now_ms, None))
+    let (live, window_faults) = live_with_faults(store, scope, from, now_ms).await?;
+    let mut vantage_faults: Vec<VantageFault> = q
+        .vantage_faults
+        .iter()
+        .filter(|f| f.start_ms < from)
+        .cloned()
+        .chain(window_faults)
+        .filter(|f| f.end_ms >= now_ms - super::RECENT_MS)
+        .collect();
+    vantage_faults.sort_by(|a, b| {
+        (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
+            b.establishment,
+            b.interface,
+            b.start_ms,
+            &b.vantage,
+        ))
+    });
+    Ok(Once {
+        page: super::build(scope, &q, &live, now_ms, None),
+        vantage_faults,
+    })
 }

@@ -1,7 +1,7 @@
 //! The page model with hand-worked figures.
 
 use super::*;
-use crate::domain::{CoverageKind, CoverageSpan, Observation, Outcome, Source};
+use crate::domain::{CoverageKind, CoverageSpan, Observation, Outcome, Source, Vantage};
 use crate::engine::EngineInput;
 use crate::report::Lang;
 
@@ -307,4 +307,73 @@ fn public_outputs_carry_no_tpp_no_request_id_and_escape_names() {
     let h = html::render(&once, Lang::En, "x");
     assert!(!h.contains("http-equiv") && !h.contains("<script"));
     assert!(h.contains("lang=\"en\"") && h.contains("Unmonitored"));
+}
+
+fn fault(v: &str, start: i64, end: i64) -> VantageFault {
+    VantageFault {
+        establishment: code("13807"),
+        interface: Interface::Api,
+        vantage: Vantage::new(v).unwrap(),
+        start_ms: start,
+        end_ms: end,
+    }
+}
+
+#[test]
+fn with_several_vantages_the_live_window_reaches_back_to_each_vantage_s_episode() {
+    // Section 10: a in an episode from 09:30 to 09:55, b from 09:40 to 09:45: down (two of
+    // two) 09:40-09:45, a's faults 09:30-09:40 and 09:45-09:55. Now 10:00: the window would
+    // start at 09:45 (15 min back); a's fault 09:45-09:55 ends inside it, so from 09:45; the
+    // episode ends there (touching), so from 09:40; a's first fault ends there, so from 09:30,
+    // where a's episode began: the window sees it whole, and the quorum where kpi does.
+    let now = ms("2026-10-01T10:00:00Z");
+    let mut q = quarter_snapshot();
+    q.computed_at_ms = now;
+    q.episodes = vec![episode(
+        ms("2026-10-01T09:40:00Z"),
+        ms("2026-10-01T09:45:00Z"),
+        false,
+    )];
+    q.vantage_faults = vec![
+        fault("a", ms("2026-10-01T09:30:00Z"), ms("2026-10-01T09:40:00Z")),
+        fault("a", ms("2026-10-01T09:45:00Z"), ms("2026-10-01T09:55:00Z")),
+    ];
+    assert_eq!(
+        service::live_from(&q, now, 30_000),
+        ms("2026-10-01T09:30:00Z")
+    );
+    // One vantage (no fault): as before, an episode ending where the window starts is left
+    // to the quarter.
+    q.vantage_faults.clear();
+    assert_eq!(
+        service::live_from(&q, now, 30_000),
+        now - service::LIVE_WINDOW_MS
+    );
+}
+
+#[test]
+fn the_page_says_from_how_many_vantage_points_never_which() {
+    let mut q = quarter_snapshot();
+    let now = ms("2026-10-01T10:00:00Z");
+    let live = LiveSnapshot {
+        from_ms: now - service::LIVE_WINDOW_MS,
+        computed_at_ms: now,
+        ..LiveSnapshot::default()
+    };
+    // One vantage: nothing said (the page as it always was).
+    let one = build(&scope(), &q, &live, now, None);
+    let j = json::to_json(&one);
+    assert!(j.get("vantage_points").is_none(), "{j}");
+    assert!(!html::render(&one, Lang::En, "x").contains("vantage points"));
+    // Three: the count, in the JSON and the page's footer (the faults stay out of both).
+    q.vantage_points = 3;
+    q.vantage_faults = vec![fault("paris-dc1", now - 60_000, now)];
+    let three = build(&scope(), &q, &live, now, None);
+    let j = json::to_json(&three);
+    assert_eq!(j["vantage_points"], 3);
+    let h = html::render(&three, Lang::En, "x");
+    assert!(h.contains("<p>Measured from 3 vantage points (distinct monitoring nodes)"));
+    for out in [j.to_string(), h, atom::render(&three, Lang::En)] {
+        assert!(!out.contains("paris-dc1"), "{out}");
+    }
 }

@@ -24,6 +24,7 @@ mod sim;
 mod sim_support;
 mod spill;
 mod status;
+mod status_vantage;
 mod support;
 mod vantage;
 mod vantage_kpi;
