@@ -154,6 +154,13 @@ impl Counter {
     /// Takes the next observation. `received_at` must not go back in time; observations outside
     /// [`super::load_range`] are ignored.
     pub fn push(&mut self, o: Observation) -> Result<(), EngineError> {
+        self.push_before(o, None)
+    }
+
+    /// As [`Counter::push`], told when the next observation was received (`None`: not known):
+    /// one alone at its instant, the usual case, goes on at once instead of waiting for the next
+    /// (one copy of it fewer; at 100 M rows copies were a tenth of the counting).
+    pub fn push_before(&mut self, o: Observation, next_ms: Option<i64>) -> Result<(), EngineError> {
         let t = o.received_at_ms;
         if t < self.last_ms {
             return Err(EngineError::OutOfOrder {
@@ -176,11 +183,33 @@ impl Counter {
             self.release_instant()?;
             self.last_ms = t;
         }
+        if self.same_instant.is_empty() && next_ms.is_some_and(|n| n > t) {
+            return self.release_one(o);
+        }
         self.same_instant.push(o);
         Ok(())
     }
 
+    /// An observation alone at its instant, on to de-duplication and counting.
+    fn release_one(&mut self, o: Observation) -> Result<(), EngineError> {
+        let mut err = Ok(());
+        let mut dedupe = std::mem::take(&mut self.dedupe);
+        dedupe.push(o, &mut |kept, h| {
+            if err.is_ok() {
+                match h.shadowed_by {
+                    None => err = self.count(kept, h.replaced),
+                    Some(v) => self.count_shadowed(kept, v),
+                }
+            }
+        });
+        self.dedupe = dedupe;
+        err
+    }
+
     fn release_instant(&mut self) -> Result<(), EngineError> {
+        if self.same_instant.is_empty() {
+            return Ok(());
+        }
         let mut group = std::mem::take(&mut self.same_instant);
         if group.len() > 1 {
             group.sort_by(|a, b| a.request_id.cmp(&b.request_id));

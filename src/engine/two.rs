@@ -156,7 +156,8 @@ fn count_rows(counter: &mut Counter, rows: Vec<Observation>) -> Result<(), Engin
         if let Some(ahead) = rows.as_slice().get(PREFETCH_AHEAD) {
             counter.prefetch(ahead);
         }
-        counter.push(o)?;
+        let next_ms = rows.as_slice().first().map(|n| n.received_at_ms);
+        counter.push_before(o, next_ms)?;
     }
     Ok(())
 }

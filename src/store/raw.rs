@@ -245,17 +245,21 @@ impl<'v> Stmt<'_, 'v> {
     /// The column as text (empty for NULL; not UTF-8 gives an empty string, which every
     /// parser then rejects with the row id).
     pub(crate) fn text(&self, i: c_int) -> &str {
+        std::str::from_utf8(self.bytes(i)).unwrap_or("")
+    }
+
+    /// The column's text as bytes, not checked as UTF-8 (empty for NULL).
+    pub(crate) fn bytes(&self, i: c_int) -> &[u8] {
         // SAFETY: live statement on a row; the pointer and length come from SQLite for this
         // column, valid until the next step (the borrow of `self` ends before that).
-        let bytes = unsafe {
+        unsafe {
             let p = ffi::sqlite3_column_text(self.stmt, i);
             if p.is_null() {
-                return "";
+                return &[];
             }
             let n = ffi::sqlite3_column_bytes(self.stmt, i);
             std::slice::from_raw_parts(p, n.max(0) as usize)
-        };
-        std::str::from_utf8(bytes).unwrap_or("")
+        }
     }
 
     pub(crate) fn opt_text(&self, i: c_int) -> Option<&str> {

@@ -184,11 +184,51 @@ impl Part {
     }
 }
 
-/// The last service and vantage parsed: rows of one series repeat them, so they are reused.
+/// The last value parsed from a column's text, with that text: rows in time order repeat
+/// their interface, service, source, outcome and vantage, so most rows compare a few bytes
+/// instead of checking and parsing them again.
+struct Memo<T> {
+    text: Vec<u8>,
+    value: Option<T>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self {
+            text: Vec::new(),
+            value: None,
+        }
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    fn get(
+        &mut self,
+        bytes: &[u8],
+        parse: impl FnOnce(&str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(v) = &self.value
+            && self.text == bytes
+        {
+            return Ok(v.clone());
+        }
+        // Not UTF-8: an empty text, which every parser refuses with the row's identity.
+        let v = parse(std::str::from_utf8(bytes).unwrap_or(""))?;
+        self.text.clear();
+        self.text.extend_from_slice(bytes);
+        self.value = Some(v.clone());
+        Ok(v)
+    }
+}
+
+/// The last values parsed, per column that repeats (see [`Memo`]).
 #[derive(Default)]
 struct Last {
-    service: Option<Service>,
-    vantage: Option<Vantage>,
+    interface: Memo<Interface>,
+    service: Memo<Service>,
+    source: Memo<Source>,
+    outcome: Memo<Outcome>,
+    vantage: Memo<Vantage>,
 }
 
 /// The observation of the current row of a query selecting [`COLUMNS`], and whether it is
@@ -200,37 +240,32 @@ fn decode(
 ) -> Result<(Observation, bool), StoreError> {
     // Read lazily: only a bad row needs its identity.
     let bad = |source| super::bad_row(q.i64(0), q.text(1), q.text(9), source);
-    let service_text = q.text(3);
-    let service = match &last.service {
-        Some(s) if s.as_str() == service_text => s.clone(),
-        _ => {
-            let s = Service::from_str(service_text).map_err(bad)?;
-            last.service = Some(s.clone());
-            s
-        }
-    };
-    let vantage_text = q.text(14);
-    let vantage = match &last.vantage {
-        Some(v) if v.as_str() == vantage_text => v.clone(),
-        _ => {
-            let v = Vantage::from_str(vantage_text).map_err(bad)?;
-            last.vantage = Some(v.clone());
-            v
-        }
-    };
+    let interface = last
+        .interface
+        .get(q.bytes(2), |t| Interface::from_str(t).map_err(bad))?;
+    let service = last
+        .service
+        .get(q.bytes(3), |t| Service::from_str(t).map_err(bad))?;
+    let source = last
+        .source
+        .get(q.bytes(4), |t| Source::from_str(t).map_err(bad))?;
+    let outcome = last
+        .outcome
+        .get(q.bytes(10), |t| Outcome::from_str(t).map_err(bad))?;
+    let vantage = last
+        .vantage
+        .get(q.bytes(14), |t| Vantage::from_str(t).map_err(bad))?;
     let status = q.opt_i64(6);
-    let source = Source::from_str(q.text(4)).map_err(bad)?;
-    let latency_ms = response_time_ms(
-        probe_latency,
-        source,
-        q.opt_f64(7),
-        q.opt_f64(12),
-        q.opt_f64(13),
-    );
+    // Only a probe's phases can make its response time (policy `probe_latency`).
+    let (processing, transfer) = match (probe_latency, source) {
+        (ProbeLatency::Request, Source::Probe) => (q.opt_f64(12), q.opt_f64(13)),
+        _ => (None, None),
+    };
+    let latency_ms = response_time_ms(probe_latency, source, q.opt_f64(7), processing, transfer);
     let o = Observation {
         received_at_ms: q.i64(0),
         establishment: EstablishmentCode::from_str(q.text(1)).map_err(bad)?,
-        interface: Interface::from_str(q.text(2)).map_err(bad)?,
+        interface,
         service,
         source,
         tpp: q.opt_text(5).map(CompactString::new),
@@ -238,7 +273,7 @@ fn decode(
         latency_ms,
         error_code: q.opt_text(8).map(CompactString::new),
         request_id: CompactString::new(q.text(9)),
-        outcome: Outcome::from_str(q.text(10)).map_err(bad)?,
+        outcome,
         vantage,
     };
     Ok((o, q.i64(11) != 0))
