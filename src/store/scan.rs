@@ -287,7 +287,7 @@ const COLUMNS: &str = "received_at, establishment, interface, service, source, t
 const BATCH: usize = 4_096;
 
 /// The span of time one reader reads at once (see [`stream`]).
-const CHUNK_MS: i64 = 10 * 60_000;
+const CHUNK_MS: i64 = 30 * 60_000;
 
 /// At most this many chunks in a period, however long (the chunks grow instead).
 const MAX_CHUNKS: i64 = 200_000;
@@ -440,6 +440,9 @@ impl Plan<'_> {
         db.exec("BEGIN")?;
         let mut q = db.prepare(self.sql)?;
         let (mut synthetic, mut last) = (false, Last::default());
+        // Rows in the last chunk read: the next one's batch is sized on it (traffic changes
+        // slowly), not at a whole batch for the few rows of a small database's chunk.
+        let mut rows_before = BATCH;
         let mut k = first as i64;
         loop {
             let lo = self.from_ms.saturating_add(k.saturating_mul(self.chunk_ms));
@@ -452,13 +455,16 @@ impl Plan<'_> {
             q.bind_i64(2, hi)?;
             // Allocated at the first row: most chunks of a small database are empty.
             let mut batch = Vec::new();
+            let mut rows = 0;
             while q.step()? {
                 let (o, synth) = decode(&q, &mut last, self.probe_latency)?;
                 synthetic |= synth;
                 if batch.capacity() == 0 {
-                    batch.reserve_exact(BATCH);
+                    let left = rows_before.saturating_sub(rows);
+                    batch.reserve_exact((left + left / 8 + 16).min(BATCH));
                 }
                 batch.push(o);
+                rows += 1;
                 if batch.len() == BATCH {
                     let full = std::mem::take(&mut batch);
                     if tx.send(Msg::Rows(full)).is_err() {
@@ -466,6 +472,7 @@ impl Plan<'_> {
                     }
                 }
             }
+            rows_before = rows;
             if (!batch.is_empty() && tx.send(Msg::Rows(batch)).is_err())
                 || tx.send(Msg::EndOfChunk).is_err()
             {
