@@ -358,3 +358,123 @@ fn the_gateways_record_of_one_vantages_probe_counts_for_the_others() {
     let day = k.days.iter().find(|d| d.date.to_string() == "2024-07-01");
     assert_eq!(day.unwrap().requests, 8);
 }
+
+/// What `dispo import` records for a probe file naming vantage `v`'s rows of 13807/api (issue
+/// 15, review point c): that vantage's own coverage of the series, over the file's span.
+fn imported(v: &str, a: &str, b: &str) -> CoverageSpan {
+    CoverageSpan {
+        kind: CoverageKind::Log,
+        ..run(v, a, b)
+    }
+}
+/// Both vantages imported over the whole local days 1 and 2 July, with no monitor run.
+fn imported_only(vs: &[&str]) -> Vec<CoverageSpan> {
+    vs.iter()
+        .map(|v| imported(v, "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"))
+        .collect()
+}
+
+#[test]
+fn imported_vantages_are_probing_vantages() {
+    // The data of `one_vantage_cut_off_is_a_fault_not_downtime`, imported from one file naming
+    // a and b, with no monitor run in the store. Counted as one merged series (a log), b's
+    // reply at 10:00:02 (after a's failure of the same instant: request ids "a-..." < "b-1")
+    // splits a's five failures into runs of three and two: nothing at all. As two vantages: a
+    // fault of a for 600 s, as if they had been monitor runs.
+    let mut obs = five("a", "2024-07-01T10:00:0");
+    obs.push(probe("a", "2024-07-01T10:10:00Z", "a-r", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:00:02Z", "b-1", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:10:00Z", "b-2", Some(200)));
+    let k = majority(obs.clone(), imported_only(&["a", "b"]));
+    assert!(k.episodes.is_empty());
+    assert_eq!(downtime(&k, "2024-07-01"), 0.0);
+    assert_eq!(
+        faults(&k),
+        vec![("a".into(), ms("2024-07-01T10:00:00Z"), 600.0)]
+    );
+    let names: Vec<(&str, f64)> = k
+        .vantages
+        .iter()
+        .map(|v| (v.vantage.as_str(), v.covered_s))
+        .collect();
+    assert_eq!(names, vec![("a", 172_800.0), ("b", 172_800.0)]);
+    // The same file covered as a log (the gateway's side, what it was before): one series
+    // whose run b's reply broke, so neither downtime nor fault.
+    let mut as_log = imported_only(&["a"]);
+    as_log[0].vantage = None;
+    let merged = majority(obs.clone(), as_log);
+    assert_eq!(downtime(&merged, "2024-07-01"), 0.0);
+    assert!(merged.vantage_faults.is_empty() && merged.vantages.is_empty());
+    // An imported vantage and a monitor run of another: two vantages all the same.
+    let mixed = majority(
+        obs,
+        vec![
+            imported("a", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"),
+            run("b", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"),
+        ],
+    );
+    assert_eq!(faults(&mixed), faults(&k));
+}
+
+#[test]
+fn imported_vantages_both_down_is_downtime() {
+    // `both_cut_off_is_downtime_on_the_overlap` from one imported file, no monitor run: a down
+    // [10:00:00, 10:10:00), b [10:00:02, 10:05:00): 298 s of downtime on the overlap, a's 2 s
+    // before and 300 s after are faults.
+    let mut obs = five("a", "2024-07-01T10:00:0");
+    obs.push(probe("a", "2024-07-01T10:10:00Z", "a-r", Some(200)));
+    obs.extend((2..7).map(|i| {
+        probe(
+            "b",
+            &format!("2024-07-01T10:00:0{i}.000Z"),
+            &format!("b-{i}"),
+            None,
+        )
+    }));
+    obs.push(probe("b", "2024-07-01T10:05:00Z", "b-r", Some(200)));
+    let k = majority(obs, imported_only(&["a", "b"]));
+    assert_eq!(downtime(&k, "2024-07-01"), 298.0);
+    assert_eq!(k.episodes.len(), 1);
+    assert_eq!(k.episodes[0].id(), "13807-api-20240701T100002.000Z");
+    assert_eq!(
+        faults(&k),
+        vec![
+            ("a".into(), ms("2024-07-01T10:00:00Z"), 2.0),
+            ("a".into(), ms("2024-07-01T10:05:00Z"), 300.0),
+        ]
+    );
+}
+
+#[test]
+fn imported_rows_naming_no_vantage_stay_the_gateways() {
+    // Beside a and b (imported), rows naming no vantage (`import`) and the file's log span:
+    // the bank's side, in both vantages' series. Five of them fail from 11:00:00, one replies
+    // at 11:01:00: both vantages down, 60 s of downtime, no fault.
+    let mut obs: Vec<Observation> = (0..5)
+        .map(|i| {
+            probe(
+                Vantage::IMPORTED,
+                &format!("2024-07-01T11:00:0{i}Z"),
+                &format!("i{i}"),
+                None,
+            )
+        })
+        .collect();
+    obs.push(probe(
+        Vantage::IMPORTED,
+        "2024-07-01T11:01:00Z",
+        "i-r",
+        Some(200),
+    ));
+    obs.push(probe("a", "2024-07-01T10:00:00Z", "a-1", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:00:00Z", "b-1", Some(200)));
+    let mut cov = imported_only(&["a", "b"]);
+    let mut shared = imported("a", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z");
+    shared.vantage = None;
+    shared.interface = None;
+    cov.push(shared);
+    let k = majority(obs, cov);
+    assert_eq!(downtime(&k, "2024-07-01"), 60.0);
+    assert!(k.vantage_faults.is_empty(), "{:?}", k.vantage_faults);
+    assert_eq!(k.vantages.len(), 2);
+}

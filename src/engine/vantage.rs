@@ -14,9 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::coverage::{self, ProbeErrors, SeriesCoverage};
 use super::intervals::{self, Span};
 use super::{Episode, Settings, VantageCoverage, VantageFault, episodes};
-use crate::domain::{
-    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage,
-};
+use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage};
 
 /// How many of the vantages covering an instant must see the interface down (policy
 /// `vantage_quorum`, `[counting]`): `"majority"` (default), `"all"`, `"any"`, or a number.
@@ -184,29 +182,21 @@ fn inside(spans: &[Span], at: &mut usize, t: i64) -> bool {
     spans.get(*at).is_some_and(|s| s.0 <= t)
 }
 
-/// Whether the monitor runs of `all` are of two vantages or more (an unnamed run is the
-/// unknown monitor's): then the engine keeps what each vantage needs (section 10).
+/// Whether the probing coverage of `all` (monitor runs, imported vantages' spans) is of two
+/// vantages or more (an unnamed run is the unknown monitor's): then the engine keeps what each
+/// vantage needs (section 10).
 pub fn several(all: &[CoverageSpan]) -> bool {
-    let mut runs = all
-        .iter()
-        .filter(|c| c.kind == CoverageKind::Monitor)
-        .map(|c| {
-            c.vantage
-                .as_ref()
-                .map_or(Vantage::UNKNOWN_MONITOR, |v| v.as_str())
-        });
+    let mut runs = all.iter().filter_map(CoverageSpan::probing_vantage);
     let Some(first) = runs.next() else {
         return false;
     };
     runs.any(|v| v != first)
 }
 
-/// Whether monitor run `c` is `v`'s (a run that names no vantage is the unknown monitor's).
+/// Whether `c` is coverage of probing vantage `v`: its monitor run (a run that names no vantage
+/// is the unknown monitor's), or the span of its imported probes.
 pub fn is_run_of(c: &CoverageSpan, v: &Vantage) -> bool {
-    match &c.vantage {
-        Some(x) => x == v,
-        None => v.as_str() == Vantage::UNKNOWN_MONITOR,
-    }
+    c.probing_vantage() == Some(v.as_str())
 }
 
 /// The probing vantages of one series in the batch engine, when more than one probes it (section
@@ -243,7 +233,8 @@ pub(crate) struct Combined {
 }
 
 impl SeriesVantages {
-    /// `None` unless two vantages or more have monitor runs covering the series within `range`.
+    /// `None` unless two vantages or more cover the series within `range` (their monitor runs,
+    /// or the spans of their imported probes).
     pub fn of(
         all: &[CoverageSpan],
         est: &EstablishmentCode,
@@ -251,26 +242,27 @@ impl SeriesVantages {
         range: Span,
     ) -> Option<Box<Self>> {
         let mut runs = all.iter().filter(|c| {
-            c.kind == CoverageKind::Monitor
+            c.probing_vantage().is_some()
                 && c.covers(est, iface)
                 && c.end_ms > range.0
                 && c.start_ms < range.1
         });
         let first = runs.next()?;
-        // The usual case, one vantage: decided without allocating.
-        if runs.clone().all(|c| c.vantage == first.vantage) {
+        // The usual case, one vantage: decided without allocating (an unnamed run and one named
+        // `monitor` are the same vantage).
+        if runs
+            .clone()
+            .all(|c| c.probing_vantage() == first.probing_vantage())
+        {
             return None;
         }
+        // A probing span naming no vantage is an unnamed monitor run.
         let mut names: Vec<Vantage> = std::iter::once(first)
             .chain(runs)
             .map(|c| c.vantage.clone().unwrap_or_else(Vantage::unknown_monitor))
             .collect();
         names.sort_unstable();
         names.dedup();
-        // An unnamed run and one named `monitor` are the same vantage.
-        if names.len() < 2 {
-            return None;
-        }
         Some(Box::new(Self {
             after_failure: vec![false; names.len()],
             errors: vec![ProbeErrors::default(); names.len()],

@@ -41,7 +41,9 @@ const B_TOO: &str = "\
 2024-07-01T10:00:22Z,13807,api,cbpii,probe,,,,,bf5,b
 ";
 
-fn database(dir: &Path, rows: &str) -> PathBuf {
+/// `rows` imported by `dispo import` alone (section 10: the vantages a probe file names cover
+/// their series over the file's span, as monitor runs would).
+fn imported(dir: &Path, rows: &str) -> PathBuf {
     let csv = dir.join("probes.csv");
     std::fs::write(&csv, format!("{HEAD}{rows}")).unwrap();
     let db = dir.join("d.db");
@@ -51,6 +53,11 @@ fn database(dir: &Path, rows: &str) -> PathBuf {
         db.to_str().unwrap(),
         csv.to_str().unwrap(),
     ]);
+    db
+}
+
+fn database(dir: &Path, rows: &str) -> PathBuf {
+    let db = imported(dir, rows);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,4 +196,51 @@ fn one_vantage_cut_off_is_a_fault_both_are_downtime() {
             ("2024-07-01T10:05:00.100Z", 300.0)
         ]
     );
+}
+
+#[test]
+fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
+    support::init();
+    // No monitor run: the file covers a's and b's series from its first line (22:00:00Z) to
+    // its last (21:59:59Z), 86 399 s, each as that vantage's own coverage.
+    let dir = support::tmp_dir("vantage", "imported");
+    let db = imported(&dir, A_ALONE);
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(j["days"][0]["covered_s"], 86_399.0, "{j}");
+    // a alone: no downtime, a's fault of 600.1 s (merged as one log, b's replies between a's
+    // failures would have hidden it).
+    assert_eq!(j["days"][0]["downtime_s"], 0.0, "{j}");
+    let faults = j["vantage_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{j}");
+    assert_eq!(faults[0]["vantage"], "a");
+    assert_eq!(faults[0]["duration_s"], 600.1);
+    let vs: Vec<(&str, f64)> = j["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["vantage"].as_str().unwrap(),
+                v["covered_s"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(vs, [("a", 86_399.0), ("b", 86_399.0)]);
+    // Imported again: nothing doubles.
+    let again = imported(&dir, A_ALONE);
+    assert_eq!(again, db);
+    let k: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(k, j);
+
+    // Both cut off: b down [10:00:02, 10:05:00.100), with a: 298.1 s of downtime; the day's
+    // uptime over 86 399 s covered: 100 - 298.1 / 863.99 = 99.654 97...
+    let dir = support::tmp_dir("vantage", "imported-both");
+    let db = imported(&dir, &format!("{A_ALONE}{B_TOO}"));
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    let down = j["days"][0]["downtime_s"].as_f64().unwrap();
+    assert!((down - 298.1).abs() < 1e-9, "{j}");
+    let up = j["days"][0]["uptime_pct"].as_f64().unwrap();
+    assert!((up - (100.0 - 298.1 / 863.99)).abs() < 1e-9, "{j}");
+    assert_eq!(j["episodes"].as_array().unwrap().len(), 1);
+    assert_eq!(j["vantage_faults"].as_array().unwrap().len(), 2, "{j}");
 }
