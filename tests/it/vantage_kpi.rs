@@ -226,6 +226,19 @@ fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
         })
         .collect();
     assert_eq!(vs, [("a", 86_399.0), ("b", 86_399.0)]);
+    // a's probes during its fault (a1..a5, no replies, and a6, received at 10:10:00 before its
+    // reply completed at 10:10:00.100) are set aside: of the 12 requests, a0, b0, b1, b2, a9
+    // and b9 are counted, no no-reply, 6 replies of 100 ms.
+    assert_eq!(faults[0]["set_aside"], 6);
+    let d = &j["days"][0];
+    assert_eq!(
+        (&d["requests"], &d["probe_requests"], &d["no_reply"]),
+        (&Value::from(6), &Value::from(6), &Value::from(0)),
+        "{d}"
+    );
+    assert_eq!(d["error_rate_pct"], 0.0);
+    assert_eq!(d["replies"]["cbpii"], 6, "{d}");
+    assert_eq!(d["avg_ms"]["cbpii"], 100.0);
     // Imported again: nothing doubles.
     let again = imported(&dir, A_ALONE);
     assert_eq!(again, db);
@@ -242,5 +255,19 @@ fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
     let up = j["days"][0]["uptime_pct"].as_f64().unwrap();
     assert!((up - (100.0 - 298.1 / 863.99)).abs() < 1e-9, "{j}");
     assert_eq!(j["episodes"].as_array().unwrap().len(), 1);
-    assert_eq!(j["vantage_faults"].as_array().unwrap().len(), 2, "{j}");
+    // a alone on [10:00:00, 10:00:02) (a1 set aside) and [10:05:00.100, 10:10:00.100) (a6):
+    // during the downtime between, a's probes (a2..a5) count as everyone's. 17 requests, 2 set
+    // aside: 15, of which 9 no-replies (a2..a5, bf1..bf5).
+    let set_aside: Vec<u64> = j["vantage_faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["set_aside"].as_u64().unwrap())
+        .collect();
+    assert_eq!(set_aside, [1, 1], "{j}");
+    let d = &j["days"][0];
+    assert_eq!(
+        (&d["requests"], &d["no_reply"]),
+        (&Value::from(15), &Value::from(9))
+    );
 }
