@@ -244,6 +244,21 @@ fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
     assert_eq!(again, db);
     let k: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
     assert_eq!(k, j);
+    // The same file counted directly (`kpi --input`): the same figures.
+    let out = support::dispo_ok(&[
+        "kpi",
+        "--input",
+        dir.join("probes.csv").to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--format",
+        "json",
+    ]);
+    let direct: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(direct["days"], j["days"]);
+    assert_eq!(direct["vantage_faults"], j["vantage_faults"]);
 
     // Both cut off: b down [10:00:02, 10:05:00.100), with a: 298.1 s of downtime; the day's
     // uptime over 86 399 s covered: 100 - 298.1 / 863.99 = 99.654 97...
