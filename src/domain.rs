@@ -661,8 +661,10 @@ pub struct CoverageSpan {
     /// The monitor was still running when the data was read: coverage ends "now", not at a
     /// stop, so an episode open at its end is open, not cut.
     pub ongoing: bool,
-    /// Whose monitor run it is (its `[monitor] id`, methodology section 10); `None` for logs,
-    /// and for monitor spans known to be of a single, unnamed vantage.
+    /// Whose monitor run it is (its `[monitor] id`, methodology section 10); `None` for
+    /// monitor spans known to be of a single, unnamed vantage. For a log span: the vantage whose
+    /// imported probe rows it covers (a probe file naming its rows' vantage: that vantage's own
+    /// coverage, as a run of it); `None`, the gateway's, shared by every vantage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vantage: Option<Vantage>,
 }
@@ -671,6 +673,17 @@ impl CoverageSpan {
     /// Whether this span covers the series `(e, i)`.
     pub fn covers(&self, e: &EstablishmentCode, i: Interface) -> bool {
         self.establishment.is_none_or(|x| x == *e) && self.interface.is_none_or(|x| x == i)
+    }
+
+    /// The probing vantage this span covers for (section 10): a monitor run's node (an unnamed
+    /// run is the unknown monitor's), or the vantage of imported probe rows; `None` for the
+    /// gateway's logs, which every vantage shares.
+    pub fn probing_vantage(&self) -> Option<&str> {
+        match (self.kind, &self.vantage) {
+            (_, Some(v)) => Some(v.as_str()),
+            (CoverageKind::Monitor, None) => Some(Vantage::UNKNOWN_MONITOR),
+            (CoverageKind::Log, None) => None,
+        }
     }
 }
 

@@ -237,7 +237,7 @@ pub fn from_csv(
                 let t = o.obs.received_at_ms;
                 lo = lo.min(t);
                 hi = hi.max(t);
-                spans.add(o.obs.establishment, o.obs.interface, t);
+                spans.add_row(&o.obs);
                 observations.push(o.obs);
             }
             Row::Reject(r) => {

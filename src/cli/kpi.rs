@@ -153,13 +153,14 @@ fn write_vantages(out: &mut impl Write, k: &Kpis) -> std::io::Result<()> {
         for f in &k.vantage_faults {
             writeln!(
                 out,
-                "  {}  {:<8}  {:<20}  {} -> {}  {:.3} s",
+                "  {}  {:<8}  {:<20}  {} -> {}  {:.3} s  {} probes set aside",
                 f.establishment.as_str(),
                 f.interface.as_str(),
                 f.vantage.as_str(),
                 time::rfc3339(f.start_ms),
                 time::rfc3339(f.end_ms),
-                f.duration_s()
+                f.duration_s(),
+                f.set_aside
             )?;
         }
     }

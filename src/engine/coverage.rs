@@ -43,8 +43,9 @@ pub fn with_errors(
     of_vantage(all, est, iface, None, errors, range)
 }
 
-/// As [`with_errors`], counting only the monitor runs of `vantage` when one is given (section
-/// 10: each vantage's coverage is its own runs and the gateway's logs).
+/// As [`with_errors`], counting only the coverage of `vantage` when one is given (section 10:
+/// each vantage's coverage is its own monitor runs, or the spans of its imported probes, and the
+/// gateway's logs).
 pub fn of_vantage(
     all: &[CoverageSpan],
     est: &EstablishmentCode,
@@ -53,22 +54,25 @@ pub fn of_vantage(
     errors: Vec<Span>,
     range: Span,
 ) -> SeriesCoverage {
-    let ours = |c: &CoverageSpan| {
-        c.covers(est, iface)
-            && (c.kind == CoverageKind::Log
-                || vantage.is_none_or(|v| super::vantage::is_run_of(c, v)))
+    // A vantage's own (its runs, its imported probes' spans: less its own errors), or shared.
+    let own = |c: &CoverageSpan| match vantage {
+        None => c.kind == CoverageKind::Monitor,
+        Some(v) => super::vantage::is_run_of(c, v),
     };
-    let mine = |k: CoverageKind| {
+    let ours = |c: &CoverageSpan| {
+        c.covers(est, iface) && (vantage.is_none() || own(c) || c.probing_vantage().is_none())
+    };
+    let mine = |own_ones: bool| {
         intervals::merge(
             all.iter()
-                .filter(|c| c.kind == k && ours(c))
+                .filter(|c| ours(c) && own(c) == own_ones)
                 .map(|c| (c.start_ms.max(range.0), c.end_ms.min(range.1)))
                 .collect(),
         )
     };
-    let monitor = intervals::subtract(&mine(CoverageKind::Monitor), &errors);
+    let monitor = intervals::subtract(&mine(true), &errors);
     let mut both = monitor;
-    both.extend(mine(CoverageKind::Log));
+    both.extend(mine(false));
     let spans = intervals::merge(both);
     let ongoing: Vec<i64> = all
         .iter()

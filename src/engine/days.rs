@@ -28,6 +28,42 @@ pub struct SeriesDays<'a> {
 pub struct DayTally {
     counts: Counts,
     latency: BTreeMap<Service, LatencyStats>,
+    /// A day holding probes a vantage may have made during its fault (section 10): its response
+    /// times kept whole, per service and sorted, until [`DayTally::settle`], so the percentiles
+    /// stay exact without them.
+    held: Option<Vec<(Service, Vec<f64>)>>,
+}
+
+impl DayTally {
+    /// Takes back what `o`, counted on this day, added (section 10: a probe a vantage made
+    /// during its fault counts in no public figure). Its response time leaves the day's only if
+    /// the day was closed holding them ([`DayAcc::close_holding`]).
+    pub fn set_aside(&mut self, o: &Observation, settings: &super::Settings) {
+        self.counts.remove(o, settings);
+        if let (Some(l), Some(held)) = (timed(o, &settings.timed_outcomes), &mut self.held)
+            && let Some((_, v)) = held.iter_mut().find(|(s, _)| *s == o.service)
+        {
+            remove_one(v, l);
+        }
+    }
+
+    /// The response-time figures of a day closed holding them, once what is set aside is out.
+    pub fn settle(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.latency = held
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(svc, mut v)| (svc, stats(&mut v)))
+                .collect();
+        }
+    }
+}
+
+/// Removes one value equal to `l` from `v`, if any.
+pub fn remove_one(v: &mut Vec<f64>, l: f64) {
+    if let Some(p) = v.iter().position(|x| x.total_cmp(&l).is_eq()) {
+        v.remove(p);
+    }
 }
 
 /// One day of one series, accumulated as its observations (one per request) stream by: the
@@ -61,6 +97,23 @@ impl DayAcc {
         DayTally {
             counts: self.counts,
             latency,
+            held: None,
+        }
+    }
+
+    /// As [`Self::close`], keeping a copy of the day's response times in the tally until
+    /// [`DayTally::settle`] (a day some of whose probes may be set aside, section 10).
+    pub fn close_holding(self, mut replies: impl FnMut(&Service, Vec<f64>)) -> DayTally {
+        let mut held = Vec::with_capacity(self.latencies.len());
+        for (svc, mut v) in self.latencies {
+            v.sort_unstable_by(f64::total_cmp);
+            held.push((svc.clone(), v.clone()));
+            replies(&svc, v);
+        }
+        DayTally {
+            counts: self.counts,
+            latency: BTreeMap::new(),
+            held: Some(held),
         }
     }
 }
@@ -145,11 +198,36 @@ impl Counts {
             _ => {}
         }
     }
+
+    /// Undoes [`Self::add`] of `o` (a service it leaves with no request is no longer listed).
+    fn remove(&mut self, o: &Observation, settings: &super::Settings) {
+        if o.outcome == Outcome::ProbeError {
+            return;
+        }
+        let less = |n: &mut u64| *n = n.saturating_sub(1);
+        less(&mut self.requests);
+        if settings.is_monitor(o) {
+            less(&mut self.probe);
+        } else {
+            less(&mut self.tpp);
+        }
+        if let Some(n) = self.by_service.get_mut(&o.service) {
+            less(n);
+            if *n == 0 {
+                self.by_service.remove(&o.service);
+            }
+        }
+        match o.outcome {
+            Outcome::NoReply => less(&mut self.no_reply),
+            Outcome::AspspError | Outcome::Unexpected => less(&mut self.bank_errors),
+            _ => {}
+        }
+    }
 }
 
 /// The response time a reply counts with: replies of a timed outcome (policy `timed_outcomes`,
 /// `ok` by default: rejected and failed requests are counted, not timed).
-fn timed(o: &Observation, timed_outcomes: &[Outcome]) -> Option<f64> {
+pub fn timed(o: &Observation, timed_outcomes: &[Outcome]) -> Option<f64> {
     if o.outcome == Outcome::NoReply || !timed_outcomes.contains(&o.outcome) {
         return None;
     }

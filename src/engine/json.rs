@@ -140,6 +140,7 @@ pub fn to_json(k: &Kpis) -> Value {
                 "start": rfc3339(f.start_ms),
                 "end": rfc3339(f.end_ms),
                 "duration_s": f.duration_s(),
+                "set_aside": f.set_aside,
             })
         })
         .collect();

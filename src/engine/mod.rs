@@ -467,6 +467,10 @@ pub struct VantageFault {
     /// UTC epoch ms; the start may be before the period (the real start), the end is within it.
     pub start_ms: i64,
     pub end_ms: i64,
+    /// The vantage's probes made during the fault inside the period, set aside: counted in no
+    /// public figure (requests, errors, no reply, response times).
+    #[serde(default)]
+    pub set_aside: u64,
 }
 
 impl VantageFault {

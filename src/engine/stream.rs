@@ -13,8 +13,12 @@
 //! - the fallback requests of the period, an instant and a TPP each;
 //! - for a series probed from several vantages (section 10, [`super::vantage`]), the rule's
 //!   input kept for each and each one's monitor-side errors; its episodes are combined from the
-//!   vantages' at the end, with its days' downtime (a series probed from one vantage has none of
-//!   this: its path is unchanged).
+//!   vantages' at the end, with its days' downtime. Each vantage's probes that may lie in one of
+//!   its episodes are held too (about as many as the rule's input), with their day: those inside
+//!   its vantage faults are taken back out of their days' counts and response times at the end
+//!   (a day holding such a timed probe keeps its response times whole until then, so the
+//!   percentiles stay exact). A series probed from one vantage has none of this: its path is
+//!   unchanged.
 //!
 //! [`super::compute`] is this over observations in memory: one engine, one method.
 
@@ -263,7 +267,12 @@ impl Counter {
         let s = &mut self.series[i];
         match &mut s.vantages {
             None => s.errors.push(&o),
-            Some(v) => v.push_errors(&o),
+            Some(v) => {
+                v.push_errors(&o);
+                if let Some(d) = day {
+                    v.watch(&o, d, &self.settings);
+                }
+            }
         }
         if day.is_some() {
             s.acc.add(&o, &self.settings);
@@ -323,7 +332,7 @@ impl Counter {
             && live::counts(&self.settings, &o)
         {
             let failure = o.outcome.is_failure(self.settings.aspsp_error_is_failure);
-            if v.keep_shadowed(by, failure, s.rule_input.len()) {
+            if v.keep_shadowed(&o, by, failure, s.rule_input.len()) {
                 s.rule_input.push(o);
             }
         }
@@ -340,14 +349,21 @@ impl Counter {
         let mut err = Ok(());
         let replies = &mut self.replies;
         let services = &mut s.period_services;
-        s.tallies[d] = std::mem::take(&mut s.acc).close(|svc, v| {
+        let to_replies = |svc: &Service, v: Vec<f64>| {
             if in_period && err.is_ok() {
                 if !services.contains(svc) {
                     services.insert(svc.clone());
                 }
                 err = replies.add(i, svc, v);
             }
-        });
+        };
+        let acc = std::mem::take(&mut s.acc);
+        // A day some of whose probes a vantage may have made during its fault keeps its
+        // response times until the faults are known (section 10).
+        s.tallies[d] = match &s.vantages {
+            Some(v) if v.holds_timed(d) => acc.close_holding(to_replies),
+            _ => acc.close(to_replies),
+        };
         err
     }
 
@@ -422,6 +438,9 @@ impl Counter {
                 })
                 .clone();
             let range = (range_start, range_end);
+            let mut tallies = std::mem::take(&mut s.tallies);
+            // Response times of the period set aside (section 10), per service.
+            let mut unreplied: Vec<(Service, f64)> = Vec::new();
             let (mut eps, cov, shadowed) = match s.vantages.take() {
                 None => {
                     let errors = std::mem::take(&mut s.errors).finish(range_end);
@@ -438,7 +457,16 @@ impl Counter {
                     let series = (&est, s.interface);
                     let c = v.finish(&s.rule_input, &self.coverage, series, settings, range);
                     vantages.extend(c.covered_in((p_start, p_end)));
-                    vantage_faults.extend(c.faults);
+                    let mut faults = c.faults;
+                    unreplied = set_aside(
+                        &c.set_aside,
+                        &mut faults,
+                        &mut tallies,
+                        &self.bounds,
+                        (p_start, p_end),
+                        settings,
+                    );
+                    vantage_faults.extend(faults);
                     (c.episodes, c.coverage, c.shadowed)
                 }
             };
@@ -478,10 +506,12 @@ impl Counter {
                 maintenance: &m,
                 covered: &cov.spans,
             };
-            let tallies = std::mem::take(&mut s.tallies);
             ext_days.extend(days::day_rows(&sd, tallies, &self.dates, &self.bounds));
             for service in std::mem::take(&mut s.period_services) {
                 let mut v = self.replies.take(i, &service)?;
+                for (_, l) in unreplied.iter().filter(|(svc, _)| *svc == service) {
+                    days::remove_one(&mut v, *l);
+                }
                 if v.is_empty() {
                     continue;
                 }
@@ -560,6 +590,39 @@ impl Counter {
             any: self.any,
         })
     }
+}
+
+/// Section 10: the probes vantages made during their faults (with the index of the day each
+/// counted on) taken back out of their days' figures, each fault told how many of its own
+/// inside the period; gives the response times to take out of the period's.
+fn set_aside(
+    probes: &[(usize, Observation)],
+    faults: &mut [super::VantageFault],
+    tallies: &mut [DayTally],
+    bounds: &[i64],
+    (p_start, p_end): (i64, i64),
+    settings: &Settings,
+) -> Vec<(Service, f64)> {
+    let mut unreplied = Vec::new();
+    for (d, o) in probes {
+        tallies[*d].set_aside(o, settings);
+        let t = o.received_at_ms;
+        let in_period = bounds[*d] >= p_start && bounds[*d + 1] <= p_end;
+        if in_period && let Some(l) = days::timed(o, &settings.timed_outcomes) {
+            unreplied.push((o.service.clone(), l));
+        }
+        if (p_start..p_end).contains(&t)
+            && let Some(f) = faults
+                .iter_mut()
+                .find(|f| f.vantage == o.vantage && f.start_ms <= t && t < f.end_ms)
+        {
+            f.set_aside += 1;
+        }
+    }
+    for t in tallies.iter_mut() {
+        t.settle();
+    }
+    unreplied
 }
 
 /// What one [`Counter`] found, before it is merged with the others of the same period.

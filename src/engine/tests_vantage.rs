@@ -358,3 +358,246 @@ fn the_gateways_record_of_one_vantages_probe_counts_for_the_others() {
     let day = k.days.iter().find(|d| d.date.to_string() == "2024-07-01");
     assert_eq!(day.unwrap().requests, 8);
 }
+
+/// What `dispo import` records for a probe file naming vantage `v`'s rows of 13807/api (issue
+/// 15, review point c): that vantage's own coverage of the series, over the file's span.
+fn imported(v: &str, a: &str, b: &str) -> CoverageSpan {
+    CoverageSpan {
+        kind: CoverageKind::Log,
+        ..run(v, a, b)
+    }
+}
+/// Both vantages imported over the whole local days 1 and 2 July, with no monitor run.
+fn imported_only(vs: &[&str]) -> Vec<CoverageSpan> {
+    vs.iter()
+        .map(|v| imported(v, "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"))
+        .collect()
+}
+
+#[test]
+fn imported_vantages_are_probing_vantages() {
+    // The data of `one_vantage_cut_off_is_a_fault_not_downtime`, imported from one file naming
+    // a and b, with no monitor run in the store. Counted as one merged series (a log), b's
+    // reply at 10:00:02 (after a's failure of the same instant: request ids "a-..." < "b-1")
+    // splits a's five failures into runs of three and two: nothing at all. As two vantages: a
+    // fault of a for 600 s, as if they had been monitor runs.
+    let mut obs = five("a", "2024-07-01T10:00:0");
+    obs.push(probe("a", "2024-07-01T10:10:00Z", "a-r", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:00:02Z", "b-1", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:10:00Z", "b-2", Some(200)));
+    let k = majority(obs.clone(), imported_only(&["a", "b"]));
+    assert!(k.episodes.is_empty());
+    assert_eq!(downtime(&k, "2024-07-01"), 0.0);
+    assert_eq!(
+        faults(&k),
+        vec![("a".into(), ms("2024-07-01T10:00:00Z"), 600.0)]
+    );
+    let names: Vec<(&str, f64)> = k
+        .vantages
+        .iter()
+        .map(|v| (v.vantage.as_str(), v.covered_s))
+        .collect();
+    assert_eq!(names, vec![("a", 172_800.0), ("b", 172_800.0)]);
+    // The same file covered as a log (the gateway's side, what it was before): one series
+    // whose run b's reply broke, so neither downtime nor fault.
+    let mut as_log = imported_only(&["a"]);
+    as_log[0].vantage = None;
+    let merged = majority(obs.clone(), as_log);
+    assert_eq!(downtime(&merged, "2024-07-01"), 0.0);
+    assert!(merged.vantage_faults.is_empty() && merged.vantages.is_empty());
+    // An imported vantage and a monitor run of another: two vantages all the same.
+    let mixed = majority(
+        obs,
+        vec![
+            imported("a", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"),
+            run("b", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z"),
+        ],
+    );
+    assert_eq!(faults(&mixed), faults(&k));
+}
+
+#[test]
+fn imported_vantages_both_down_is_downtime() {
+    // `both_cut_off_is_downtime_on_the_overlap` from one imported file, no monitor run: a down
+    // [10:00:00, 10:10:00), b [10:00:02, 10:05:00): 298 s of downtime on the overlap, a's 2 s
+    // before and 300 s after are faults.
+    let mut obs = five("a", "2024-07-01T10:00:0");
+    obs.push(probe("a", "2024-07-01T10:10:00Z", "a-r", Some(200)));
+    obs.extend((2..7).map(|i| {
+        probe(
+            "b",
+            &format!("2024-07-01T10:00:0{i}.000Z"),
+            &format!("b-{i}"),
+            None,
+        )
+    }));
+    obs.push(probe("b", "2024-07-01T10:05:00Z", "b-r", Some(200)));
+    let k = majority(obs, imported_only(&["a", "b"]));
+    assert_eq!(downtime(&k, "2024-07-01"), 298.0);
+    assert_eq!(k.episodes.len(), 1);
+    assert_eq!(k.episodes[0].id(), "13807-api-20240701T100002.000Z");
+    assert_eq!(
+        faults(&k),
+        vec![
+            ("a".into(), ms("2024-07-01T10:00:00Z"), 2.0),
+            ("a".into(), ms("2024-07-01T10:05:00Z"), 300.0),
+        ]
+    );
+}
+
+#[test]
+fn imported_rows_naming_no_vantage_stay_the_gateways() {
+    // Beside a and b (imported), rows naming no vantage (`import`) and the file's log span:
+    // the bank's side, in both vantages' series. Five of them fail from 11:00:00, one replies
+    // at 11:01:00: both vantages down, 60 s of downtime, no fault.
+    let mut obs: Vec<Observation> = (0..5)
+        .map(|i| {
+            probe(
+                Vantage::IMPORTED,
+                &format!("2024-07-01T11:00:0{i}Z"),
+                &format!("i{i}"),
+                None,
+            )
+        })
+        .collect();
+    obs.push(probe(
+        Vantage::IMPORTED,
+        "2024-07-01T11:01:00Z",
+        "i-r",
+        Some(200),
+    ));
+    obs.push(probe("a", "2024-07-01T10:00:00Z", "a-1", Some(200)));
+    obs.push(probe("b", "2024-07-01T10:00:00Z", "b-1", Some(200)));
+    let mut cov = imported_only(&["a", "b"]);
+    let mut shared = imported("a", "2024-06-30T22:00:00Z", "2024-07-02T22:00:00Z");
+    shared.vantage = None;
+    shared.interface = None;
+    cov.push(shared);
+    let k = majority(obs, cov);
+    assert_eq!(downtime(&k, "2024-07-01"), 60.0);
+    assert!(k.vantage_faults.is_empty(), "{:?}", k.vantage_faults);
+    assert_eq!(k.vantages.len(), 2);
+}
+
+/// A probe of vantage `v` with a reply timed `latency_ms`.
+fn timed(v: &str, at: &str, rid: &str, status: u16, latency_ms: f64) -> Observation {
+    Observation {
+        latency_ms: Some(latency_ms),
+        ..probe(v, at, rid, Some(status))
+    }
+}
+fn day<'a>(k: &'a Kpis, date: &str) -> &'a DayFigures {
+    k.days
+        .iter()
+        .find(|d| d.date.to_string() == date && d.interface == Interface::Api)
+        .unwrap()
+}
+fn cbpii() -> Service {
+    Service::new("cbpii").unwrap()
+}
+
+/// a: a reply at 09:59:00 (50 ms); five no-replies from 10:00:00; a reply at 10:10:00 of
+/// 1 000 ms (completed 10:10:01: a's episode is [10:00:00, 10:10:01), 601 s); a reply at
+/// 10:20:00 (70 ms). b replies at 10:00:00, 10:05:00 and 10:10:00 (100, 300, 200 ms). The
+/// gateway logs a 503 at 10:03:00 (its own request). Twelve requests in all.
+fn a_faulted_day() -> Vec<Observation> {
+    let mut obs = vec![timed("a", "2024-07-01T09:59:00Z", "a-0", 200, 50.0)];
+    obs.extend(five("a", "2024-07-01T10:00:0"));
+    obs.push(timed("a", "2024-07-01T10:10:00Z", "a-r", 200, 1_000.0));
+    obs.push(timed("a", "2024-07-01T10:20:00Z", "a-z", 200, 70.0));
+    obs.push(timed("b", "2024-07-01T10:00:00Z", "b-1", 200, 100.0));
+    obs.push(timed("b", "2024-07-01T10:05:00Z", "b-2", 200, 300.0));
+    obs.push(timed("b", "2024-07-01T10:10:00Z", "b-3", 200, 200.0));
+    obs.push(log("2024-07-01T10:03:00Z", "g-1", Some(503)));
+    obs
+}
+
+#[test]
+fn a_faulted_vantages_probes_count_in_no_public_figure() {
+    let k = majority(a_faulted_day(), runs(&["a", "b"]));
+    // a alone down: a fault of 601 s, no downtime. a's probes made during it, the five
+    // no-replies and the reply that ended it (received 10:10:00, before 10:10:01), are set
+    // aside: 6 of the 12 requests. The gateway's 503 at 10:03:00 stays (never set aside).
+    assert_eq!(downtime(&k, "2024-07-01"), 0.0);
+    assert_eq!(k.vantage_faults.len(), 1);
+    let f = &k.vantage_faults[0];
+    assert_eq!((f.vantage.as_str(), f.duration_s()), ("a", 601.0));
+    assert_eq!(f.set_aside, 6);
+    let d = day(&k, "2024-07-01");
+    // Left: a-0, a-z, b-1, b-2, b-3 (probes), g-1 (the gateway's, a TPP's to the engine).
+    assert_eq!(d.requests, 6);
+    assert_eq!((d.probe_requests, d.tpp_requests), (5, 1));
+    assert_eq!(d.requests_by_service.get(&cbpii()), Some(&6));
+    assert_eq!(d.no_reply, 0);
+    // One bank error (the 503) in 6: 16.666... %.
+    assert_eq!(d.bank_errors, 1);
+    assert!((d.error_rate_pct.unwrap() - 100.0 / 6.0).abs() < 1e-9);
+    // Timed: 50, 70, 100, 200, 300 (a-r's 1 000 set aside): mean 720 / 5 = 144; nearest rank
+    // p50 = 3rd = 100, p95 = p99 = 5th = 300.
+    let l = d.latency[&cbpii()];
+    assert_eq!(
+        (l.replies, l.avg_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+        (5, 144.0, 100.0, 300.0, 300.0, 300.0)
+    );
+    // The period's response times (the publication's summary) leave it out too.
+    assert_eq!(k.period_latency.len(), 1);
+    assert_eq!(k.period_latency[0].stats, l);
+    // Through the period replies' temporary file (none held in memory): the same figures.
+    let settings = Settings::default();
+    let period = Period {
+        from: "2024-07-01".parse().unwrap(),
+        to: "2024-07-03".parse().unwrap(),
+    };
+    let mut c =
+        stream::Counter::with_reply_memory(period, &settings, runs(&["a", "b"]), 0).unwrap();
+    let mut obs = a_faulted_day();
+    obs.sort_by(|x, y| (x.received_at_ms, &x.request_id).cmp(&(y.received_at_ms, &y.request_id)));
+    for o in obs {
+        c.push(o).unwrap();
+    }
+    let spilled = c.finish().unwrap();
+    assert_eq!(
+        super::tests_stream::digest(&spilled),
+        super::tests_stream::digest(&k)
+    );
+
+    // Policy "any": a alone is downtime, nothing is set aside: 12 requests, 5 no-replies, 6
+    // timed replies (1 720 ms in all: mean 286.666...).
+    let any = kpis(a_faulted_day(), runs(&["a", "b"]), VantageQuorum::Any);
+    assert_eq!(downtime(&any, "2024-07-01"), 601.0);
+    let d = day(&any, "2024-07-01");
+    assert_eq!((d.requests, d.no_reply), (12, 5));
+    let l = d.latency[&cbpii()];
+    assert_eq!(l.replies, 6);
+    assert!((l.avg_ms - 1_720.0 / 6.0).abs() < 1e-9);
+}
+
+#[test]
+fn probes_set_aside_across_midnight() {
+    // a down from 21:50:00Z on 1 July (23:50 Paris) to its reply at 22:20:00Z (00:20 on
+    // 2 July) of 500 ms: a fault [21:50:00, 22:20:00.500), 1 800.5 s. It fails again at 22:10
+    // (2 July). b replies at 21:45 (10 ms) and 22:05 (30 ms).
+    let mut obs = five("a", "2024-07-01T21:50:0");
+    obs.push(probe("a", "2024-07-01T22:10:00Z", "a-6", None));
+    obs.push(timed("a", "2024-07-01T22:20:00Z", "a-r", 200, 500.0));
+    obs.push(timed("b", "2024-07-01T21:45:00Z", "b-1", 200, 10.0));
+    obs.push(timed("b", "2024-07-01T22:05:00Z", "b-2", 200, 30.0));
+    let k = majority(obs, runs(&["a", "b"]));
+    assert_eq!(
+        faults(&k),
+        vec![("a".into(), ms("2024-07-01T21:50:00Z"), 1_800.5)]
+    );
+    assert_eq!(k.vantage_faults[0].set_aside, 7);
+    // 1 July: a's five and b-1: only b-1 left, its 10 ms.
+    let d1 = day(&k, "2024-07-01");
+    assert_eq!((d1.requests, d1.no_reply), (1, 0));
+    assert_eq!(d1.latency[&cbpii()].avg_ms, 10.0);
+    // 2 July: a-6, a-r and b-2: only b-2 left, its 30 ms (a-r's 500 set aside).
+    let d2 = day(&k, "2024-07-02");
+    assert_eq!((d2.requests, d2.no_reply), (1, 0));
+    assert_eq!(d2.latency[&cbpii()].replies, 1);
+    assert_eq!(d2.latency[&cbpii()].avg_ms, 30.0);
+    // Over the period: 10 and 30.
+    assert_eq!(k.period_latency[0].stats.replies, 2);
+    assert_eq!(k.period_latency[0].stats.avg_ms, 20.0);
+}

@@ -14,9 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::coverage::{self, ProbeErrors, SeriesCoverage};
 use super::intervals::{self, Span};
 use super::{Episode, Settings, VantageCoverage, VantageFault, episodes};
-use crate::domain::{
-    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage,
-};
+use crate::domain::{CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage};
 
 /// How many of the vantages covering an instant must see the interface down (policy
 /// `vantage_quorum`, `[counting]`): `"majority"` (default), `"all"`, `"any"`, or a number.
@@ -184,29 +182,21 @@ fn inside(spans: &[Span], at: &mut usize, t: i64) -> bool {
     spans.get(*at).is_some_and(|s| s.0 <= t)
 }
 
-/// Whether the monitor runs of `all` are of two vantages or more (an unnamed run is the
-/// unknown monitor's): then the engine keeps what each vantage needs (section 10).
+/// Whether the probing coverage of `all` (monitor runs, imported vantages' spans) is of two
+/// vantages or more (an unnamed run is the unknown monitor's): then the engine keeps what each
+/// vantage needs (section 10).
 pub fn several(all: &[CoverageSpan]) -> bool {
-    let mut runs = all
-        .iter()
-        .filter(|c| c.kind == CoverageKind::Monitor)
-        .map(|c| {
-            c.vantage
-                .as_ref()
-                .map_or(Vantage::UNKNOWN_MONITOR, |v| v.as_str())
-        });
+    let mut runs = all.iter().filter_map(CoverageSpan::probing_vantage);
     let Some(first) = runs.next() else {
         return false;
     };
     runs.any(|v| v != first)
 }
 
-/// Whether monitor run `c` is `v`'s (a run that names no vantage is the unknown monitor's).
+/// Whether `c` is coverage of probing vantage `v`: its monitor run (a run that names no vantage
+/// is the unknown monitor's), or the span of its imported probes.
 pub fn is_run_of(c: &CoverageSpan, v: &Vantage) -> bool {
-    match &c.vantage {
-        Some(x) => x == v,
-        None => v.as_str() == Vantage::UNKNOWN_MONITOR,
-    }
+    c.probing_vantage() == Some(v.as_str())
 }
 
 /// The probing vantages of one series in the batch engine, when more than one probes it (section
@@ -226,6 +216,15 @@ pub(crate) struct SeriesVantages {
     /// Log records kept in the rule's input that a vantage's probe stands for: (index in the
     /// input, that vantage), in input order. That vantage's series holds the probe instead.
     shadowed: Vec<(usize, usize)>,
+    /// Per vantage: where the reply that last ended a run of failures in its series completed
+    /// (an episode ends there, after the reply was received).
+    reply_end: Vec<i64>,
+    /// The vantages' own probes that may lie inside one of their episodes, with the day they
+    /// were counted on (an index of the counter's days): those inside a vantage fault are set
+    /// aside at the end. About what the rule's input holds: failures, the reply after each run.
+    watched: Vec<(usize, Observation)>,
+    /// The last day holding a watched probe whose response time is counted.
+    timed_day: Option<usize>,
 }
 
 /// What [`SeriesVantages::finish`] gives back.
@@ -240,10 +239,14 @@ pub(crate) struct Combined {
     series: (EstablishmentCode, Interface),
     /// Indexes in the rule's input of log records a vantage's probe stands for, in order.
     pub shadowed: Vec<usize>,
+    /// The probes the vantages made during their faults, with the day each was counted on, in
+    /// time order: they count in no public figure (section 10).
+    pub set_aside: Vec<(usize, Observation)>,
 }
 
 impl SeriesVantages {
-    /// `None` unless two vantages or more have monitor runs covering the series within `range`.
+    /// `None` unless two vantages or more cover the series within `range` (their monitor runs,
+    /// or the spans of their imported probes).
     pub fn of(
         all: &[CoverageSpan],
         est: &EstablishmentCode,
@@ -251,32 +254,70 @@ impl SeriesVantages {
         range: Span,
     ) -> Option<Box<Self>> {
         let mut runs = all.iter().filter(|c| {
-            c.kind == CoverageKind::Monitor
+            c.probing_vantage().is_some()
                 && c.covers(est, iface)
                 && c.end_ms > range.0
                 && c.start_ms < range.1
         });
         let first = runs.next()?;
-        // The usual case, one vantage: decided without allocating.
-        if runs.clone().all(|c| c.vantage == first.vantage) {
+        // The usual case, one vantage: decided without allocating (an unnamed run and one named
+        // `monitor` are the same vantage).
+        if runs
+            .clone()
+            .all(|c| c.probing_vantage() == first.probing_vantage())
+        {
             return None;
         }
+        // A probing span naming no vantage is an unnamed monitor run.
         let mut names: Vec<Vantage> = std::iter::once(first)
             .chain(runs)
             .map(|c| c.vantage.clone().unwrap_or_else(Vantage::unknown_monitor))
             .collect();
         names.sort_unstable();
         names.dedup();
-        // An unnamed run and one named `monitor` are the same vantage.
-        if names.len() < 2 {
-            return None;
-        }
         Some(Box::new(Self {
             after_failure: vec![false; names.len()],
             errors: vec![ProbeErrors::default(); names.len()],
+            reply_end: vec![i64::MIN; names.len()],
             names,
             shadowed: Vec::new(),
+            watched: Vec::new(),
+            timed_day: None,
         }))
+    }
+
+    /// Notes a counted row `o` of day `day` before [`Self::keep`] sees it: a vantage's own
+    /// probe that may lie in one of its episodes (a failure, a probe while its series is in a
+    /// run of failures or before the reply that ended one completed) is held until the faults
+    /// are known. Any other row lies in no episode of its vantage.
+    pub fn watch(&mut self, o: &Observation, day: usize, settings: &Settings) {
+        let Some(k) = self.which(o) else {
+            return;
+        };
+        let failure = super::live::counts(settings, o)
+            && o.outcome.is_failure(settings.aspsp_error_is_failure);
+        if failure || self.after_failure[k] || o.received_at_ms < self.reply_end[k] {
+            if super::days::timed(o, &settings.timed_outcomes).is_some() {
+                self.timed_day = Some(day);
+            }
+            self.watched.push((day, o.clone()));
+        }
+    }
+
+    /// Whether day `day` holds a watched probe whose response time is counted: the day's
+    /// response times are then kept until the faults are known.
+    pub fn holds_timed(&self, day: usize) -> bool {
+        self.timed_day == Some(day)
+    }
+
+    /// Vantage `k`'s series goes on with `o` (`failure` or not): a reply ending a run ends an
+    /// episode where it completes.
+    fn follow(&mut self, k: usize, o: &Observation, failure: bool) {
+        if self.after_failure[k] && !failure {
+            let end = o.completed_at_ms().unwrap_or(o.received_at_ms);
+            self.reply_end[k] = self.reply_end[k].max(end);
+        }
+        self.after_failure[k] = failure;
     }
 
     /// The probing vantage whose own row `o` is; `None` for a row every vantage sees.
@@ -293,12 +334,14 @@ impl SeriesVantages {
         match self.which(o) {
             Some(k) => {
                 let keep = failure || self.after_failure[k];
-                self.after_failure[k] = failure;
+                self.follow(k, o, failure);
                 keep
             }
             None => {
                 let keep = failure || self.after_failure.contains(&true);
-                self.after_failure.fill(failure);
+                for k in 0..self.names.len() {
+                    self.follow(k, o, failure);
+                }
                 keep
             }
         }
@@ -307,15 +350,21 @@ impl SeriesVantages {
     /// As [`Self::keep`] for a log record that vantage `by`'s probe stands for (it reaches every
     /// other vantage's series), to be kept at index `at` of the rule's input. A probe of a
     /// vantage not probing the series reaches every series itself: its log record none.
-    pub fn keep_shadowed(&mut self, by: &Vantage, failure: bool, at: usize) -> bool {
+    pub fn keep_shadowed(
+        &mut self,
+        o: &Observation,
+        by: &Vantage,
+        failure: bool,
+        at: usize,
+    ) -> bool {
         let Some(x) = self.names.iter().position(|n| n == by) else {
             return false;
         };
         let mut keep = failure;
-        for (k, after) in self.after_failure.iter_mut().enumerate() {
+        for k in 0..self.names.len() {
             if k != x {
-                keep |= *after;
-                *after = failure;
+                keep |= self.after_failure[k];
+                self.follow(k, o, failure);
             }
         }
         if keep {
@@ -381,6 +430,26 @@ impl SeriesVantages {
             .iter()
             .map(|&span| episode_of(span, &eps))
             .collect();
+        // A watched probe inside one of its vantage's faults is set aside.
+        let mut faulted: Vec<Vec<Span>> = vec![Vec::new(); self.names.len()];
+        for (v, span) in &verdict.faults {
+            if let Some(k) = self.names.iter().position(|n| n == v) {
+                faulted[k].push(*span);
+            }
+        }
+        let set_aside = self
+            .watched
+            .into_iter()
+            .filter(|(_, o)| {
+                let Some(k) = self.names.iter().position(|n| *n == o.vantage) else {
+                    return false;
+                };
+                // Sorted and disjoint: the last span starting at or before the probe.
+                let t = o.received_at_ms;
+                let at = faulted[k].partition_point(|s| s.0 <= t);
+                at > 0 && t < faulted[k][at - 1].1
+            })
+            .collect();
         let faults = verdict
             .faults
             .into_iter()
@@ -390,6 +459,7 @@ impl SeriesVantages {
                 vantage,
                 start_ms,
                 end_ms,
+                set_aside: 0,
             })
             .collect();
         let mut spans: Vec<(Span, bool)> = covs
@@ -418,6 +488,7 @@ impl SeriesVantages {
                 .collect(),
             series: (*est, iface),
             shadowed: self.shadowed.iter().map(|s| s.0).collect(),
+            set_aside,
         }
     }
 }

@@ -356,6 +356,7 @@ fn write_faults_csv(dir: &Path, faults: &[&VantageFault]) -> Result<PathBuf, Evi
         "start",
         "end",
         "duration_s",
+        "set_aside",
     ])
     .map_err(&e_)?;
     for f in faults {
@@ -366,6 +367,7 @@ fn write_faults_csv(dir: &Path, faults: &[&VantageFault]) -> Result<PathBuf, Evi
             rfc3339(f.start_ms),
             rfc3339(f.end_ms),
             format!("{:.3}", f.duration_s()),
+            f.set_aside.to_string(),
         ])
         .map_err(&e_)?;
     }
@@ -721,8 +723,8 @@ fn write_summary(
     if !faults.is_empty() {
         d.h2(l.t("Défauts de point de mesure", "Vantage faults"));
         d.p(l.t(
-            "Pannes vues d'une minorité des points de mesure (leur propre réseau, le plus souvent) : pas des indisponibilités de l'interface, listées pour mémoire (méthodologie, section 10).",
-            "Outages seen from a minority of the vantage points (their own network, most likely): not downtime of the interface, listed for the record (methodology, section 10).",
+            "Pannes vues d'une minorité des points de mesure (leur propre réseau, le plus souvent) : pas des indisponibilités de l'interface, listées pour mémoire ; les sondes que ce point de mesure y a faites sont écartées de tous les chiffres publiés (méthodologie, section 10).",
+            "Outages seen from a minority of the vantage points (their own network, most likely): not downtime of the interface, listed for the record; the probes that vantage made during them are set aside from every published figure (methodology, section 10).",
         ));
         d.table(
             &[
@@ -732,6 +734,7 @@ fn write_summary(
                 l.t("Début (UTC)", "Start (UTC)"),
                 l.t("Fin (UTC)", "End (UTC)"),
                 l.t("Durée (s)", "Duration (s)"),
+                l.t("Sondes écartées", "Probes set aside"),
             ],
             faults
                 .iter()
@@ -743,6 +746,7 @@ fn write_summary(
                         rfc3339(f.start_ms),
                         rfc3339(f.end_ms),
                         format!("{:.3}", f.duration_s()),
+                        f.set_aside.to_string(),
                     ]
                 })
                 .collect(),

@@ -79,13 +79,15 @@ impl Store {
 
     /// The latest coverage span of each series of `source`, to extend.
     pub async fn source_spans(&self, source: &str) -> Result<Spans, StoreError> {
-        let rows = self.q(
-            "SELECT id, establishment, interface, first_at, last_at FROM log_spans \
-             WHERE id IN (SELECT max(id) FROM log_spans WHERE source = ? GROUP BY establishment, interface)",
-        )
-        .bind(source)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .q(
+                "SELECT id, establishment, interface, first_at, last_at FROM log_spans \
+             WHERE id IN (SELECT max(id) FROM log_spans WHERE source = ? AND vantage IS NULL \
+             GROUP BY establishment, interface)",
+            )
+            .bind(source)
+            .fetch_all(self.pool())
+            .await?;
         let mut out = Spans::default();
         for r in rows {
             let (e, i): (String, String) = (r.try_get(1)?, r.try_get(2)?);

@@ -14,8 +14,9 @@
 //! ([`outcome`]), are such bad rows.
 //!
 //! Coverage (methodology section 1): once a file's rows landed, the span from its first to its
-//! last accepted `received_at` is recorded per establishment and interface in it
-//! ([`Store::record_log_spans`], under the input's name, `-` for stdin).
+//! last accepted `received_at` is recorded per establishment in it ([`Store::record_log_spans`],
+//! under the input's name, `-` for stdin); for probe rows naming their vantage, per series and
+//! vantage instead: that vantage's own coverage (section 10).
 
 pub mod bounds;
 pub mod jsonl;
@@ -538,7 +539,7 @@ fn read_rows(
         };
         match row {
             Row::Obs(o) => {
-                spans.add(o.obs.establishment, o.obs.interface, o.obs.received_at_ms);
+                spans.add_row(&o.obs);
                 batch_text += text_bytes(&o);
                 batch.push(o);
                 c.rows += 1;

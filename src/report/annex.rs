@@ -355,6 +355,7 @@ pub fn write(
             l("Début", "Start"),
             l("Fin", "End"),
             l("Durée (s)", "Duration (s)"),
+            l("Sondes écartées", "Probes set aside"),
         ],
         rows: k
             .vantage_faults
@@ -367,6 +368,7 @@ pub fn write(
                     t(when(f.start_ms)),
                     t(when(f.end_ms)),
                     n(f.duration_s()),
+                    n(f.set_aside as f64),
                 ]
             })
             .collect(),

@@ -316,6 +316,7 @@ fn fault(v: &str, start: i64, end: i64) -> VantageFault {
         vantage: Vantage::new(v).unwrap(),
         start_ms: start,
         end_ms: end,
+        set_aside: 0,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Coverage in the store (methodology section 1): the series each monitor run probes (beside
-//! its heartbeats) and the spans of imported gateway logs. Read back as [`CoverageSpan`]s for
+//! its heartbeats) and the spans of imported gateway logs, and of imported probes of named
+//! vantages (section 10: each vantage's own coverage, as its runs would be). Read back as [`CoverageSpan`]s for
 //! the engine, which alone decides what is covered.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,9 @@ use std::str::FromStr;
 use sqlx::Row;
 
 use super::{Store, StoreError, bad_row};
-use crate::domain::{CoverageKind, CoverageSpan, EstablishmentCode, Interface, Vantage};
+use crate::domain::{
+    CoverageKind, CoverageSpan, EstablishmentCode, Interface, Observation, Source, Vantage,
+};
 
 /// A monitor whose last heartbeat is older than this is not running any more (killed): its
 /// coverage ends at that heartbeat rather than "now".
@@ -21,52 +24,114 @@ pub const EVERY_INTERFACE: &str = "*";
 /// `received_at`, for every establishment that appears in it. `interface` `None` is every
 /// interface (a gateway log covers the establishment, not only the interfaces TPPs happened to
 /// call: an outage stays downtime when TPPs stop calling and fall back).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `vantage` set (section 10): the file's probe rows of that vantage covered this series (one
+/// interface) over the file's span, that vantage's own coverage, as a monitor run would be;
+/// `None`, the gateway's (logs, and probe rows naming no vantage), shared by every vantage.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSpan {
     pub establishment: EstablishmentCode,
     pub interface: Option<Interface>,
     pub first_ms: i64,
     pub last_ms: i64,
+    pub vantage: Option<Vantage>,
 }
 
 /// Accumulates the spans of one file as its rows go by.
 #[derive(Debug, Default, Clone)]
-pub struct LogSpans(BTreeMap<(EstablishmentCode, Interface), (i64, i64)>);
+pub struct LogSpans {
+    /// First and last instant of the gateway's rows (logs, probes naming no vantage) per series.
+    shared: BTreeMap<(EstablishmentCode, Interface), (i64, i64)>,
+    /// First and last instant of each named vantage's probe rows per series (a file has few).
+    probed: Vec<(Probed, (i64, i64))>,
+    /// The entry of `probed` the last row went to: rows come in runs of one series.
+    last: usize,
+}
+
+type Probed = (EstablishmentCode, Interface, Vantage);
+
+fn widen(s: &mut (i64, i64), at_ms: i64) {
+    s.0 = s.0.min(at_ms);
+    s.1 = s.1.max(at_ms);
+}
 
 impl LogSpans {
+    /// A row of the gateway's side (a log line, or a probe row naming no vantage).
     pub fn add(&mut self, e: EstablishmentCode, i: Interface, at_ms: i64) {
-        let s = self.0.entry((e, i)).or_insert((at_ms, at_ms));
-        s.0 = s.0.min(at_ms);
-        s.1 = s.1.max(at_ms);
+        widen(self.shared.entry((e, i)).or_insert((at_ms, at_ms)), at_ms);
+    }
+    /// Any imported row: a probe row naming its vantage (not `import`) is that vantage's, every
+    /// other row the gateway's side ([`Self::add`]).
+    pub fn add_row(&mut self, o: &Observation) {
+        if o.source != Source::Probe || o.vantage.as_str() == Vantage::IMPORTED {
+            return self.add(o.establishment, o.interface, o.received_at_ms);
+        }
+        let at = o.received_at_ms;
+        let is = |k: &Probed| k.0 == o.establishment && k.1 == o.interface && k.2 == o.vantage;
+        if let Some((k, s)) = self.probed.get_mut(self.last)
+            && is(k)
+        {
+            return widen(s, at);
+        }
+        match self.probed.iter().position(|(k, _)| is(k)) {
+            Some(n) => {
+                self.last = n;
+                widen(&mut self.probed[n].1, at);
+            }
+            None => {
+                self.last = self.probed.len();
+                let k = (o.establishment, o.interface, o.vantage.clone());
+                self.probed.push((k, (at, at)));
+            }
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.shared.is_empty() && self.probed.is_empty()
     }
     /// Adds what another part of the same file saw.
     pub fn merge(&mut self, other: &LogSpans) {
-        for (&(e, i), &(a, b)) in &other.0 {
+        for (&(e, i), &(a, b)) in &other.shared {
             self.add(e, i, a);
             self.add(e, i, b);
         }
+        for (k, (a, b)) in &other.probed {
+            match self.probed.iter_mut().find(|(x, _)| x == k) {
+                Some((_, s)) => {
+                    widen(s, *a);
+                    widen(s, *b);
+                }
+                None => self.probed.push((k.clone(), (*a, *b))),
+            }
+        }
     }
-    /// The file's span, for each establishment in it (every interface).
+    /// The file's span: for each establishment of the gateway's rows (every interface), and for
+    /// each series and vantage of its named probe rows.
     pub fn spans(&self) -> Vec<LogSpan> {
-        let first = self.0.values().map(|s| s.0).min();
-        let last = self.0.values().map(|s| s.1).max();
+        let all = || self.shared.values().chain(self.probed.iter().map(|p| &p.1));
+        let first = all().map(|s| s.0).min();
+        let last = all().map(|s| s.1).max();
         let (Some(first_ms), Some(last_ms)) = (first, last) else {
             return Vec::new();
         };
-        let mut codes: Vec<EstablishmentCode> = self.0.keys().map(|k| k.0).collect();
+        let mut codes: Vec<EstablishmentCode> = self.shared.keys().map(|k| k.0).collect();
         codes.dedup();
-        codes
-            .into_iter()
-            .map(|establishment| LogSpan {
-                establishment,
-                interface: None,
-                first_ms,
-                last_ms,
-            })
-            .collect()
+        let shared = codes.into_iter().map(|establishment| LogSpan {
+            establishment,
+            interface: None,
+            first_ms,
+            last_ms,
+            vantage: None,
+        });
+        let mut keys: Vec<&Probed> = self.probed.iter().map(|p| &p.0).collect();
+        keys.sort();
+        let probed = keys.into_iter().map(|(e, i, v)| LogSpan {
+            establishment: *e,
+            interface: Some(*i),
+            first_ms,
+            last_ms,
+            vantage: Some(v.clone()),
+        });
+        shared.chain(probed).collect()
     }
     /// As coverage (for a file counted directly, `kpi --input`): from the first to the last line
     /// (a file of one line covers no time: its day is "n.d.").
@@ -80,7 +145,7 @@ impl LogSpans {
                 start_ms: s.first_ms,
                 end_ms: s.last_ms,
                 ongoing: false,
-                vantage: None,
+                vantage: s.vantage,
             })
             .collect()
     }
@@ -155,7 +220,8 @@ impl Store {
         self.stop_heartbeat(id, end_ms, reason).await
     }
 
-    /// Records the spans of one imported file (`source`: its name as given).
+    /// Records the spans of one imported file (`source`: its name as given). A vantage's span
+    /// (section 10) is recorded once: importing the same file again adds none.
     pub async fn record_log_spans(
         &self,
         source: &str,
@@ -164,18 +230,46 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         for s in spans {
-            self.q(
-                "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(source)
-            .bind(s.establishment.as_str())
-            .bind(s.interface.map_or(EVERY_INTERFACE, |i| i.as_str()))
-            .bind(s.first_ms)
-            .bind(s.last_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            let interface = s.interface.map_or(EVERY_INTERFACE, |i| i.as_str());
+            match &s.vantage {
+                None => {
+                    self.q(
+                        "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(source)
+                    .bind(s.establishment.as_str())
+                    .bind(interface)
+                    .bind(s.first_ms)
+                    .bind(s.last_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(v) => {
+                    self.q(
+                        "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at, vantage) \
+                         SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM log_spans \
+                         WHERE source = ? AND establishment = ? AND interface = ? AND first_at = ? \
+                         AND last_at = ? AND vantage = ?)",
+                    )
+                    .bind(source)
+                    .bind(s.establishment.as_str())
+                    .bind(interface)
+                    .bind(s.first_ms)
+                    .bind(s.last_ms)
+                    .bind(now_ms)
+                    .bind(v.as_str())
+                    .bind(source)
+                    .bind(s.establishment.as_str())
+                    .bind(interface)
+                    .bind(s.first_ms)
+                    .bind(s.last_ms)
+                    .bind(v.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -238,8 +332,8 @@ impl Store {
         }
         let rows = self
             .q(
-                "SELECT establishment, interface, first_at, last_at FROM log_spans \
-             WHERE last_at >= ? AND first_at < ? ORDER BY first_at",
+                "SELECT establishment, interface, first_at, last_at, vantage FROM log_spans \
+             WHERE last_at >= ? AND first_at < ? ORDER BY first_at, id",
             )
             .bind(from_ms)
             .bind(to_ms)
@@ -248,6 +342,7 @@ impl Store {
         for r in rows {
             let (est, iface, first, last): (String, String, i64, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let vantage: Option<String> = r.try_get(4)?;
             let bad = |source| bad_row(first, &est, "(log span)", source);
             push_clipped(
                 &mut out,
@@ -261,7 +356,12 @@ impl Store {
                     start_ms: first,
                     end_ms: last,
                     ongoing: false,
-                    vantage: None,
+                    // An imported vantage's own coverage (section 10); none: the gateway's.
+                    vantage: vantage
+                        .as_deref()
+                        .map(Vantage::from_str)
+                        .transpose()
+                        .map_err(bad)?,
                 },
                 from_ms,
                 to_ms,

@@ -7,6 +7,7 @@ use sqlx::SqlitePool;
 on_both!(
     observations_round_trip_and_duplicates_are_skipped,
     coverage_comes_from_monitor_runs_per_series_and_log_spans,
+    an_imported_vantage_covers_its_series_once,
     the_lean_read_gives_what_the_full_read_gives,
     the_lean_read_names_a_bad_row,
     a_batch_that_fails_leaves_nothing_behind,
@@ -151,6 +152,57 @@ async fn coverage_comes_from_monitor_runs_per_series_and_log_spans(b: Backend) {
             },
         ]
     );
+}
+
+async fn an_imported_vantage_covers_its_series_once(b: Backend) {
+    use crate::domain::{CoverageKind, CoverageSpan, Interface, Vantage};
+    use crate::store::coverage::LogSpans;
+    let store = b.store("imported-vantage").await;
+    let e1: EstablishmentCode = "13807".parse().unwrap();
+    // A probe file: a's rows of 13807/api at 1 000 and 3 000, b's at 2 000, a row naming no
+    // vantage (`import`) at 1 500. The file runs from 1 000 to 3 000: a and b each cover
+    // 13807/api over it, the `import` row's establishment is covered as a log (every interface).
+    let row = |at: i64, v: &str| {
+        let mut o = obs(at, &format!("r{at}"), Some(200)).obs;
+        o.vantage = Vantage::new(v).unwrap();
+        o
+    };
+    let mut spans = LogSpans::default();
+    for o in [
+        row(1_000, "a"),
+        row(2_000, "b"),
+        row(3_000, "a"),
+        row(1_500, Vantage::IMPORTED),
+    ] {
+        spans.add_row(&o);
+    }
+    // Imported twice: the vantages' rows are not doubled (the log's is, as always: unioned).
+    for _ in 0..2 {
+        store
+            .record_log_spans("probes.csv", &spans.spans(), 5)
+            .await
+            .unwrap();
+    }
+    let got = store.coverage(0, 100_000, 500_000).await.unwrap();
+    let span = |interface, vantage: Option<&str>| CoverageSpan {
+        kind: CoverageKind::Log,
+        establishment: Some(e1),
+        interface,
+        start_ms: 1_000,
+        end_ms: 3_000,
+        ongoing: false,
+        vantage: vantage.map(|v| Vantage::new(v).unwrap()),
+    };
+    assert_eq!(
+        got,
+        vec![
+            span(None, None),
+            span(Some(Interface::Api), Some("a")),
+            span(Some(Interface::Api), Some("b")),
+            span(None, None),
+        ]
+    );
+    assert_eq!(spans.coverage(), got[..3]);
 }
 
 async fn the_lean_read_gives_what_the_full_read_gives(b: Backend) {

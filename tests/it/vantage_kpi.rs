@@ -41,7 +41,9 @@ const B_TOO: &str = "\
 2024-07-01T10:00:22Z,13807,api,cbpii,probe,,,,,bf5,b
 ";
 
-fn database(dir: &Path, rows: &str) -> PathBuf {
+/// `rows` imported by `dispo import` alone (section 10: the vantages a probe file names cover
+/// their series over the file's span, as monitor runs would).
+fn imported(dir: &Path, rows: &str) -> PathBuf {
     let csv = dir.join("probes.csv");
     std::fs::write(&csv, format!("{HEAD}{rows}")).unwrap();
     let db = dir.join("d.db");
@@ -51,6 +53,11 @@ fn database(dir: &Path, rows: &str) -> PathBuf {
         db.to_str().unwrap(),
         csv.to_str().unwrap(),
     ]);
+    db
+}
+
+fn database(dir: &Path, rows: &str) -> PathBuf {
+    let db = imported(dir, rows);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,5 +195,94 @@ fn one_vantage_cut_off_is_a_fault_both_are_downtime() {
             ("2024-07-01T10:00:00.000Z", 2.0),
             ("2024-07-01T10:05:00.100Z", 300.0)
         ]
+    );
+}
+
+#[test]
+fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
+    support::init();
+    // No monitor run: the file covers a's and b's series from its first line (22:00:00Z) to
+    // its last (21:59:59Z), 86 399 s, each as that vantage's own coverage.
+    let dir = support::tmp_dir("vantage", "imported");
+    let db = imported(&dir, A_ALONE);
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(j["days"][0]["covered_s"], 86_399.0, "{j}");
+    // a alone: no downtime, a's fault of 600.1 s (merged as one log, b's replies between a's
+    // failures would have hidden it).
+    assert_eq!(j["days"][0]["downtime_s"], 0.0, "{j}");
+    let faults = j["vantage_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{j}");
+    assert_eq!(faults[0]["vantage"], "a");
+    assert_eq!(faults[0]["duration_s"], 600.1);
+    let vs: Vec<(&str, f64)> = j["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["vantage"].as_str().unwrap(),
+                v["covered_s"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(vs, [("a", 86_399.0), ("b", 86_399.0)]);
+    // a's probes during its fault (a1..a5, no replies, and a6, received at 10:10:00 before its
+    // reply completed at 10:10:00.100) are set aside: of the 12 requests, a0, b0, b1, b2, a9
+    // and b9 are counted, no no-reply, 6 replies of 100 ms.
+    assert_eq!(faults[0]["set_aside"], 6);
+    let d = &j["days"][0];
+    assert_eq!(
+        (&d["requests"], &d["probe_requests"], &d["no_reply"]),
+        (&Value::from(6), &Value::from(6), &Value::from(0)),
+        "{d}"
+    );
+    assert_eq!(d["error_rate_pct"], 0.0);
+    assert_eq!(d["replies"]["cbpii"], 6, "{d}");
+    assert_eq!(d["avg_ms"]["cbpii"], 100.0);
+    // Imported again: nothing doubles.
+    let again = imported(&dir, A_ALONE);
+    assert_eq!(again, db);
+    let k: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(k, j);
+    // The same file counted directly (`kpi --input`): the same figures.
+    let out = support::dispo_ok(&[
+        "kpi",
+        "--input",
+        dir.join("probes.csv").to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--format",
+        "json",
+    ]);
+    let direct: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(direct["days"], j["days"]);
+    assert_eq!(direct["vantage_faults"], j["vantage_faults"]);
+
+    // Both cut off: b down [10:00:02, 10:05:00.100), with a: 298.1 s of downtime; the day's
+    // uptime over 86 399 s covered: 100 - 298.1 / 863.99 = 99.654 97...
+    let dir = support::tmp_dir("vantage", "imported-both");
+    let db = imported(&dir, &format!("{A_ALONE}{B_TOO}"));
+    let j: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    let down = j["days"][0]["downtime_s"].as_f64().unwrap();
+    assert!((down - 298.1).abs() < 1e-9, "{j}");
+    let up = j["days"][0]["uptime_pct"].as_f64().unwrap();
+    assert!((up - (100.0 - 298.1 / 863.99)).abs() < 1e-9, "{j}");
+    assert_eq!(j["episodes"].as_array().unwrap().len(), 1);
+    // a alone on [10:00:00, 10:00:02) (a1 set aside) and [10:05:00.100, 10:10:00.100) (a6):
+    // during the downtime between, a's probes (a2..a5) count as everyone's. 17 requests, 2 set
+    // aside: 15, of which 9 no-replies (a2..a5, bf1..bf5).
+    let set_aside: Vec<u64> = j["vantage_faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["set_aside"].as_u64().unwrap())
+        .collect();
+    assert_eq!(set_aside, [1, 1], "{j}");
+    let d = &j["days"][0];
+    assert_eq!(
+        (&d["requests"], &d["no_reply"]),
+        (&Value::from(15), &Value::from(9))
     );
 }
