@@ -66,7 +66,10 @@ enum Held {
 /// Why a monitor id cannot be (or stay) taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("monitor '{monitor}' already running ({pid}) on {db}")]
+    #[error(
+        "monitor '{monitor}' already running ({pid}) on {db}: stop that one first, or give \
+         this node its own `[monitor] id`"
+    )]
     Running {
         monitor: String,
         pid: String,

@@ -172,9 +172,6 @@ fn sqlite_url(path: &Path) -> String {
     url
 }
 
-/// Runs of the migrations before `Store::open` reports their error.
-const MIGRATE_ATTEMPTS: u32 = 3;
-
 impl Store {
     /// Opens (creating if missing) the database `db` and applies the migrations.
     pub async fn open(db: impl Into<Target>) -> Result<Self, StoreError> {
@@ -240,13 +237,18 @@ impl Store {
         };
         // Two commands opening a database a migration is due on may both start it: the second
         // waits for the first's write lock, then fails on the migration the first recorded (its
-        // transaction rolls back whole). Run again, it finds the migration applied.
+        // transaction rolls back whole). Run again, it finds the migration applied. On a new
+        // file each migration can collide so (two nodes started at once on a loaded machine
+        // failed three attempts): one attempt more than there are migrations. (Not an `flock`
+        // on the file: closing that descriptor would drop this process's own SQLite locks, and
+        // another process would then take the WAL for abandoned.)
         // (PostgreSQL: sqlx serialises migrators with an advisory lock.)
+        let attempts = migrator.iter().count() as u32 + 1;
         let mut attempt = 1;
         loop {
             match migrator.run(&pool).await {
                 Ok(()) => break,
-                Err(e) if attempt < MIGRATE_ATTEMPTS => {
+                Err(e) if attempt < attempts => {
                     tracing::debug!(error = %e, attempt, "migration failed; trying again");
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
