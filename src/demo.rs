@@ -279,6 +279,7 @@ pub async fn run(
             duration: Some(opts.duration),
             status_line: false,
             health: Default::default(),
+            id_taken: None,
         },
         observers,
         stop,

@@ -66,6 +66,36 @@ pub fn reminder_ms(a: &AlertsConfig, kind: &str) -> i64 {
 
 type CheckError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The kind of the alert a node raises when it stops because another process took its
+/// monitor id's lock ([`crate::store::MonitorLock::watch`]).
+pub const MONITOR_ID_TAKEN: &str = "monitor_id_taken";
+
+/// The key of that alert for `monitor`: one per monitor id, resolved when a node with that id
+/// next starts.
+pub fn monitor_id_taken_key(monitor: &str) -> String {
+    format!("{MONITOR_ID_TAKEN}/{monitor}")
+}
+
+/// A node stopped probing: another process holds its monitor id (`why`, the error it stopped
+/// with).
+pub fn monitor_id_taken_alert(monitor: &str, why: &str, now_ms: i64) -> Alert {
+    Alert {
+        key: monitor_id_taken_key(monitor),
+        kind: MONITOR_ID_TAKEN.into(),
+        severity: Severity::Critical,
+        establishment: None,
+        interface: None,
+        summary: format!("the monitor node '{monitor}' stopped: another node runs with its id"),
+        description: format!(
+            "Two nodes were configured with one monitor id ([monitor] id): this one lost its \
+             lock and stopped probing so that one node only writes under that id. {}",
+            why.chars().take(500).collect::<String>()
+        ),
+        starts_at_ms: now_ms,
+        ends_at_ms: None,
+    }
+}
+
 /// QWAC/QSealC certificates and refresh tokens near their end; alerts whose certificate or
 /// token was renewed since are resolved.
 async fn expiries(store: &Store, cfg: &Config, ids: &[String], now: i64) -> Result<(), CheckError> {

@@ -118,9 +118,14 @@ pub async fn run(
         ids.clone(),
         stop.clone(),
     ));
-    // Earlier runs of this monitor are over (killed ones too): their coverage ends at their
-    // last heartbeat, and what they left open is cut there.
-    if let Err(e) = store.end_earlier_runs(&cfg.monitor.id, since_ms).await {
+    // Earlier runs of this monitor whose heartbeat is stale are over: their coverage ends at
+    // their last heartbeat, and what they left open is cut there. (`dispo run` closed those
+    // its lock proves over at its admission; a fresh heartbeat may be a live node's.)
+    let stale = since_ms - crate::store::coverage::STALE_HEARTBEAT_MS;
+    if let Err(e) = store
+        .end_earlier_runs(&cfg.monitor.id, since_ms, stale)
+        .await
+    {
         tracing::warn!(error = %e, "cannot close the earlier runs' heartbeats");
     }
     let mut episodes = Episodes::new(&cfg.counting).shared_as(super::quorum::Node {
@@ -1150,7 +1155,8 @@ mod tests {
         }
         assert_eq!(s.all_firing_alerts().await.unwrap().len(), 1);
         // The monitor restarts: the episode is cut at the last heartbeat, saying so.
-        s.end_earlier_runs("m", now).await.unwrap();
+        // (Its lock proves the killed run over: closed however fresh its heartbeat.)
+        s.end_earlier_runs("m", now, i64::MAX).await.unwrap();
         let mut second = Episodes::new(&Settings::default());
         assert_eq!(second.replay(&s, &ch, now).await, 12);
         assert!(s.all_firing_alerts().await.unwrap().is_empty());
@@ -1295,7 +1301,9 @@ mod tests {
         assert_eq!(firing().await[0].key, key(now - 50_000));
         // a is killed and restarts at +1 s while b runs on: its replay settles its own
         // episode (cut at its last beat, `now`) but resolves nothing: b alone still sees it down.
-        s.end_earlier_runs("a", now + 1_000).await.unwrap();
+        s.end_earlier_runs("a", now + 1_000, i64::MAX)
+            .await
+            .unwrap();
         let mut a = Episodes::new(&Settings::default()).shared_as(a.node.clone().unwrap());
         a.replay(&s, &ch, now + 1_000).await;
         b.tick(&s, &ch, now + 1_500).await;

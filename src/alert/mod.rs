@@ -415,6 +415,23 @@ impl Channel {
         Self::kind_of(&self.target)
     }
 
+    /// The failure of a send that took longer than `limit`.
+    pub fn timed_out(&self, limit: std::time::Duration) -> DeliveryError {
+        let why = format!("no outcome within {} s", limit.as_secs());
+        match &self.target {
+            Target::Webhook(u) | Target::Slack(u) | Target::Alertmanager(u) => {
+                DeliveryError::Http {
+                    url: redact_url(u),
+                    why,
+                }
+            }
+            Target::Email(e) => DeliveryError::Smtp {
+                relay: e.smtp.clone(),
+                why,
+            },
+        }
+    }
+
     /// How logs and errors name the channel: its name, no URL path, no credentials.
     pub fn label(&self) -> String {
         let at = match &self.target {

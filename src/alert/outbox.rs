@@ -46,9 +46,17 @@ struct ChannelLoop {
 }
 
 /// How long a claimed notice is left to its sender before another may send it (see
-/// [`Store::claim_delivery`]): longer than a delivery takes (the channels time out well
-/// before).
+/// [`Store::claim_delivery`]): twice [`SEND_LIMIT`], so a send ends, and its outcome is
+/// written, well within its claim.
 const CLAIM_MS: i64 = 120_000;
+
+/// The longest a send may take, whatever the channel: past it the attempt counts as failed
+/// (the channels' own time-outs come first: 10 s for HTTP, 30 s for e-mail). Only a machine
+/// stalled for a minute between the send and its mark can outlive its claim; then another node
+/// may send the notice again (at least once), and the late outcome marks nothing
+/// ([`Store::mark_delivered_claimed`]).
+const SEND_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const _: () = assert!(SEND_LIMIT.as_millis() as i64 * 2 <= CLAIM_MS);
 
 impl ChannelLoop {
     /// Sends this channel's due notices, in order, until one fails. Returns how many went out.
@@ -69,7 +77,8 @@ impl ChannelLoop {
             // Monitors sharing a PostgreSQL outbox each run this loop: the one whose claim
             // lands sends; another's means it is on its way (or it will be, once the claim
             // lapses), and the later notices of its alert wait behind it.
-            match store.claim_delivery(d.id, now, now + CLAIM_MS).await {
+            let claim = now + CLAIM_MS;
+            match store.claim_delivery(d.id, now, claim).await {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -77,7 +86,10 @@ impl ChannelLoop {
                     break;
                 }
             }
-            match self.channel.deliver(http, &d.notice).await {
+            let sent = tokio::time::timeout(SEND_LIMIT, self.channel.deliver(http, &d.notice))
+                .await
+                .unwrap_or_else(|_| Err(self.channel.timed_out(SEND_LIMIT)));
+            match sent {
                 Ok(()) => {
                     n += 1;
                     if self.failures > 0 || n == 1 {
@@ -85,12 +97,17 @@ impl ChannelLoop {
                     }
                     self.failures = 0;
                     tracing::info!(key = %d.notice.alert.key, event = d.notice.event.as_str(), channel = %self.channel.label(), "alert delivered");
-                    if let Err(e) = store
-                        .mark_delivered(d.id, chrono::Utc::now().timestamp_millis())
+                    match store
+                        .mark_delivered_claimed(d.id, claim, chrono::Utc::now().timestamp_millis())
                         .await
                     {
+                        Ok(true) => {}
+                        // Another node claimed it after ours lapsed: its send and mark stand.
+                        Ok(false) => {
+                            tracing::warn!(key = %d.notice.alert.key, channel = %self.channel.label(), "alert delivered after its claim lapsed: another node may send it too")
+                        }
                         // Sent but not marked: it will be sent again (at least once).
-                        tracing::warn!(error = %e, "cannot mark the alert delivered");
+                        Err(e) => tracing::warn!(error = %e, "cannot mark the alert delivered"),
                     }
                 }
                 Err(e) => {
@@ -110,7 +127,9 @@ impl ChannelLoop {
                     } else {
                         tracing::warn!(key = %d.notice.alert.key, channel = %self.channel.label(), attempts = d.attempts + 1, retry_in_ms = wait, error = %e, "alert delivery failed; will retry");
                     }
-                    let _ = store.mark_failed(d.id, now + wait, &e.to_string()).await;
+                    let _ = store
+                        .mark_failed_claimed(d.id, claim, now + wait, &e.to_string())
+                        .await;
                     break;
                 }
             }
@@ -369,10 +388,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(got.lock().unwrap()[0]["event"], "firing");
-        // The hanging channel's notice stays in the outbox (its request is still in flight).
+        // The hanging channel's notice stays in the outbox (its request is still in flight);
+        // the working one's is marked once its answer is read, a moment after the webhook got
+        // it (stopping the loop at once could beat the mark on a loaded machine).
+        let mut left = store.due_deliveries(i64::MAX, 10).await.unwrap();
+        while left.len() > 1 && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = store.due_deliveries(i64::MAX, 10).await.unwrap();
+        }
         drop(stop_tx);
         run.abort();
-        let left = store.due_deliveries(i64::MAX, 10).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].channel, ids[0]);
     }

@@ -91,11 +91,59 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    // One `dispo run` per monitor id and database (held until the process ends).
-    let _lock = crate::store::lock_monitor(&args.db, &cfg.monitor.id).await?;
+    // One `dispo run` per monitor id and database (held until the process ends, watched
+    // meanwhile: `store::lock`).
+    let mut lock = crate::store::lock_monitor(&args.db, &cfg.monitor.id).await?;
     let store = Store::open(&args.db)
         .await
         .with_context(|| format!("database {}", args.db))?;
+    // Earlier runs of this id: those over are closed; a live one refuses this start.
+    lock.admit(&store, chrono::Utc::now().timestamp_millis())
+        .await?;
+    let alert_ids: Vec<String> = cfg.alerts.channels().iter().map(|c| c.id()).collect();
+    {
+        let now = chrono::Utc::now().timestamp_millis();
+        let key = crate::alert::checks::monitor_id_taken_key(&cfg.monitor.id);
+        let resolved = store
+            .resolve_alert(
+                &key,
+                now,
+                Some(format!(
+                    "A node with monitor id '{}' runs again, alone with that id.",
+                    cfg.monitor.id
+                )),
+                &alert_ids,
+                now,
+            )
+            .await;
+        if let Err(e) = resolved {
+            tracing::warn!(error = %e, "cannot resolve the earlier monitor_id_taken alert");
+        }
+    }
+    let (lock_stop, lock_stopped) = tokio::sync::watch::channel(false);
+    let (taken_tx, taken_rx) = tokio::sync::watch::channel(false);
+    // The lock watched until the end: lost to another process, probing stops, the operator
+    // is alerted and the command fails.
+    let watcher = tokio::spawn({
+        let (store, ids) = (store.clone(), alert_ids.clone());
+        async move {
+            let lost = lock.watch(lock_stopped).await;
+            if let Some(e) = &lost {
+                tracing::error!(error = %e, "monitor id taken by another node: stopping");
+                let now = chrono::Utc::now().timestamp_millis();
+                let alert = crate::alert::checks::monitor_id_taken_alert(
+                    lock.monitor(),
+                    &e.to_string(),
+                    now,
+                );
+                if let Err(e) = store.raise_alert(&alert, &ids, now).await {
+                    tracing::warn!(error = %e, "cannot raise the monitor_id_taken alert");
+                }
+                let _ = taken_tx.send(true);
+            }
+            (lock, lost)
+        }
+    });
     tracing::info!(
         config = %super::shown_path(&args.config),
         db = %args.db.shown(),
@@ -190,6 +238,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         status_line: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         health,
+        id_taken: Some(taken_rx.clone()),
     };
     // Gateway logs ([[source]]): stored as imports are, and handed to the same observers.
     let following = crate::follow::Following::start(&store, &cfg, &observers);
@@ -202,7 +251,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! { _ = super::shutdown_signal() => {}, _ = until => {} }
+        let mut taken = taken_rx.clone();
+        let taken = async move {
+            if taken.wait_for(|t| *t).await.is_err() {
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! { _ = super::shutdown_signal() => {}, _ = until => {}, _ = taken => {} }
         daemon::RunSummary::default()
     } else {
         daemon::run(
@@ -221,13 +276,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
     }
+    let _ = lock_stop.send(true);
+    let (lock, lost) = watcher.await.context("the monitor lock's watch failed")?;
     // The log written back into the database file: a copy of `dispo.db` alone is complete.
     store.close().await;
+    drop(lock);
     println!(
         "{} observations recorded in {}",
         summary.observations_written, args.db
     );
-    Ok(ExitCode::SUCCESS)
+    match lost {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 #[cfg(test)]

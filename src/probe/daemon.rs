@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub status_line: bool,
     /// Where the writer reports how writing goes (shown by the metrics).
     pub health: WriterHealth,
+    /// Turns true when another process took this monitor id's lock
+    /// ([`crate::store::MonitorLock::watch`]): probing stops, the heartbeat closed as such.
+    pub id_taken: Option<watch::Receiver<bool>>,
 }
 
 /// How the writing of observations goes. A database that refuses writes (disk full, file made
@@ -322,12 +325,23 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
+    let taken = async {
+        // A dropped sender is no verdict: wait on.
+        if let Some(mut rx) = opts.id_taken.clone()
+            && rx.wait_for(|t| *t).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
     tokio::pin!(shutdown);
     tokio::pin!(deadline);
+    tokio::pin!(taken);
     let reason = loop {
         tokio::select! {
             _ = &mut shutdown => break "signal",
             _ = &mut deadline => break "duration",
+            _ = &mut taken => break "monitor id taken by another node",
             _ = tokio::time::sleep(cfg.monitor.heartbeat) => {
                 // Not while neither store takes anything: that time is not watched.
                 if !stalled.load(Ordering::Acquire) {

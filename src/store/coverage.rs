@@ -17,6 +17,14 @@ use crate::domain::{
 /// coverage ends at that heartbeat rather than "now".
 pub const STALE_HEARTBEAT_MS: i64 = 120_000;
 
+/// A monitor run never closed (a row of `heartbeats`), times in epoch ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRun {
+    pub id: i64,
+    pub started_at: i64,
+    pub last_beat: i64,
+}
+
 /// Stored in `log_spans.interface` for a span that covers every interface of its establishment.
 pub const EVERY_INTERFACE: &str = "*";
 
@@ -153,14 +161,16 @@ impl LogSpans {
 
 impl Store {
     /// Records that a monitor started probing these series; returns the heartbeat row to advance.
-    /// Earlier runs of the same monitor never closed (killed) end at their last heartbeat.
+    /// Earlier runs of the same monitor never closed whose heartbeat is stale end at their last
+    /// heartbeat (a fresh one may be another node's live run: see [`super::lock`]).
     pub async fn start_monitor(
         &self,
         monitor_id: &str,
         series: &[(EstablishmentCode, Interface)],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        self.end_earlier_runs(monitor_id, now_ms).await?;
+        self.end_earlier_runs(monitor_id, now_ms, now_ms - STALE_HEARTBEAT_MS)
+            .await?;
         let mut tx = self.pool().begin().await?;
         let id: i64 = self.q(
             "INSERT INTO heartbeats (monitor_id, started_at, last_beat) VALUES (?, ?, ?) RETURNING id",
@@ -186,23 +196,53 @@ impl Store {
         Ok(id)
     }
 
-    /// Runs of `monitor_id` started before `before_ms` and never closed are not running any
-    /// more (one monitor runs once at a time: a restarted one means the last was killed): they
-    /// end at their last heartbeat, so a restart within the stale delay still leaves a gap.
+    /// Runs of `monitor_id` started before `started_before_ms`, never closed, whose last
+    /// heartbeat is before `beat_before_ms`, are not running any more: they end at their last
+    /// heartbeat, so a restart still leaves a gap. Who may call it with a fresh
+    /// `beat_before_ms` is [`super::lock::MonitorLock::admit`]'s decision: a live run's
+    /// heartbeat is never closed by another process.
     pub async fn end_earlier_runs(
         &self,
         monitor_id: &str,
-        before_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.q(
-            "UPDATE heartbeats SET stopped_at = last_beat, stop_reason = 'not running at restart' \
-             WHERE monitor_id = ? AND stopped_at IS NULL AND started_at < ?",
-        )
-        .bind(monitor_id)
-        .bind(before_ms)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        started_before_ms: i64,
+        beat_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .q(
+                "UPDATE heartbeats SET stopped_at = last_beat, stop_reason = 'not running at restart' \
+                 WHERE monitor_id = ? AND stopped_at IS NULL AND started_at < ? AND last_beat < ?",
+            )
+            .bind(monitor_id)
+            .bind(started_before_ms)
+            .bind(beat_before_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
+    /// Runs of `monitor_id` never closed whose heartbeat is fresh at `now_ms` (within
+    /// [`STALE_HEARTBEAT_MS`]): running, or ended within the stale delay without closing.
+    pub async fn fresh_runs(
+        &self,
+        monitor_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<OpenRun>, StoreError> {
+        let rows = self
+            .q("SELECT id, started_at, last_beat FROM heartbeats \
+                 WHERE monitor_id = ? AND stopped_at IS NULL AND last_beat >= ? ORDER BY id")
+            .bind(monitor_id)
+            .bind(now_ms - STALE_HEARTBEAT_MS)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenRun {
+                    id: r.try_get(0)?,
+                    started_at: r.try_get(1)?,
+                    last_beat: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     /// Records a whole monitor run at once, from `start_ms` to `end_ms`, stopped: what

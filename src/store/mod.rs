@@ -24,6 +24,7 @@ use sqlx::{AnyPool, Connection as _, Executor as _, PgPool, Row, SqlSafeStr, Sql
 
 mod bulk;
 pub mod coverage;
+pub mod lock;
 mod outbox;
 pub mod pg;
 #[doc(hidden)]
@@ -35,6 +36,7 @@ mod target;
 mod tokens;
 pub mod vantages;
 
+pub use lock::{LockError, MonitorLock, lock_monitor};
 pub use outbox::PendingDelivery;
 pub use target::{PgUrl, Target, TargetError, state_dir};
 pub use vantages::VantageEpisode;
@@ -134,95 +136,6 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Held while a `dispo run` probes under a monitor id on a database: a second one with the same
-/// id refuses to start (both would write heartbeats and probes under one name). SQLite: an
-/// advisory lock on `<db>.<monitor id>.lock`, released by the kernel when the process ends,
-/// however it ends; the file holds the holder's pid for the message. PostgreSQL: a session
-/// advisory lock keyed on the monitor id, on a connection of its own, released by the server
-/// when that connection ends (the process ends, or the server loses it).
-#[derive(Debug)]
-pub struct MonitorLock {
-    _held: Held,
-}
-
-#[derive(Debug)]
-enum Held {
-    File(#[allow(dead_code)] std::fs::File),
-    Session(#[allow(dead_code)] Box<sqlx::PgConnection>),
-}
-
-/// Why [`lock_monitor`] refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("monitor '{monitor}' already running ({pid}) on {db}")]
-    Running {
-        monitor: String,
-        pid: String,
-        db: String,
-    },
-    #[error("cannot take the lock {path}: {why}")]
-    Io { path: String, why: String },
-}
-
-/// Takes the lock of `monitor_id` on the database `db`.
-pub async fn lock_monitor(db: &Target, monitor_id: &str) -> Result<MonitorLock, LockError> {
-    match db {
-        Target::Sqlite(p) => lock_file(p, monitor_id),
-        Target::Postgres(u) => pg::lock_monitor(u, monitor_id).await,
-    }
-}
-
-fn lock_file(db: &Path, monitor_id: &str) -> Result<MonitorLock, LockError> {
-    use std::io::{Read as _, Seek as _, Write as _};
-    let safe: String = monitor_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut name = db.as_os_str().to_owned();
-    name.push(format!(".{safe}.lock"));
-    let path = std::path::PathBuf::from(name);
-    let io = |e: std::io::Error| LockError::Io {
-        path: path.display().to_string(),
-        why: crate::messages::io_reason(&e),
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            return Err(LockError::Running {
-                monitor: monitor_id.to_owned(),
-                pid: format!("pid {}", pid.trim()),
-                db: std::path::absolute(db)
-                    .unwrap_or_else(|_| db.to_owned())
-                    .display()
-                    .to_string(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    f.set_len(0).map_err(io)?;
-    f.rewind().map_err(io)?;
-    write!(f, "{}", std::process::id()).map_err(io)?;
-    f.flush().map_err(io)?;
-    Ok(MonitorLock {
-        _held: Held::File(f),
-    })
-}
-
 /// `?` placeholders numbered `$1, $2...` for PostgreSQL (outside quoted text).
 pub(crate) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
@@ -258,9 +171,6 @@ fn sqlite_url(path: &Path) -> String {
     }
     url
 }
-
-/// Runs of the migrations before `Store::open` reports their error.
-const MIGRATE_ATTEMPTS: u32 = 3;
 
 impl Store {
     /// Opens (creating if missing) the database `db` and applies the migrations.
@@ -327,13 +237,18 @@ impl Store {
         };
         // Two commands opening a database a migration is due on may both start it: the second
         // waits for the first's write lock, then fails on the migration the first recorded (its
-        // transaction rolls back whole). Run again, it finds the migration applied.
+        // transaction rolls back whole). Run again, it finds the migration applied. On a new
+        // file each migration can collide so (two nodes started at once on a loaded machine
+        // failed three attempts): one attempt more than there are migrations. (Not an `flock`
+        // on the file: closing that descriptor would drop this process's own SQLite locks, and
+        // another process would then take the WAL for abandoned.)
         // (PostgreSQL: sqlx serialises migrators with an advisory lock.)
+        let attempts = migrator.iter().count() as u32 + 1;
         let mut attempt = 1;
         loop {
             match migrator.run(&pool).await {
                 Ok(()) => break,
-                Err(e) if attempt < MIGRATE_ATTEMPTS => {
+                Err(e) if attempt < attempts => {
                     tracing::debug!(error = %e, attempt, "migration failed; trying again");
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -334,6 +334,11 @@ impl Store {
     /// claim lands sends it; the others see it claimed and leave it. A monitor that dies while
     /// sending leaves the claim to lapse at `until_ms`, and the notice goes out then (at least
     /// once, as before).
+    ///
+    /// `until_ms` is also the claim's token, the owner's mark: a later claim can land only once
+    /// this one lapsed (`now >= until_ms`), so its own `until` is later. The sender finishes
+    /// with [`Store::mark_delivered_claimed`] and [`Store::mark_failed_claimed`], which do
+    /// nothing once another claim replaced its own.
     pub async fn claim_delivery(
         &self,
         id: i64,
@@ -346,6 +351,49 @@ impl Store {
             .bind(until_ms)
             .bind(id)
             .bind(now_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    /// Marks a notice delivered if the claim that ends at `claimed_until_ms` is still its
+    /// own (see [`Store::claim_delivery`]). Returns whether it was: a sender whose claim lapsed
+    /// while it sent, and which another node claimed since, leaves that node's claim alone.
+    pub async fn mark_delivered_claimed(
+        &self,
+        id: i64,
+        claimed_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .q("UPDATE alert_deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL \
+                WHERE id = ? AND next_attempt_at = ? AND delivered_at IS NULL AND abandoned_at IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .bind(claimed_until_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    /// As [`Store::mark_failed`], if the claim that ends at `claimed_until_ms` is still the
+    /// notice's own. Returns whether it was.
+    pub async fn mark_failed_claimed(
+        &self,
+        id: i64,
+        claimed_until_ms: i64,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .q("UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
+                WHERE id = ? AND next_attempt_at = ? AND delivered_at IS NULL AND abandoned_at IS NULL")
+            .bind(next_attempt_ms)
+            .bind(error)
+            .bind(id)
+            .bind(claimed_until_ms)
             .execute(self.pool())
             .await?
             .rows_affected()
@@ -653,10 +701,51 @@ mod tests {
             s1.claim_delivery(due[0].id, 10_000, 130_000),
             s2.claim_delivery(due[0].id, 10_000, 130_000)
         );
-        assert!(c1.unwrap() ^ c2.unwrap(), "exactly one sender");
+        let (c1, c2) = (c1.unwrap(), c2.unwrap());
+        assert!(c1 ^ c2, "exactly one sender");
+        let (first, second) = if c1 { (&s1, &s2) } else { (&s2, &s1) };
         // Claimed: due to nobody until the claim lapses, then due again.
         assert!(s2.due_deliveries(129_999, 100).await.unwrap().is_empty());
         assert_eq!(s2.due_deliveries(130_000, 100).await.unwrap().len(), 1);
+        // The first sender's send outlived its claim (the send limit forbids it; a stalled
+        // machine may not): the other claims at 130 000 until 250 000 and sends.
+        let id = due[0].id;
+        assert!(second.claim_delivery(id, 130_000, 250_000).await.unwrap());
+        // The first's late outcome marks nothing: the claim is the other's now.
+        assert!(
+            !first
+                .mark_failed_claimed(id, 130_000, 140_000, "slow")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !first
+                .mark_delivered_claimed(id, 130_000, 131_000)
+                .await
+                .unwrap()
+        );
+        let (at, next, attempts): (Option<i64>, i64, i64) = sqlx::query_as(
+            "SELECT delivered_at, next_attempt_at, attempts FROM alert_deliveries WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(s1.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            (at, next, attempts),
+            (None, 250_000, 0),
+            "the second claim intact"
+        );
+        assert!(
+            second
+                .mark_delivered_claimed(id, 250_000, 132_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s1.due_deliveries(i64::MAX, 100).await.unwrap().len() == 1,
+            "the resolution"
+        );
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_deliveries")
             .fetch_one(s1.pool())
             .await

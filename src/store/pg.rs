@@ -1,5 +1,5 @@
 //! The heavy paths of the store on PostgreSQL: the bulk insert through `COPY`, the streamed
-//! read of a period for the engine, the monitor lock and the existence check. The SQLite
+//! read of a period for the engine, the monitor lock's session and the existence check. The SQLite
 //! counterparts are [`super::bulk`] and [`super::scan`].
 //!
 //! Insert: the rows go by `COPY ... FROM STDIN` (text format) into a temporary staging table,
@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection as _, PgPool, Row as _};
 
 use super::scan::CountingRows;
-use super::{LockError, MonitorLock, PgUrl, StoreError, StoredObservation};
+use super::{LockError, PgUrl, StoreError, StoredObservation};
 use crate::domain::{
     CompactString, EstablishmentCode, Interface, Observation, Outcome, Service, Source, Vantage,
 };
@@ -385,45 +385,204 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "unknown host".into())
 }
 
-/// Takes the session advisory lock of `monitor_id` on a connection of its own, kept in the
-/// returned lock: the server releases it when that connection ends, however the process ends.
-pub(crate) async fn lock_monitor(url: &PgUrl, monitor_id: &str) -> Result<MonitorLock, LockError> {
-    let io = |e: sqlx::Error| LockError::Io {
+/// How long a lock check or a reconnection may take before the database counts as unreachable
+/// (a cut network leaves a query hanging until TCP gives up, minutes later).
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// PostgreSQL names a connection with at most 63 bytes of its `application_name`.
+const NAMEDATALEN: usize = 63;
+
+/// The session advisory lock of a monitor id, on a connection of its own: the server releases
+/// it when that connection ends, however the process ends, and also when the server restarts
+/// or the connection is killed or cut, which [`Session::check`] notices.
+#[derive(Debug)]
+pub(crate) struct Session {
+    url: PgUrl,
+    monitor: String,
+    key: i64,
+    /// The `application_name` of our lock connections: tells other nodes who holds the id, and
+    /// us our own connection the server still keeps after a network cut.
+    me: String,
+    /// `None` once the connection is lost, until it is made again.
+    conn: Option<sqlx::PgConnection>,
+}
+
+/// The error of a lock operation on `url`.
+pub(crate) fn lock_io(url: &PgUrl, e: sqlx::Error) -> LockError {
+    LockError::Io {
         path: format!("(advisory lock on {url})"),
         why: e.to_string(),
-    };
-    let me = format!("dispo run pid {} on {}", std::process::id(), host_name());
-    let opts = PgConnectOptions::from_str(url.secret())
-        .map_err(io)?
-        .application_name(&me);
-    let mut conn = sqlx::PgConnection::connect_with(&opts).await.map_err(io)?;
-    let key = lock_key(monitor_id);
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(key)
-        .fetch_one(&mut conn)
+    }
+}
+
+/// `fut`, or a time-out error past [`LOCK_TIMEOUT`].
+async fn bounded<T>(
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(LOCK_TIMEOUT, fut)
         .await
-        .map_err(io)?;
-    if !got {
-        // Who holds it: the application name its connection gave.
-        let holder: Option<String> = sqlx::query_scalar(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+impl Session {
+    /// Takes the lock of `monitor_id`, or says who holds it.
+    pub(crate) async fn take(url: &PgUrl, monitor_id: &str) -> Result<Self, LockError> {
+        let me = format!("dispo run pid {} on {}", std::process::id(), host_name());
+        let mut s = Self {
+            url: url.clone(),
+            monitor: monitor_id.to_owned(),
+            key: lock_key(monitor_id),
+            me,
+            conn: None,
+        };
+        match s.try_take().await.map_err(|e| lock_io(url, e))? {
+            None => Ok(s),
+            Some(holder) => Err(s.running(holder)),
+        }
+    }
+
+    pub(crate) fn url(&self) -> &PgUrl {
+        &self.url
+    }
+
+    /// Our `application_name` as the server shows it (cut to [`NAMEDATALEN`] bytes).
+    fn shown_name(&self) -> &str {
+        let mut n = self.me.len().min(NAMEDATALEN);
+        while !self.me.is_char_boundary(n) {
+            n -= 1;
+        }
+        &self.me[..n]
+    }
+
+    /// The refusal naming `holder`.
+    pub(crate) fn running(&self, holder: String) -> LockError {
+        LockError::Running {
+            monitor: self.monitor.clone(),
+            pid: holder,
+            db: self.url.to_string(),
+        }
+    }
+
+    /// The error of a lock operation.
+    pub(crate) fn io(&self, e: sqlx::Error) -> LockError {
+        lock_io(&self.url, e)
+    }
+
+    async fn connect(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+        let opts = PgConnectOptions::from_str(self.url.secret())?.application_name(&self.me);
+        bounded(sqlx::PgConnection::connect_with(&opts)).await
+    }
+
+    /// Takes the lock if nobody holds it (connecting first if needed); `Some(holder)` when
+    /// another process holds it. Our own old connection, which the server may still keep after
+    /// a network cut, is ended first.
+    pub(crate) async fn try_take(&mut self) -> Result<Option<String>, sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect().await?);
+        }
+        let mine = self.shown_name().to_owned();
+        let conn = self.conn.as_mut().expect("connected above");
+        for _ in 0..2 {
+            let got: bool = bounded(
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(self.key)
+                    .fetch_one(&mut *conn),
+            )
+            .await?;
+            if got {
+                return Ok(None);
+            }
+            let Some((pid, holder)) = holder_of(&mut *conn, self.key).await? else {
+                // Released between the two queries: try again.
+                continue;
+            };
+            if holder != mine {
+                return Ok(Some(holder));
+            }
+            tracing::warn!(
+                backend = pid,
+                "the server still keeps this node's old lock connection: ending it"
+            );
+            let _ = bounded(
+                sqlx::query("SELECT pg_terminate_backend($1, 2000)")
+                    .bind(pid)
+                    .execute(&mut *conn),
+            )
+            .await;
+        }
+        Ok(holder_of(conn, self.key)
+            .await?
+            .map(|h| h.1)
+            .or_else(|| Some("another connection".into())))
+    }
+
+    /// Who holds the lock, if anyone (without taking it).
+    pub(crate) async fn holder(&mut self) -> Result<Option<String>, sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect().await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        Ok(holder_of(conn, self.key).await?.map(|h| h.1))
+    }
+
+    /// Lets the lock go, keeping the connection.
+    pub(crate) async fn release(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let r =
+                bounded(sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn)).await;
+            if r.is_err() {
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Whether our connection still holds the lock; if not, takes it again if it can.
+    pub(crate) async fn check(&mut self) -> super::lock::Check {
+        use super::lock::Check;
+        if let Some(conn) = self.conn.as_mut() {
+            let held = bounded(
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND pid = pg_backend_pid() \
+                     AND ((classid::bigint << 32) | objid::bigint) = $1)",
+                )
+                .bind(self.key)
+                .fetch_one(&mut *conn),
+            )
+            .await;
+            if let Ok(true) = held {
+                return Check::Held;
+            }
+            // Dead (server restarted, connection killed) or hanging (network cut): a new one.
+            self.conn = None;
+        }
+        match self.try_take().await {
+            Ok(None) => Check::Retaken,
+            Ok(Some(holder)) => Check::TakenBy(holder),
+            Err(e) => {
+                self.conn = None;
+                Check::Unreachable(e.to_string())
+            }
+        }
+    }
+}
+
+/// The backend pid and `application_name` of the connection holding advisory lock `key`.
+async fn holder_of(
+    conn: &mut sqlx::PgConnection,
+    key: i64,
+) -> Result<Option<(i32, String)>, sqlx::Error> {
+    bounded(
+        sqlx::query_as(
+            "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 LIMIT 1",
         )
         .bind(key)
-        .fetch_optional(&mut conn)
-        .await
-        .ok()
-        .flatten();
-        return Err(LockError::Running {
-            monitor: monitor_id.to_owned(),
-            pid: holder.unwrap_or_else(|| "another connection holds its lock".into()),
-            db: url.to_string(),
-        });
-    }
-    Ok(MonitorLock {
-        _held: super::Held::Session(Box::new(conn)),
-    })
+        .fetch_optional(conn),
+    )
+    .await
 }
 
 /// Refuses a PostgreSQL database without dispo's tables (`kpi`, `report`, `evidence` read an

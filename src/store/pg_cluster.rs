@@ -3,8 +3,8 @@
 //! trust authentication, one superuser `dispo`. Not used by the tool itself.
 //!
 //! The server runs under a small shell that waits on its standard input: when the process that
-//! started it ends (however it ends), that pipe closes, and the shell stops the server and
-//! removes the directory. So a cluster kept in a `static` for a whole test binary never
+//! started it ends (however it ends), that pipe closes, and the shell stops the server (with
+//! `pg_ctl`, so also one [`Cluster::restart`] started) and removes the directory. So a cluster kept in a `static` for a whole test binary never
 //! outlives it.
 //!
 //! PostgreSQL refuses to run as root: as root, the shell runs as the `postgres` user (or
@@ -25,6 +25,8 @@ pub struct Cluster {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// The user and group the server runs as, when we are root.
+    ids: Option<(String, String)>,
     _guard: Mutex<(Child, ChildStdin)>,
 }
 
@@ -157,7 +159,8 @@ D='{d}'; B='{b}'
 "$B/postgres" -D "$D/data" -p {port} -k "$D" -c listen_addresses=127.0.0.1 {settings} {tls_settings} >"$D/server.log" 2>&1 &
 pid=$!
 cat >/dev/null
-kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null
+"$B/pg_ctl" -D "$D/data" -m fast -w stop >/dev/null 2>&1 || kill -INT $pid 2>/dev/null
+wait $pid 2>/dev/null
 rm -rf "$D"
 "#,
             d = dir.display(),
@@ -217,6 +220,7 @@ rm -rf "$D"
             port,
             dir,
             bin,
+            ids,
             _guard: Mutex::new((child, stdin)),
         })
     }
@@ -228,6 +232,42 @@ rm -rf "$D"
         match SHARED.get_or_init(|| Cluster::start(Durability::Off)) {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`: every connection ends, as in a real
+    /// restart); returns once it accepts connections again.
+    pub fn restart(&self) -> Result<(), String> {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut cmd = match &self.ids {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg(pg_ctl);
+                c
+            }
+            None => Command::new(pg_ctl),
+        };
+        let out = cmd
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-m", "fast", "-w", "restart"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl restart failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
