@@ -219,18 +219,11 @@ impl Counter {
             group.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         }
         let mut err = Ok(());
-        let mut dedupe = std::mem::take(&mut self.dedupe);
         for o in group.drain(..) {
-            dedupe.push(o, &mut |kept, h| {
-                if err.is_ok() {
-                    match h.shadowed_by {
-                        None => err = self.count(kept, h.replaced),
-                        Some(v) => self.count_shadowed(kept, v),
-                    }
-                }
-            });
+            if err.is_ok() {
+                err = self.release_one(o);
+            }
         }
-        self.dedupe = dedupe;
         self.same_instant = group;
         err
     }
