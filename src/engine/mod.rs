@@ -477,6 +477,18 @@ impl VantageFault {
     pub fn duration_s(&self) -> f64 {
         (self.end_ms - self.start_ms) as f64 / 1000.0
     }
+
+    /// The order faults are listed in everywhere: series, start, vantage.
+    pub fn sort(faults: &mut [VantageFault]) {
+        faults.sort_by(|a, b| {
+            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
+                b.establishment,
+                b.interface,
+                b.start_ms,
+                &b.vantage,
+            ))
+        });
+    }
 }
 
 /// How long one vantage covered one series inside the period (section 10).

@@ -558,14 +558,7 @@ impl Counter {
         for f in &mut vantage_faults {
             f.end_ms = f.end_ms.min(p_end);
         }
-        vantage_faults.sort_by(|a, b| {
-            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
-                b.establishment,
-                b.interface,
-                b.start_ms,
-                &b.vantage,
-            ))
-        });
+        super::VantageFault::sort(&mut vantage_faults);
         Ok(Part {
             kpis: Kpis {
                 period,
@@ -671,14 +664,7 @@ impl Part {
                 &b.service,
             ))
         });
-        k.vantage_faults.sort_by(|a, b| {
-            (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
-                b.establishment,
-                b.interface,
-                b.start_ms,
-                &b.vantage,
-            ))
-        });
+        super::VantageFault::sort(&mut k.vantage_faults);
         k.vantages.sort_by(|a, b| {
             (a.establishment, a.interface, &a.vantage).cmp(&(
                 b.establishment,

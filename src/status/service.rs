@@ -337,14 +337,7 @@ pub async fn once_for_operator(
         .chain(window_faults)
         .filter(|f| f.end_ms >= now_ms - super::RECENT_MS)
         .collect();
-    vantage_faults.sort_by(|a, b| {
-        (a.establishment, a.interface, a.start_ms, &a.vantage).cmp(&(
-            b.establishment,
-            b.interface,
-            b.start_ms,
-            &b.vantage,
-        ))
-    });
+    crate::engine::VantageFault::sort(&mut vantage_faults);
     Ok(Once {
         page: super::build(scope, &q, &live, now_ms, None),
         vantage_faults,
