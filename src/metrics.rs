@@ -1,8 +1,9 @@
 //! Prometheus exposition of the probes (`dispo run --metrics-listen`), with blackbox_exporter's
 //! names so existing dashboards work: `probe_success`, `probe_duration_seconds`,
 //! `probe_http_duration_seconds{phase}`, `probe_ssl_earliest_cert_expiry`, plus
-//! `dispo_interface_up` (the Art. 33(1) verdict) and `dispo_episodes_total`. Labels stay
-//! low-cardinality: establishment, interface, probe.
+//! `dispo_interface_up` (the Art. 33(1) verdict as this node's probes see it: with several vantage
+//! points the combined verdict is the `interface_down` alert's) and `dispo_episodes_total`. Labels
+//! stay low-cardinality: establishment, interface, probe.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -192,7 +193,7 @@ impl Metrics {
             &mut out,
             "dispo_interface_up",
             "gauge",
-            "0 while the interface is deemed unavailable (Art. 33(1)), else 1.",
+            "0 while this node's probes deem the interface unavailable (Art. 33(1)), else 1.",
         );
         for ((e, i), up) in &s.up {
             let (e, i) = (esc(e), esc(i));
