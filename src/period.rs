@@ -210,7 +210,8 @@ pub fn counted(s: &StoredObservation, settings: &Settings) -> Observation {
 }
 
 /// An observation CSV counted directly (`kpi --input`): the file is one log, covering each of
-/// its series from its first to its last line (section 1). Every line must be valid: the first
+/// its series from its first to its last line (section 1); a line repeating an earlier one's
+/// instant, establishment and request id is skipped, as `dispo import` skips it. Every line must be valid: the first
 /// bad one stops with its line number and reason (the import's bounds apply: `max_latency_s`,
 /// times from 2000 to a day after `now_ms`). Also returns the first and last instants.
 pub fn from_csv(
@@ -230,10 +231,23 @@ pub fn from_csv(
     let mut rows = CsvRows::with_bounds(BufReader::new(file), bounds).map_err(read_err)?;
     let mut observations = Vec::new();
     let mut spans = LogSpans::default();
+    // The store's identity: a row repeating an earlier one's instant, establishment and request
+    // id is that row again, which `dispo import` would skip; skipped here too (before coverage:
+    // under another vantage's name it must not make that vantage cover), so the file counts as
+    // its import would.
+    let mut seen: rustc_hash::FxHashSet<(i64, EstablishmentCode, crate::domain::CompactString)> =
+        Default::default();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     while let Some(row) = rows.next_row().map_err(read_err)? {
         match row {
             Row::Obs(o) => {
+                if !seen.insert((
+                    o.obs.received_at_ms,
+                    o.obs.establishment,
+                    o.obs.request_id.clone(),
+                )) {
+                    continue;
+                }
                 let t = o.obs.received_at_ms;
                 lo = lo.min(t);
                 hi = hi.max(t);

@@ -286,12 +286,19 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // Only if the store holds probe rows of that vantage there: a file whose rows
+                // were already stored under another vantage's name (the same requests renamed,
+                // an id's case changed) added none of its own, so it covers nothing; counted as
+                // covering, its empty series would outvote a real outage.
                 Some(v) => {
                     self.q(
                         "INSERT INTO log_spans (source, establishment, interface, first_at, last_at, imported_at, vantage) \
                          SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM log_spans \
                          WHERE source = ? AND establishment = ? AND interface = ? AND first_at = ? \
-                         AND last_at = ? AND vantage = ?)",
+                         AND last_at = ? AND vantage = ?) \
+                         AND EXISTS (SELECT 1 FROM observations WHERE received_at >= ? \
+                         AND received_at <= ? AND establishment = ? AND interface = ? \
+                         AND vantage = ? AND source = 'probe')",
                     )
                     .bind(source)
                     .bind(s.establishment.as_str())
@@ -305,6 +312,11 @@ impl Store {
                     .bind(interface)
                     .bind(s.first_ms)
                     .bind(s.last_ms)
+                    .bind(v.as_str())
+                    .bind(s.first_ms)
+                    .bind(s.last_ms)
+                    .bind(s.establishment.as_str())
+                    .bind(interface)
                     .bind(v.as_str())
                     .execute(&mut *tx)
                     .await?;

@@ -163,19 +163,34 @@ async fn an_imported_vantage_covers_its_series_once(b: Backend) {
     // vantage (`import`) at 1 500. The file runs from 1 000 to 3 000: a and b each cover
     // 13807/api over it, the `import` row's establishment is covered as a log (every interface).
     let row = |at: i64, v: &str| {
-        let mut o = obs(at, &format!("r{at}"), Some(200)).obs;
-        o.vantage = Vantage::new(v).unwrap();
+        let mut o = obs(at, &format!("r{at}"), Some(200));
+        o.obs.vantage = Vantage::new(v).unwrap();
         o
     };
-    let mut spans = LogSpans::default();
-    for o in [
+    let rows = [
         row(1_000, "a"),
         row(2_000, "b"),
         row(3_000, "a"),
         row(1_500, Vantage::IMPORTED),
-    ] {
-        spans.add_row(&o);
+    ];
+    let mut spans = LogSpans::default();
+    for o in &rows {
+        spans.add_row(&o.obs);
     }
+    store.insert_observations(rows.clone()).await.unwrap();
+    // A second file: a's requests again, named c (renamed, or an id's case changed): the store
+    // already holds them (under a), so c stored no row and covers nothing. Counted as covering,
+    // its empty series would have outvoted an outage a saw.
+    let renamed = [row(1_000, "c"), row(3_000, "c")];
+    assert_eq!(store.insert_observations(renamed.clone()).await.unwrap(), 0);
+    let mut c_spans = LogSpans::default();
+    for o in &renamed {
+        c_spans.add_row(&o.obs);
+    }
+    store
+        .record_log_spans("renamed.csv", &c_spans.spans(), 5)
+        .await
+        .unwrap();
     // Imported twice: the vantages' rows are not doubled (the log's is, as always: unioned).
     for _ in 0..2 {
         store

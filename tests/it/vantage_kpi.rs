@@ -286,3 +286,55 @@ fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
         (&Value::from(15), &Value::from(9))
     );
 }
+
+#[test]
+fn rows_already_stored_under_another_vantage_name_cover_nothing() {
+    support::init();
+    // a's lines alone: one vantage, a1..a5 no reply from 10:00:00Z, a6's reply at 10:10:00Z
+    // completing 100 ms later: 600.1 s of downtime over 86 399 s covered.
+    let a: String = A_ALONE
+        .lines()
+        .filter(|l| l.ends_with(",a"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = support::tmp_dir("vantage", "renamed");
+    let db = imported(&dir, &a);
+    let before: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(before["days"][0]["downtime_s"], 600.1, "{before}");
+    // The same requests again under "A" (an id's case changed, or a file renamed by hand):
+    // every row is already stored, so "A" stored none and covers nothing. Before, its span was
+    // recorded anyway, and its empty series outvoted a's outage: no downtime, a "fault" of a.
+    let renamed = a.replace(",a\n", ",A\n");
+    let csv = dir.join("renamed.csv");
+    std::fs::write(&csv, format!("{HEAD}{renamed}")).unwrap();
+    let out = support::dispo_ok(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ]);
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("0 added"), "{said}");
+    let after: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
+    assert_eq!(after, before);
+    // Both files as one, counted directly: the repeated lines are skipped as the import skips
+    // them, so the same figures.
+    let both = dir.join("both.csv");
+    std::fs::write(&both, format!("{HEAD}{a}{renamed}")).unwrap();
+    let out = support::dispo_ok(&[
+        "kpi",
+        "--input",
+        both.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--format",
+        "json",
+    ]);
+    let direct: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(direct["days"], before["days"]);
+    assert_eq!(direct["episodes"], before["episodes"]);
+    assert_eq!(direct["vantage_faults"], before["vantage_faults"]);
+}
