@@ -4,34 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
 use serde_json::Value;
 
 use crate::import::tmp;
 use crate::support;
 
-type Received = Arc<Mutex<Vec<Value>>>;
-
-/// A loopback webhook recording every JSON body posted to `/hook`.
-async fn webhook(port: u16) -> Received {
-    let got: Received = Default::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |axum::Json(v): axum::Json<Value>| {
-            let g = g.clone();
-            async move { g.lock().unwrap().push(v) }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    got
-}
+use crate::support::webhook;
 
 /// A Kong file-log line of the Banque Populaire host for 13807.
 fn kong(started_ms: i64, id: &str, status: u16) -> String {

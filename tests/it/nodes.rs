@@ -6,34 +6,15 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::post;
 use serde_json::Value;
 
 use crate::sim_support::Sim;
 use crate::support;
 
-type Received = Arc<Mutex<Vec<Value>>>;
-
-/// A loopback webhook recording every JSON body posted to `/hook`.
-async fn webhook(port: u16) -> Received {
-    let got: Received = Default::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |axum::Json(v): axum::Json<Value>| {
-            let g = g.clone();
-            async move { g.lock().unwrap().push(v) }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    got
-}
+use crate::support::webhook;
 
 /// A node's configuration: scaled settings (3 s time-out, 1 s bursts, a probe a second, the
 /// shipped 30 s / 5 s ratio kept), the shared webhook.

@@ -5,10 +5,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use dispo::domain::Outcome;
 use serde_json::Value;
 
@@ -22,25 +21,8 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-type Notices = Arc<Mutex<Vec<Value>>>;
-
-/// A loopback webhook recording every notice.
-async fn hook(port: u16) -> Notices {
-    let got: Notices = Default::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |axum::Json(v): axum::Json<Value>| {
-            let g = g.clone();
-            async move { g.lock().unwrap().push(v) }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    got
-}
+use crate::support::Received as Notices;
+use crate::support::webhook as hook;
 
 /// A canary: a loopback HTTP server answering 200 until the handle is aborted.
 async fn canary(port: u16) -> tokio::task::JoinHandle<std::io::Result<()>> {

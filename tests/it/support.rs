@@ -120,3 +120,24 @@ macro_rules! on_both_async {
     )*};
 }
 pub(crate) use on_both_async;
+
+/// JSON bodies a test webhook received, in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// A loopback webhook on `port` recording every JSON body posted to `/hook`.
+pub async fn webhook(port: u16) -> Received {
+    let got: Received = Default::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let g = g.clone();
+            async move { g.lock().unwrap().push(v) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    got
+}
