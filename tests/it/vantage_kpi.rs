@@ -91,6 +91,22 @@ fn kpi(db: &Path, format: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `dispo kpi --input csv` over 1 July 2024, as JSON: the file counted directly, no store.
+fn kpi_input(csv: &Path) -> Value {
+    let out = support::dispo_ok(&[
+        "kpi",
+        "--input",
+        csv.to_str().unwrap(),
+        "--from",
+        "2024-07-01",
+        "--to",
+        "2024-07-02",
+        "--format",
+        "json",
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn one_vantage_cut_off_is_a_fault_both_are_downtime() {
     support::init();
@@ -245,18 +261,7 @@ fn a_probe_file_of_two_vantages_imported_alone_counts_as_two_vantages() {
     let k: Value = serde_json::from_str(&kpi(&db, "json")).unwrap();
     assert_eq!(k, j);
     // The same file counted directly (`kpi --input`): the same figures.
-    let out = support::dispo_ok(&[
-        "kpi",
-        "--input",
-        dir.join("probes.csv").to_str().unwrap(),
-        "--from",
-        "2024-07-01",
-        "--to",
-        "2024-07-02",
-        "--format",
-        "json",
-    ]);
-    let direct: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let direct = kpi_input(&dir.join("probes.csv"));
     assert_eq!(direct["days"], j["days"]);
     assert_eq!(direct["vantage_faults"], j["vantage_faults"]);
 
@@ -322,18 +327,7 @@ fn rows_already_stored_under_another_vantage_name_cover_nothing() {
     // them, so the same figures.
     let both = dir.join("both.csv");
     std::fs::write(&both, format!("{HEAD}{a}{renamed}")).unwrap();
-    let out = support::dispo_ok(&[
-        "kpi",
-        "--input",
-        both.to_str().unwrap(),
-        "--from",
-        "2024-07-01",
-        "--to",
-        "2024-07-02",
-        "--format",
-        "json",
-    ]);
-    let direct: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let direct = kpi_input(&both);
     assert_eq!(direct["days"], before["days"]);
     assert_eq!(direct["episodes"], before["episodes"]);
     assert_eq!(direct["vantage_faults"], before["vantage_faults"]);
