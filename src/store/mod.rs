@@ -197,12 +197,23 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(std::time::Duration::from_secs(30))
                     .foreign_keys(true);
-                sqlx::SqliteConnection::connect_with(&opts)
-                    .await
-                    .map_err(open_err)?
-                    .close()
-                    .await
-                    .map_err(open_err)?;
+                // Another process setting up the same new file (two nodes started at once) holds
+                // it while it switches to WAL, and SQLite answers "database is locked" at once
+                // there, without waiting: try again for up to the busy time-out.
+                let began = std::time::Instant::now();
+                let first = loop {
+                    match sqlx::SqliteConnection::connect_with(&opts).await {
+                        Err(sqlx::Error::Database(d))
+                            if matches!(d.code().as_deref(), Some("5" | "6"))
+                                && began.elapsed() < std::time::Duration::from_secs(30) =>
+                        {
+                            tracing::debug!(error = %d, "database busy while opening; trying again");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        other => break other.map_err(open_err)?,
+                    }
+                };
+                first.close().await.map_err(open_err)?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(4)
                     .after_connect(|conn, _| {

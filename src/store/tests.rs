@@ -732,3 +732,20 @@ async fn two_readers_taking_chunks_in_turn_give_the_rows_in_order() {
     // come, and the call returns.
     assert_eq!(read(2, 1, 1).len(), 2);
 }
+
+/// Several commands creating the same new database at once (nodes started together) all open
+/// it: one switching the file to WAL makes SQLite answer the others "database is locked" at
+/// once, which they wait out.
+#[tokio::test]
+async fn several_commands_creating_one_database_at_once_all_open_it() {
+    let path = temp_db("create-race");
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let p = path.clone();
+            tokio::spawn(async move { Store::open(&p).await.map(|_| ()) })
+        })
+        .collect();
+    for o in opens {
+        o.await.unwrap().unwrap();
+    }
+}
